@@ -1,0 +1,444 @@
+//! Validated domain values: grade values, coefficients and names.
+//!
+//! Every value that enters the system goes through one of the `parse`
+//! constructors here, so the rest of the code can rely on the invariants
+//! (a grade is within 0..=20 with at most two decimals, a coefficient is in
+//! (0, 100], a name has no control characters). Numbers are kept as integer
+//! hundredths: 12.25 is stored as 1225, so sums and averages never drift the
+//! way binary floats do.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Why a value was refused. The message is meant for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(pub String);
+
+impl ValueError {
+    fn new(msg: impl Into<String>) -> Self {
+        ValueError(msg.into())
+    }
+}
+
+/// Converts a decimal number to integer hundredths, refusing more than two
+/// decimals (12.255 is refused, 12.25 gives 1225).
+///
+/// Binary floats cannot hold 0.29 exactly, so the check allows a tiny error
+/// far below the 0.005 that separates two valid hundredths.
+pub fn to_hundredths(x: f64) -> Option<i64> {
+    if !x.is_finite() || x.abs() > 1e12 {
+        return None;
+    }
+    let scaled = x * 100.0;
+    let rounded = scaled.round();
+    if (scaled - rounded).abs() > 1e-6 {
+        return None;
+    }
+    Some(rounded as i64)
+}
+
+/// Formats integer hundredths as a plain decimal: 1225 → "12.25", 1200 → "12".
+pub fn format_hundredths(h: i64) -> String {
+    let sign = if h < 0 { "-" } else { "" };
+    let a = h.unsigned_abs();
+    match a % 100 {
+        0 => format!("{sign}{}", a / 100),
+        c if c % 10 == 0 => format!("{sign}{}.{}", a / 100, c / 10),
+        c => format!("{sign}{}.{c:02}", a / 100),
+    }
+}
+
+/// A numeric grade in hundredths of a point, 0..=2000 (0 to 20 inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Points(u16);
+
+impl Points {
+    /// The highest grade, 20.
+    pub const MAX: Points = Points(2000);
+
+    /// Builds a grade from hundredths, checking the range.
+    pub fn from_hundredths(h: i64) -> Result<Self, ValueError> {
+        if (0..=2000).contains(&h) {
+            Ok(Points(h as u16))
+        } else {
+            Err(ValueError::new(format!(
+                "grade {} is outside 0..20",
+                format_hundredths(h)
+            )))
+        }
+    }
+
+    /// Parses a grade from a JSON number.
+    pub fn from_f64(x: f64) -> Result<Self, ValueError> {
+        let h = to_hundredths(x).ok_or_else(|| {
+            ValueError::new(format!(
+                "grade {x} has more than 2 decimals or is not a number"
+            ))
+        })?;
+        Self::from_hundredths(h)
+    }
+
+    /// The grade in hundredths (1225 for 12.25).
+    pub fn hundredths(self) -> u16 {
+        self.0
+    }
+
+    /// The grade as a number for the wire (12.25).
+    pub fn to_f64(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl fmt::Display for Points {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_hundredths(i64::from(self.0)))
+    }
+}
+
+/// A grade's value: a number, or one of ScoDoc's special marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GradeValue {
+    /// A number from 0 to 20.
+    Points(Points),
+    /// `ABS`: unjustified absence, counts as 0 with its coefficient.
+    Abs,
+    /// `EXC`: excused, not counted at all.
+    Exc,
+    /// `ATT`: pending; not counted yet, and the average is flagged incomplete.
+    Att,
+}
+
+/// A grade value as it arrives on the wire, before validation: a number or a
+/// string. Anything else (a boolean, an object) is a malformed request.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum GradeInput {
+    /// A number, to be checked against 0..=20 and two decimals.
+    Number(f64),
+    /// A special mark, `ABS`, `EXC` or `ATT`.
+    Mark(String),
+}
+
+impl GradeValue {
+    /// Validates a value received from a client.
+    pub fn parse(input: &GradeInput) -> Result<Self, ValueError> {
+        match input {
+            GradeInput::Number(x) => Points::from_f64(*x).map(GradeValue::Points),
+            GradeInput::Mark(s) => Self::parse_mark(s).ok_or_else(|| {
+                ValueError::new(format!(
+                    "grade value '{}' is neither a number nor ABS, EXC or ATT",
+                    s.escape_debug()
+                ))
+            }),
+        }
+    }
+
+    /// Recognises `ABS`, `EXC` and `ATT` (exact, upper case).
+    pub fn parse_mark(s: &str) -> Option<Self> {
+        match s {
+            "ABS" => Some(GradeValue::Abs),
+            "EXC" => Some(GradeValue::Exc),
+            "ATT" => Some(GradeValue::Att),
+            _ => None,
+        }
+    }
+
+    /// The compact storage form: hundredths for numbers, negative codes for
+    /// the marks (-1 ABS, -2 EXC, -3 ATT).
+    pub fn to_code(self) -> i64 {
+        match self {
+            GradeValue::Points(p) => i64::from(p.hundredths()),
+            GradeValue::Abs => -1,
+            GradeValue::Exc => -2,
+            GradeValue::Att => -3,
+        }
+    }
+
+    /// The inverse of [`GradeValue::to_code`]; `None` for a code that no
+    /// valid value produces.
+    pub fn from_code(code: i64) -> Option<Self> {
+        match code {
+            -1 => Some(GradeValue::Abs),
+            -2 => Some(GradeValue::Exc),
+            -3 => Some(GradeValue::Att),
+            h => Points::from_hundredths(h).ok().map(GradeValue::Points),
+        }
+    }
+
+    /// The wire form: a number, or the mark as a string.
+    pub fn to_input(self) -> GradeInput {
+        match self {
+            GradeValue::Points(p) => GradeInput::Number(p.to_f64()),
+            GradeValue::Abs => GradeInput::Mark("ABS".into()),
+            GradeValue::Exc => GradeInput::Mark("EXC".into()),
+            GradeValue::Att => GradeInput::Mark("ATT".into()),
+        }
+    }
+}
+
+impl fmt::Display for GradeValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GradeValue::Points(p) => p.fmt(f),
+            GradeValue::Abs => f.write_str("ABS"),
+            GradeValue::Exc => f.write_str("EXC"),
+            GradeValue::Att => f.write_str("ATT"),
+        }
+    }
+}
+
+impl Serialize for GradeValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            GradeValue::Points(p) => s.serialize_f64(p.to_f64()),
+            GradeValue::Abs => s.serialize_str("ABS"),
+            GradeValue::Exc => s.serialize_str("EXC"),
+            GradeValue::Att => s.serialize_str("ATT"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GradeValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let input = GradeInput::deserialize(d)?;
+        GradeValue::parse(&input).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A coefficient in hundredths: 0 < c ≤ 100, so 1..=10000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Coefficient(u16);
+
+impl Coefficient {
+    /// The default coefficient, 1.
+    pub const ONE: Coefficient = Coefficient(100);
+
+    /// Builds a coefficient from hundredths, checking the range.
+    pub fn from_hundredths(h: i64) -> Result<Self, ValueError> {
+        if (1..=10_000).contains(&h) {
+            Ok(Coefficient(h as u16))
+        } else {
+            Err(ValueError::new(format!(
+                "coefficient {} must be greater than 0 and at most 100",
+                format_hundredths(h)
+            )))
+        }
+    }
+
+    /// Parses a coefficient from a JSON number.
+    pub fn from_f64(x: f64) -> Result<Self, ValueError> {
+        let h = to_hundredths(x).ok_or_else(|| {
+            ValueError::new(format!(
+                "coefficient {x} has more than 2 decimals or is not a number"
+            ))
+        })?;
+        Self::from_hundredths(h)
+    }
+
+    /// The coefficient in hundredths (150 for 1.5).
+    pub fn hundredths(self) -> u16 {
+        self.0
+    }
+
+    /// The coefficient as a number for the wire (1.5).
+    pub fn to_f64(self) -> f64 {
+        f64::from(self.0) / 100.0
+    }
+}
+
+impl Default for Coefficient {
+    fn default() -> Self {
+        Coefficient::ONE
+    }
+}
+
+impl fmt::Display for Coefficient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_hundredths(i64::from(self.0)))
+    }
+}
+
+impl Serialize for Coefficient {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.to_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Coefficient {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let x = f64::deserialize(d)?;
+        Coefficient::from_f64(x).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks a piece of text typed by a person: `min..=max` characters (not
+/// bytes), no control characters. `field` names it in the error.
+pub fn check_text(field: &str, s: &str, min: usize, max: usize) -> Result<(), ValueError> {
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(ValueError::new(format!(
+            "{field} contains a control character ({})",
+            c.escape_unicode()
+        )));
+    }
+    let n = s.chars().count();
+    if n < min {
+        return Err(if min == 1 {
+            ValueError::new(format!("{field} must not be empty"))
+        } else {
+            ValueError::new(format!("{field} must have at least {min} characters"))
+        });
+    }
+    if n > max {
+        return Err(ValueError::new(format!(
+            "{field} is longer than {max} characters"
+        )));
+    }
+    if min > 0 && s.trim().is_empty() {
+        return Err(ValueError::new(format!("{field} must not be blank")));
+    }
+    Ok(())
+}
+
+/// A name: a promotion's or a subject's (1–64 characters, no control
+/// characters, not blank).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Name(String);
+
+impl Name {
+    /// The longest name, in characters.
+    pub const MAX_CHARS: usize = 64;
+
+    /// Validates a name; `field` says which one in the error ("promotion name").
+    pub fn parse(field: &str, s: &str) -> Result<Self, ValueError> {
+        check_text(field, s, 1, Self::MAX_CHARS)?;
+        Ok(Name(s.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, by value.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn grades_keep_two_decimals_exactly() {
+        assert_eq!(Points::from_f64(12.25).map(Points::hundredths), Ok(1225));
+        assert_eq!(Points::from_f64(0.29).map(Points::hundredths), Ok(29));
+        assert_eq!(Points::from_f64(20.0).map(Points::hundredths), Ok(2000));
+        assert_eq!(Points::from_f64(0.0).map(Points::hundredths), Ok(0));
+        assert!(Points::from_f64(12.255).is_err());
+        assert!(Points::from_f64(20.01).is_err());
+        assert!(Points::from_f64(-0.01).is_err());
+        assert!(Points::from_f64(45.0).is_err());
+        assert!(Points::from_f64(f64::NAN).is_err());
+        assert!(Points::from_f64(f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn coefficients_are_positive_and_at_most_100() {
+        assert_eq!(
+            Coefficient::from_f64(1.5).map(Coefficient::hundredths),
+            Ok(150)
+        );
+        assert_eq!(
+            Coefficient::from_f64(100.0).map(Coefficient::hundredths),
+            Ok(10_000)
+        );
+        assert!(Coefficient::from_f64(0.0).is_err());
+        assert!(Coefficient::from_f64(-1.0).is_err());
+        assert!(Coefficient::from_f64(100.01).is_err());
+        assert!(Coefficient::from_f64(0.001).is_err());
+    }
+
+    #[test]
+    fn marks_are_recognised_exactly() {
+        let parse = |s: &str| GradeValue::parse(&GradeInput::Mark(s.into()));
+        assert_eq!(parse("ABS"), Ok(GradeValue::Abs));
+        assert_eq!(parse("EXC"), Ok(GradeValue::Exc));
+        assert_eq!(parse("ATT"), Ok(GradeValue::Att));
+        assert!(parse("abs").is_err());
+        assert!(parse("12").is_err());
+    }
+
+    #[test]
+    fn grade_values_travel_as_numbers_or_marks() {
+        let v: GradeValue = serde_json::from_str("14.5").expect("a number");
+        assert_eq!(serde_json::to_string(&v).expect("serialises"), "14.5");
+        let v: GradeValue = serde_json::from_str("\"ABS\"").expect("a mark");
+        assert_eq!(serde_json::to_string(&v).expect("serialises"), "\"ABS\"");
+        assert!(serde_json::from_str::<GradeValue>("true").is_err());
+        assert!(serde_json::from_str::<GradeValue>("45").is_err());
+    }
+
+    #[test]
+    fn names_refuse_control_characters_and_blanks() {
+        assert!(Name::parse("name", "RT2-2026").is_ok());
+        assert!(Name::parse("name", "Réseaux & Télécoms").is_ok());
+        assert!(Name::parse("name", "").is_err());
+        assert!(Name::parse("name", "   ").is_err());
+        assert!(Name::parse("name", "a\nb").is_err());
+        assert!(Name::parse("name", "a\u{7f}").is_err());
+        assert!(Name::parse("name", &"é".repeat(64)).is_ok());
+        assert!(Name::parse("name", &"é".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn hundredths_format_without_trailing_zeros() {
+        assert_eq!(format_hundredths(1225), "12.25");
+        assert_eq!(format_hundredths(1250), "12.5");
+        assert_eq!(format_hundredths(1200), "12");
+        assert_eq!(format_hundredths(5), "0.05");
+        assert_eq!(format_hundredths(-150), "-1.5");
+    }
+
+    proptest! {
+        #[test]
+        fn every_valid_grade_round_trips(h in 0i64..=2000) {
+            let p = Points::from_hundredths(h).expect("in range");
+            prop_assert_eq!(Points::from_f64(p.to_f64()), Ok(p));
+            let v = GradeValue::Points(p);
+            prop_assert_eq!(GradeValue::from_code(v.to_code()), Some(v));
+            let text = format_hundredths(h);
+            let x: f64 = text.parse().expect("decimal text");
+            prop_assert_eq!(to_hundredths(x), Some(h));
+        }
+
+        #[test]
+        fn every_valid_coefficient_round_trips(h in 1i64..=10_000) {
+            let c = Coefficient::from_hundredths(h).expect("in range");
+            prop_assert_eq!(Coefficient::from_f64(c.to_f64()), Ok(c));
+        }
+
+        #[test]
+        fn three_decimals_are_refused(h in 0i64..=20_000, d in 1i64..=9) {
+            // h thousandths plus a non-zero last digit: never a whole hundredth.
+            let x = (h * 10 + d) as f64 / 1000.0;
+            prop_assert!(to_hundredths(x).is_none());
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Every command of the protocol (spec §5), with its typed arguments.
+//!
+//! A request names its command in `cmd` and carries its arguments in `args`;
+//! [`Command::parse`] turns the pair into one typed value, refusing unknown
+//! commands (`unknown_command`) and unknown, missing or ill-typed arguments
+//! (`bad_request`). Values are only *typed* here; their domain (a grade
+//! within 0..20, a name without control characters) is checked by the
+//! server with `gradebook-core`, so it can answer `invalid_value`.
+
+use gradebook_core::GradeInput;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::{Secret, WireError};
+
+/// Deserialises a field that may be absent (`None`), null (`Some(None)`), or
+/// set (`Some(Some(v))`), for updates that can clear an optional field.
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+macro_rules! args {
+    ($(#[$meta:meta])* $name:ident { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+    };
+}
+
+args!(
+    /// Arguments of a command that takes none.
+    NoArgs {}
+);
+args!(
+    /// `hello`: optionally switch the connection's encoding.
+    HelloArgs {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encoding: Option<String>,
+    }
+);
+args!(
+    /// `auth.login`.
+    LoginArgs { username: String, password: Secret }
+);
+args!(
+    /// `user.create`.
+    UserCreateArgs {
+        username: String,
+        password: Secret,
+        role: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        student: Option<i64>,
+    }
+);
+args!(
+    /// `user.delete`.
+    UsernameArgs { username: String }
+);
+args!(
+    /// `user.password`: a user changes their own (`old` required), or an
+    /// admin sets anyone's (`username`).
+    UserPasswordArgs {
+        new: Secret,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old: Option<Secret>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        username: Option<String>,
+    }
+);
+args!(
+    /// `promotion.create`.
+    PromotionCreateArgs {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        year: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    }
+);
+args!(
+    /// Commands that name one promotion.
+    PromotionArgs { name: String }
+);
+args!(
+    /// `promotion.delete`.
+    PromotionDeleteArgs {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        force: Option<bool>,
+    }
+);
+args!(
+    /// `promotion.grant` and `promotion.revoke`.
+    GrantArgs { name: String, username: String }
+);
+args!(
+    /// `student.add`.
+    StudentAddArgs {
+        promotion: String,
+        first_name: String,
+        last_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        number: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+    }
+);
+args!(
+    /// `student.list`.
+    StudentListArgs { promotion: String }
+);
+args!(
+    /// `student.update`: only the fields given change; `number` and `email`
+    /// may be set to null to clear them.
+    StudentUpdateArgs {
+        id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_name: Option<String>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        number: Option<Option<String>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        email: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        promotion: Option<String>,
+    }
+);
+args!(
+    /// Commands that name one student or one grade by id.
+    IdArgs { id: i64 }
+);
+args!(
+    /// `grade.add`.
+    GradeAddArgs {
+        student: i64,
+        subject: String,
+        value: GradeInput,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coefficient: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+    }
+);
+args!(
+    /// `grade.update`: only the fields given change; `label` may be null.
+    GradeUpdateArgs {
+        id: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<GradeInput>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coefficient: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        label: Option<Option<String>>,
+    }
+);
+args!(
+    /// `grade.list`.
+    GradeListArgs { student: i64 }
+);
+args!(
+    /// `audit.list`: entries for a promotion, a student, or all (admin).
+    AuditListArgs {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        promotion: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        student: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    }
+);
+
+macro_rules! commands {
+    ($($(#[$meta:meta])* $wire:literal => $variant:ident($args:ty)),* $(,)?) => {
+        /// One command with its arguments.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Command {
+            $($(#[$meta])* $variant($args),)*
+        }
+
+        impl Command {
+            /// Every command name, in the order of the spec.
+            pub const NAMES: &'static [&'static str] = &[$($wire),*];
+
+            /// Builds a command from its name and arguments (an object, or
+            /// `None` when `args` was left out).
+            pub fn parse(cmd: &str, args: Option<Value>) -> Result<Command, WireError> {
+                match cmd {
+                    $($wire => parse_args::<$args>(cmd, args).map(Command::$variant),)*
+                    _ => Err(WireError::new(
+                        crate::ErrorCode::UnknownCommand,
+                        format!("unknown command '{}'", cmd.escape_debug()),
+                    )),
+                }
+            }
+
+            /// The command's name on the wire.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Command::$variant(_) => $wire,)*
+                }
+            }
+
+            /// The arguments as a JSON object, for sending.
+            pub fn args(&self) -> Value {
+                let v = match self {
+                    $(Command::$variant(a) => serde_json::to_value(a),)*
+                };
+                // Serialising these plain structs cannot fail; an empty
+                // object is the harmless answer if it ever did.
+                v.unwrap_or_else(|_| Value::Object(Default::default()))
+            }
+        }
+    };
+}
+
+commands! {
+    /// Greets the server; may switch the connection to MessagePack.
+    "hello" => Hello(HelloArgs),
+    /// Checks that the server answers.
+    "ping" => Ping(NoArgs),
+    /// Logs in.
+    "auth.login" => Login(LoginArgs),
+    /// Revokes the session.
+    "auth.logout" => Logout(NoArgs),
+    /// Who the session belongs to.
+    "auth.whoami" => Whoami(NoArgs),
+    /// Creates an account.
+    "user.create" => UserCreate(UserCreateArgs),
+    /// Lists accounts.
+    "user.list" => UserList(NoArgs),
+    /// Deletes an account.
+    "user.delete" => UserDelete(UsernameArgs),
+    /// Changes a password.
+    "user.password" => UserPassword(UserPasswordArgs),
+    /// Creates a promotion.
+    "promotion.create" => PromotionCreate(PromotionCreateArgs),
+    /// Lists promotions.
+    "promotion.list" => PromotionList(NoArgs),
+    /// A promotion with its students, averages and ranks.
+    "promotion.show" => PromotionShow(PromotionArgs),
+    /// Deletes a promotion.
+    "promotion.delete" => PromotionDelete(PromotionDeleteArgs),
+    /// Lets a teacher manage a promotion.
+    "promotion.grant" => PromotionGrant(GrantArgs),
+    /// Takes a promotion back from a teacher.
+    "promotion.revoke" => PromotionRevoke(GrantArgs),
+    /// A promotion's average and statistics.
+    "promotion.average" => PromotionAverage(PromotionArgs),
+    /// Per-subject statistics of a promotion.
+    "promotion.subjects" => PromotionSubjects(PromotionArgs),
+    /// Adds a student to a promotion.
+    "student.add" => StudentAdd(StudentAddArgs),
+    /// Lists a promotion's students.
+    "student.list" => StudentList(StudentListArgs),
+    /// Changes a student's identity or promotion.
+    "student.update" => StudentUpdate(StudentUpdateArgs),
+    /// Removes a student and their grades.
+    "student.remove" => StudentRemove(IdArgs),
+    /// A student with grades, averages and rank.
+    "student.show" => StudentShow(IdArgs),
+    /// A student's general average.
+    "student.average" => StudentAverage(IdArgs),
+    /// How a student's average is computed.
+    "student.explain" => StudentExplain(IdArgs),
+    /// Adds a grade.
+    "grade.add" => GradeAdd(GradeAddArgs),
+    /// Changes a grade.
+    "grade.update" => GradeUpdate(GradeUpdateArgs),
+    /// Deletes a grade.
+    "grade.delete" => GradeDelete(IdArgs),
+    /// Lists a student's grades.
+    "grade.list" => GradeList(GradeListArgs),
+    /// Lists grade changes.
+    "audit.list" => AuditList(AuditListArgs),
+}
+
+fn parse_args<T: DeserializeOwned>(cmd: &str, args: Option<Value>) -> Result<T, WireError> {
+    let args = match args {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(WireError::bad_request("args must be an object")),
+    };
+    serde_json::from_value(args).map_err(|e| WireError::bad_request(format!("{cmd}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+    use serde_json::json;
+
+    #[test]
+    fn parses_typed_arguments() {
+        let c = Command::parse(
+            "promotion.create",
+            Some(json!({"name": "RT2-2026", "year": 2026})),
+        )
+        .expect("valid");
+        assert_eq!(
+            c,
+            Command::PromotionCreate(PromotionCreateArgs {
+                name: "RT2-2026".into(),
+                year: Some(2026),
+                description: None
+            })
+        );
+        assert_eq!(c.name(), "promotion.create");
+    }
+
+    #[test]
+    fn missing_args_mean_an_empty_object() {
+        assert_eq!(Command::parse("ping", None), Ok(Command::Ping(NoArgs {})));
+        let e = Command::parse("promotion.show", None).expect_err("name is required");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("name"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_arguments_and_commands_are_refused() {
+        let e = Command::parse("promotion.show", Some(json!({"nmae": "x"})))
+            .expect_err("typo in an argument");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("nmae"), "{}", e.message);
+        let e = Command::parse("ping", Some(json!({"x": 1}))).expect_err("ping takes nothing");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let e = Command::parse("promotion.destroy", None).expect_err("no such command");
+        assert_eq!(e.code, ErrorCode::UnknownCommand);
+        let e = Command::parse("ping", Some(json!([1]))).expect_err("args is not an object");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn ill_typed_arguments_are_bad_requests() {
+        let e = Command::parse("student.show", Some(json!({"id": "12"}))).expect_err("string id");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let e = Command::parse(
+            "grade.add",
+            Some(json!({"student": 1, "subject": "Maths", "value": true})),
+        )
+        .expect_err("boolean grade");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn updates_tell_absent_from_null() {
+        let c =
+            Command::parse("student.update", Some(json!({"id": 1, "email": null}))).expect("valid");
+        let Command::StudentUpdate(a) = c else {
+            panic!("wrong command")
+        };
+        assert_eq!(a.email, Some(None));
+        assert_eq!(a.number, None);
+    }
+
+    #[test]
+    fn arguments_round_trip_through_json() {
+        let c = Command::GradeAdd(GradeAddArgs {
+            student: 3,
+            subject: "Networks".into(),
+            value: GradeInput::Number(14.5),
+            coefficient: Some(2.0),
+            label: None,
+        });
+        assert_eq!(Command::parse(c.name(), Some(c.args())), Ok(c));
+    }
+
+    #[test]
+    fn passwords_do_not_appear_in_debug_output() {
+        let c = Command::parse(
+            "auth.login",
+            Some(json!({"username": "admin", "password": "correct horse"})),
+        )
+        .expect("valid");
+        assert!(!format!("{c:?}").contains("correct horse"));
+    }
+}

@@ -1,0 +1,230 @@
+//! The objects that replies carry (spec §5). Clients may read replies into
+//! these types; more fields may be added, never removed, so none of them
+//! refuses unknown fields.
+
+use gradebook_core::Role;
+pub use gradebook_core::{Grade, Promotion, Student, User};
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The server's name, `gradebook`.
+    pub server: String,
+    /// The server's version.
+    pub version: String,
+    /// The protocol version, 1.
+    pub protocol: u32,
+    /// The encodings the server speaks.
+    pub encodings: Vec<String>,
+}
+
+/// `ping`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pong {
+    /// Always true.
+    pub pong: bool,
+}
+
+/// `auth.login`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Login {
+    /// The session token: send it in `token` on UDP, keep it secret.
+    pub token: Secret,
+    /// The user's role.
+    pub role: Role,
+    /// Seconds until the session expires (if used at least every 30 min).
+    pub expires_in: u64,
+}
+
+/// `auth.whoami`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Whoami {
+    /// The user's name.
+    pub username: String,
+    /// The user's role.
+    pub role: Role,
+    /// The linked student record, for a student.
+    #[serde(default)]
+    pub student: Option<i64>,
+}
+
+/// `user.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Users {
+    /// The accounts, by name.
+    pub users: Vec<User>,
+}
+
+/// `promotion.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Promotions {
+    /// The promotions, by name.
+    pub promotions: Vec<Promotion>,
+}
+
+/// `student.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Students {
+    /// The students, by last then first name.
+    pub students: Vec<Student>,
+}
+
+/// A student in `promotion.show`, with average and rank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedStudent {
+    /// The server-assigned id.
+    pub id: i64,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institutional number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// General average, null when nothing counts.
+    pub average: Option<f64>,
+    /// Competition rank (1, 2, 2, 4), null without an average.
+    pub rank: Option<u32>,
+    /// Some grade is pending (ATT).
+    #[serde(default)]
+    pub incomplete: bool,
+}
+
+/// `promotion.show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionShow {
+    /// Its unique name.
+    pub name: String,
+    /// Its year, if given.
+    #[serde(default)]
+    pub year: Option<i64>,
+    /// Its description, if given.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Its students by rank, then those without an average by name.
+    pub students: Vec<RankedStudent>,
+}
+
+/// `promotion.average`: the mean of the students' averages and statistics
+/// over the students that have one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionAverage {
+    /// The promotion's name.
+    pub name: String,
+    /// Mean of the student averages; null when no student has one.
+    pub average: Option<f64>,
+    /// Students with an average.
+    pub count: u64,
+    /// Lowest student average.
+    pub min: Option<f64>,
+    /// Highest student average.
+    pub max: Option<f64>,
+    /// Median (linear interpolation, numpy's default).
+    pub median: Option<f64>,
+    /// First quartile.
+    pub q1: Option<f64>,
+    /// Third quartile.
+    pub q3: Option<f64>,
+    /// Population standard deviation.
+    pub stddev: Option<f64>,
+    /// 20 counts: bin k holds averages in [k, k+1), the last also 20.
+    pub histogram: Vec<u32>,
+    /// Students enrolled.
+    pub students: u64,
+    /// Students with a pending (ATT) grade.
+    pub incomplete: u64,
+}
+
+/// One subject in `promotion.subjects`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubjectStats {
+    /// The subject.
+    pub subject: String,
+    /// Mean of the students' averages in this subject.
+    pub average: Option<f64>,
+    /// Lowest student average in this subject.
+    pub min: Option<f64>,
+    /// Highest student average in this subject.
+    pub max: Option<f64>,
+    /// Students with an average in this subject.
+    pub count: u64,
+}
+
+/// `promotion.subjects`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionSubjects {
+    /// The promotion's name.
+    pub name: String,
+    /// Per subject, by name.
+    pub subjects: Vec<SubjectStats>,
+}
+
+/// `grade.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grades {
+    /// The grades, oldest first.
+    pub grades: Vec<Grade>,
+}
+
+/// A student's average in one subject.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubjectAverage {
+    /// The subject.
+    pub subject: String,
+    /// The average, null when nothing counts.
+    pub average: Option<f64>,
+    /// The sum of the counted coefficients.
+    pub coefficients: f64,
+}
+
+/// `student.show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentShow {
+    /// The server-assigned id.
+    pub id: i64,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institutional number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// E-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The promotion's name.
+    pub promotion: String,
+    /// All grades, oldest first.
+    pub grades: Vec<Grade>,
+    /// General average, null when nothing counts.
+    pub average: Option<f64>,
+    /// Some grade is pending (ATT).
+    pub incomplete: bool,
+    /// Per-subject averages, by subject.
+    pub subjects: Vec<SubjectAverage>,
+    /// Competition rank in the promotion, null without an average.
+    pub rank: Option<u32>,
+    /// How many students of the promotion are ranked.
+    pub of: u32,
+}
+
+/// `student.average`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentAverage {
+    /// The student's id.
+    pub id: i64,
+    /// General average, null when nothing counts.
+    pub average: Option<f64>,
+    /// How many grades counted.
+    pub counted: u64,
+    /// The sum of their coefficients.
+    pub coefficients: f64,
+    /// Some grade is pending (ATT).
+    pub incomplete: bool,
+}

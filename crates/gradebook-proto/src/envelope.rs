@@ -1,0 +1,238 @@
+//! Request and reply envelopes (spec §3), in either encoding.
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::{Command, Encoding, Secret, WireError};
+
+/// A request id, echoed back in the reply: an integer or a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Id {
+    /// `"id": 7`
+    Int(i64),
+    /// `"id": "a7"`
+    Str(String),
+}
+
+impl From<i64> for Id {
+    fn from(n: i64) -> Self {
+        Id::Int(n)
+    }
+}
+
+/// A request as it arrives, its command not yet parsed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// Echoed in the reply; required on UDP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Id>,
+    /// The command name.
+    pub cmd: String,
+    /// The command's arguments (an object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// A session token, for requests that carry their own (UDP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// Ignored padding (UDP's anti-amplification rule, spec §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pad: Option<String>,
+}
+
+/// Just the id of a request that could not be read whole, to echo it in
+/// the error reply when it can be found.
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    id: Option<Id>,
+}
+
+impl Request {
+    /// A request for `command`, with an id.
+    pub fn new(id: Option<Id>, command: &Command) -> Self {
+        Request {
+            id,
+            cmd: command.name().to_owned(),
+            args: Some(command.args()),
+            token: None,
+            pad: None,
+        }
+    }
+
+    /// Reads one request from a frame. On failure, the error comes with the
+    /// request's id when one could still be found.
+    pub fn decode(encoding: Encoding, frame: &[u8]) -> Result<Request, (Option<Id>, WireError)> {
+        let parsed = match encoding {
+            Encoding::Json => {
+                serde_json::from_slice::<Request>(frame).map_err(|e| describe_json(&e))
+            }
+            Encoding::Msgpack => rmp_serde::from_slice::<Request>(frame)
+                .map_err(|e| format!("malformed MessagePack request: {e}")),
+        };
+        parsed.map_err(|message| {
+            let id = match encoding {
+                Encoding::Json => serde_json::from_slice::<IdOnly>(frame).ok(),
+                Encoding::Msgpack => rmp_serde::from_slice::<IdOnly>(frame).ok(),
+            }
+            .and_then(|i| i.id);
+            (id, WireError::bad_request(message))
+        })
+    }
+
+    /// Parses the command and its arguments, consuming `args`.
+    pub fn command(&mut self) -> Result<Command, WireError> {
+        Command::parse(&self.cmd, self.args.take())
+    }
+}
+
+/// Says what is wrong with a JSON request in words a person can act on.
+fn describe_json(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => format!("malformed JSON: {e}"),
+        Category::Data => format!("bad request envelope: {e}"),
+        Category::Io => "unreadable request".to_owned(),
+    }
+}
+
+/// A reply: the request's id, and data or an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// The id of the request this answers (null when it had none or could
+    /// not be read).
+    pub id: Option<Id>,
+    /// `data` on success, `error` on failure.
+    pub result: Result<Value, WireError>,
+}
+
+impl Reply {
+    /// A success reply.
+    pub fn ok(id: Option<Id>, data: Value) -> Self {
+        Reply {
+            id,
+            result: Ok(data),
+        }
+    }
+
+    /// An error reply.
+    pub fn error(id: Option<Id>, error: WireError) -> Self {
+        Reply {
+            id,
+            result: Err(error),
+        }
+    }
+
+    /// Reads one reply from a frame (client side).
+    pub fn decode(encoding: Encoding, frame: &[u8]) -> Result<Reply, String> {
+        let raw: RawReply = match encoding {
+            Encoding::Json => serde_json::from_slice(frame).map_err(|e| e.to_string())?,
+            Encoding::Msgpack => rmp_serde::from_slice(frame).map_err(|e| e.to_string())?,
+        };
+        let result = match (raw.ok, raw.data, raw.error) {
+            (true, data, None) => Ok(data.unwrap_or(Value::Object(Default::default()))),
+            (false, _, Some(e)) => Err(e),
+            _ => return Err("reply has neither data nor error".into()),
+        };
+        Ok(Reply { id: raw.id, result })
+    }
+}
+
+impl Serialize for Reply {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("id", &self.id)?;
+        match &self.result {
+            Ok(data) => {
+                m.serialize_entry("ok", &true)?;
+                m.serialize_entry("data", data)?;
+            }
+            Err(e) => {
+                m.serialize_entry("ok", &false)?;
+                m.serialize_entry("error", e)?;
+            }
+        }
+        m.end()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawReply {
+    #[serde(default)]
+    id: Option<Id>,
+    ok: bool,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    error: Option<WireError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+    use serde_json::json;
+
+    #[test]
+    fn decodes_a_json_request() {
+        let r = Request::decode(
+            Encoding::Json,
+            br#"{"id": 1, "cmd": "promotion.create", "args": {"name": "RT2"}}"#,
+        )
+        .expect("valid");
+        assert_eq!(r.id, Some(Id::Int(1)));
+        assert_eq!(r.cmd, "promotion.create");
+    }
+
+    #[test]
+    fn bad_requests_keep_their_id_when_it_can_be_read() {
+        let (id, e) = Request::decode(Encoding::Json, br#"{"id": "x", "cmd": 5}"#)
+            .expect_err("cmd is not a string");
+        assert_eq!(id, Some(Id::Str("x".into())));
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let (id, e) = Request::decode(Encoding::Json, b"not json").expect_err("garbage");
+        assert_eq!(id, None);
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let (_, e) = Request::decode(Encoding::Json, b"[1, 2]").expect_err("not an object");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let (_, e) = Request::decode(Encoding::Json, b"\xff\xfe{").expect_err("not UTF-8");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let (id, e) = Request::decode(Encoding::Json, br#"{"id": 3, "cmd": "ping", "arg": {}}"#)
+            .expect_err("unknown envelope field");
+        assert_eq!(id, Some(Id::Int(3)));
+        assert!(e.message.contains("arg"), "{}", e.message);
+    }
+
+    #[test]
+    fn replies_serialise_in_the_documented_shape() {
+        let ok = Reply::ok(Some(Id::Int(1)), json!({"pong": true}));
+        assert_eq!(
+            serde_json::to_string(&ok).expect("serialises"),
+            r#"{"id":1,"ok":true,"data":{"pong":true}}"#
+        );
+        let err = Reply::error(None, WireError::not_found("no promotion named 'RT9'"));
+        assert_eq!(
+            serde_json::to_string(&err).expect("serialises"),
+            r#"{"id":null,"ok":false,"error":{"code":"not_found","message":"no promotion named 'RT9'"}}"#
+        );
+    }
+
+    #[test]
+    fn replies_round_trip_in_both_encodings() {
+        let replies = [
+            Reply::ok(
+                Some(Id::Str("a".into())),
+                json!({"average": 12.5, "n": [1, 2]}),
+            ),
+            Reply::error(Some(Id::Int(-4)), WireError::internal()),
+        ];
+        for r in replies {
+            let j = serde_json::to_vec(&r).expect("json");
+            assert_eq!(Reply::decode(Encoding::Json, &j), Ok(r.clone()));
+            let m = rmp_serde::to_vec_named(&r).expect("msgpack");
+            assert_eq!(Reply::decode(Encoding::Msgpack, &m), Ok(r));
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Store errors: what a client may be told, and what only the log sees.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing named does not exist; the message says which.
+    #[error("{0}")]
+    NotFound(String),
+    /// It already exists, or is still in use; the message says what.
+    #[error("{0}")]
+    Conflict(String),
+    /// A row that no valid write produces (the log gets the details).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    /// The database failed (the log gets the details, with the SQL).
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed at start-up.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the message may be shown to a client as is.
+    pub fn is_client_facing(&self) -> bool {
+        matches!(self, StoreError::NotFound(_) | StoreError::Conflict(_))
+    }
+}

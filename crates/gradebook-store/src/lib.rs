@@ -1,0 +1,267 @@
+//! Persistence for gradebook: the [`Store`] trait and its backends.
+//!
+//! The server talks to storage only through [`Store`], so a backend is a
+//! choice made at start-up (`--database sqlite://…`; PostgreSQL later) and
+//! every backend passes the same tests. A method returns only after its
+//! transaction has committed: the server's `ok` reply is a durability
+//! promise.
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod sqlite;
+
+use async_trait::async_trait;
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+
+/// The result of a store operation.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a login needs to know about an account.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user's row id.
+    pub user_id: i64,
+    /// The account as shown to clients.
+    pub user: User,
+    /// The argon2 PHC string.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user_id", &self.user_id)
+            .field("user", &self.user)
+            .field("password_hash", &"***")
+            .finish()
+    }
+}
+
+/// A stored session, with its user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// The user's row id.
+    pub user_id: i64,
+    /// The account.
+    pub user: User,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it was last used (Unix seconds).
+    pub last_seen: i64,
+    /// When it expires regardless of use (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// A new student.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStudent {
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institutional number.
+    pub number: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+/// Changes to a student; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StudentPatch {
+    /// New first name.
+    pub first_name: Option<String>,
+    /// New last name.
+    pub last_name: Option<String>,
+    /// New number, or `Some(None)` to clear it.
+    pub number: Option<Option<String>>,
+    /// New e-mail, or `Some(None)` to clear it.
+    pub email: Option<Option<String>>,
+    /// Move to this promotion.
+    pub promotion: Option<String>,
+}
+
+/// A new grade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGrade {
+    /// The student's id.
+    pub student: i64,
+    /// The subject.
+    pub subject: String,
+    /// The value.
+    pub value: GradeValue,
+    /// The coefficient.
+    pub coefficient: Coefficient,
+    /// An optional label.
+    pub label: Option<String>,
+}
+
+/// Changes to a grade; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GradePatch {
+    /// New value.
+    pub value: Option<GradeValue>,
+    /// New coefficient.
+    pub coefficient: Option<Coefficient>,
+    /// New subject.
+    pub subject: Option<String>,
+    /// New label, or `Some(None)` to clear it.
+    pub label: Option<Option<String>>,
+}
+
+/// Everything needed to compute a promotion's averages and ranks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromotionGrades {
+    /// The promotion.
+    pub promotion: Promotion,
+    /// Its students, by last name, first name, id.
+    pub students: Vec<Student>,
+    /// Their grades, by id.
+    pub grades: Vec<Grade>,
+}
+
+/// Who made a change, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Actor<'a> {
+    /// The user's name, as it is recorded.
+    pub username: &'a str,
+    /// When (Unix seconds).
+    pub at: i64,
+}
+
+/// One audit entry: a grade change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    /// Entry id, increasing.
+    pub id: i64,
+    /// When (Unix seconds).
+    pub at: i64,
+    /// Who.
+    pub by: String,
+    /// `grade.add`, `grade.update` or `grade.delete`.
+    pub action: String,
+    /// The grade's id.
+    pub grade: i64,
+    /// The student's id.
+    pub student: i64,
+    /// The grade before (none for an add).
+    pub old: Option<Grade>,
+    /// The grade after (none for a delete).
+    pub new: Option<Grade>,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AuditFilter<'a> {
+    /// Only this promotion's.
+    pub promotion: Option<&'a str>,
+    /// Only this student's.
+    pub student: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// Storage for gradebook. Every method is one transaction; errors say what
+/// was not found or conflicted in words fit for a client, and keep the
+/// backend's own error (with its SQL) for the log.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Accounts and sessions.
+
+    /// How many accounts exist (the admin bootstrap needs to know if any).
+    async fn user_count(&self) -> Result<u64>;
+    /// Creates an account; `conflict` if the name is taken.
+    async fn user_create(&self, user: &User, password_hash: &str, created_at: i64) -> Result<User>;
+    /// The account and its password hash, for a login.
+    async fn user_credentials(&self, username: &str) -> Result<Option<Credentials>>;
+    /// Every account, by name.
+    async fn user_list(&self) -> Result<Vec<User>>;
+    /// Deletes an account and its sessions.
+    async fn user_delete(&self, username: &str) -> Result<()>;
+    /// Sets a password hash and revokes the account's sessions.
+    async fn user_set_password(&self, username: &str, password_hash: &str) -> Result<()>;
+    /// Records a new session by the SHA-256 of its token.
+    async fn session_create(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()>;
+    /// A session and its user.
+    async fn session_get(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>>;
+    /// Records that a session was used.
+    async fn session_touch(&self, token_hash: &[u8], now: i64) -> Result<()>;
+    /// Revokes a session.
+    async fn session_delete(&self, token_hash: &[u8]) -> Result<()>;
+    /// Deletes the sessions expired at `now` or idle since `idle_before`.
+    async fn sessions_purge(&self, now: i64, idle_before: i64) -> Result<u64>;
+
+    // Promotions.
+
+    /// Creates a promotion; `conflict` if the name is taken.
+    async fn promotion_create(
+        &self,
+        name: &str,
+        year: Option<i64>,
+        description: Option<&str>,
+        created_by: Option<i64>,
+        now: i64,
+    ) -> Result<Promotion>;
+    /// Every promotion, by name.
+    async fn promotion_list(&self) -> Result<Vec<Promotion>>;
+    /// One promotion.
+    async fn promotion_get(&self, name: &str) -> Result<Promotion>;
+    /// Deletes a promotion; `conflict` if it has students and not `force`.
+    async fn promotion_delete(&self, name: &str, force: bool) -> Result<()>;
+    /// Lets a teacher manage a promotion (idempotent).
+    async fn promotion_grant(&self, name: &str, username: &str) -> Result<()>;
+    /// Takes a promotion back from a teacher.
+    async fn promotion_revoke(&self, name: &str, username: &str) -> Result<()>;
+    /// A promotion with its students and all their grades.
+    async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades>;
+
+    // Students.
+
+    /// Adds a student to a promotion; `conflict` if the number is taken.
+    async fn student_add(&self, promotion: &str, student: &NewStudent, now: i64)
+    -> Result<Student>;
+    /// A promotion's students, by last name, first name, id.
+    async fn student_list(&self, promotion: &str) -> Result<Vec<Student>>;
+    /// One student.
+    async fn student_get(&self, id: i64) -> Result<Student>;
+    /// Changes a student.
+    async fn student_update(&self, id: i64, patch: &StudentPatch) -> Result<Student>;
+    /// Removes a student and their grades.
+    async fn student_remove(&self, id: i64) -> Result<()>;
+
+    // Grades.
+
+    /// Adds a grade, with its audit entry.
+    async fn grade_add(&self, grade: &NewGrade, by: Actor<'_>) -> Result<Grade>;
+    /// One grade.
+    async fn grade_get(&self, id: i64) -> Result<Grade>;
+    /// Changes a grade, with its audit entry.
+    async fn grade_update(&self, id: i64, patch: &GradePatch, by: Actor<'_>) -> Result<Grade>;
+    /// Deletes a grade, with its audit entry.
+    async fn grade_delete(&self, id: i64, by: Actor<'_>) -> Result<()>;
+    /// A student's grades, by id.
+    async fn grade_list(&self, student: i64) -> Result<Vec<Grade>>;
+
+    // Audit.
+
+    /// Audit entries, newest first.
+    async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>>;
+
+    /// Closes the backend cleanly (checkpoints, connections).
+    async fn close(&self);
+}
+
+/// Parses a role stored as text; a bad one means a corrupt row.
+fn role_from_db(s: &str) -> Result<Role> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown role '{s}' in the users table")))
+}
