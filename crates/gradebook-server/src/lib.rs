@@ -1,1 +1,36 @@
-//! placeholder
+//! The gradebook server.
+//!
+//! The path of one request, module by module: [`listener`] accepts a TCP
+//! connection (and the TLS handshake, [`tls`]); [`connection`] cuts frames
+//! and keeps replies in order; [`dispatch`] decodes the request, resolves
+//! the session ([`session`]), asks [`permission`] whether it may run, and
+//! hands it to a handler in [`handler`], which uses the store and the
+//! domain core. [`udp`] serves datagrams through the same dispatch.
+//!
+//! Start it with [`Server::bind`] then [`Server::run`]; tests bind port 0
+//! and drive the real server with the real client.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod connection;
+mod dispatch;
+mod error;
+mod handler;
+mod listener;
+pub mod permission;
+mod session;
+mod tls;
+mod udp;
+
+pub use config::{Config, Limits, TlsMode};
+pub use listener::{Server, StartError};
+
+/// Seconds since the Unix epoch: the store's clock.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

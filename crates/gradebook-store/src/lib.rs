@@ -168,7 +168,7 @@ pub struct AuditFilter<'a> {
 /// was not found or conflicted in words fit for a client, and keep the
 /// backend's own error (with its SQL) for the log.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     // Accounts and sessions.
 
     /// How many accounts exist (the admin bootstrap needs to know if any).
@@ -211,8 +211,12 @@ pub trait Store: Send + Sync + 'static {
         created_by: Option<i64>,
         now: i64,
     ) -> Result<Promotion>;
-    /// Every promotion, by name.
-    async fn promotion_list(&self) -> Result<Vec<Promotion>>;
+    /// Every promotion, by name; with `managed_by`, only those that user
+    /// created or was granted.
+    async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>>;
+    /// Whether the user created or was granted the promotion (false when it
+    /// does not exist).
+    async fn can_manage(&self, promotion: &str, user_id: i64) -> Result<bool>;
     /// One promotion.
     async fn promotion_get(&self, name: &str) -> Result<Promotion>;
     /// Deletes a promotion; `conflict` if it has students and not `force`.

@@ -447,15 +447,30 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn promotion_list(&self) -> Result<Vec<Promotion>> {
+    async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>> {
         let rows: Vec<PromotionRow> = sqlx::query_as(concat!(
             "SELECT ",
             promotion_columns!(),
-            " FROM promotions p ORDER BY p.name"
+            " FROM promotions p WHERE $1 IS NULL OR p.created_by = $1 OR EXISTS \
+             (SELECT 1 FROM grants g WHERE g.promotion_id = p.id AND g.user_id = $1) \
+             ORDER BY p.name"
         ))
+        .bind(managed_by)
         .fetch_all(&self.reader)
         .await?;
         Ok(rows.into_iter().map(promotion_from_row).collect())
+    }
+
+    async fn can_manage(&self, promotion: &str, user_id: i64) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM promotions p WHERE p.name = $1 AND (p.created_by = $2 OR EXISTS \
+             (SELECT 1 FROM grants g WHERE g.promotion_id = p.id AND g.user_id = $2))",
+        )
+        .bind(promotion)
+        .bind(user_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
     }
 
     async fn promotion_get(&self, name: &str) -> Result<Promotion> {

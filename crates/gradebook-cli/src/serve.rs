@@ -1,0 +1,151 @@
+//! `gradebook serve`: settings from flags or `GRADEBOOK_*` variables, logs
+//! to stderr, the `listening …` line on stdout, a clean stop on SIGINT or
+//! SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use gradebook_proto::Secret;
+use gradebook_server::{Config, Server, TlsMode};
+use tokio_util::sync::CancellationToken;
+
+/// Settings of `gradebook serve`; each flag may also come from the
+/// environment variable shown in `--help`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  gradebook serve                                  TLS on 0.0.0.0:7302, data in ./gradebook-data
+  gradebook serve --plaintext --listen 127.0.0.1:7302   for nc and learning
+  GRADEBOOK_ADMIN_PASSWORD='a long secret' gradebook serve --data /var/lib/gradebook")]
+pub struct ServeArgs {
+    /// TCP and UDP address to listen on (port 0 picks a free port).
+    #[arg(long, env = "GRADEBOOK_LISTEN", default_value = "0.0.0.0:7302")]
+    listen: SocketAddr,
+    /// Data directory: SQLite database, generated TLS certificate and key.
+    #[arg(long, env = "GRADEBOOK_DATA", default_value = "gradebook-data")]
+    data: PathBuf,
+    /// Database URL (default: sqlite://DATA/gradebook.db).
+    #[arg(long, env = "GRADEBOOK_DATABASE")]
+    database: Option<String>,
+    /// Serve without TLS (loopback addresses only, unless --insecure-bind).
+    #[arg(long, env = "GRADEBOOK_PLAINTEXT")]
+    plaintext: bool,
+    /// Allow --plaintext on a non-loopback address (passwords then cross the network in clear).
+    #[arg(long, env = "GRADEBOOK_INSECURE_BIND", requires = "plaintext")]
+    insecure_bind: bool,
+    /// TLS certificate chain (PEM) instead of the generated self-signed one.
+    #[arg(
+        long,
+        env = "GRADEBOOK_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "plaintext"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM), with --tls-cert.
+    #[arg(long, env = "GRADEBOOK_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest message in bytes (before login: 16 KiB).
+    #[arg(long, env = "GRADEBOOK_MAX_FRAME", default_value_t = 1 << 20)]
+    max_frame: usize,
+    /// Connections served at once.
+    #[arg(long, env = "GRADEBOOK_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds without a request before a connection is closed.
+    #[arg(long, env = "GRADEBOOK_IDLE_TIMEOUT", default_value_t = 300)]
+    idle_timeout: u64,
+    /// Largest UDP reply in bytes.
+    #[arg(long, env = "GRADEBOOK_UDP_MAX_REPLY", default_value_t = 1200)]
+    udp_max_reply: usize,
+    /// Log filter (e.g. info, debug, gradebook_server=debug).
+    #[arg(long, env = "GRADEBOOK_LOG", default_value = "info")]
+    log: String,
+}
+
+impl ServeArgs {
+    fn config(self) -> Config {
+        let mut config = Config::new(self.data);
+        config.listen = self.listen;
+        config.database = self.database;
+        config.tls = match (self.plaintext, self.tls_cert, self.tls_key) {
+            (true, _, _) => TlsMode::Off,
+            (false, Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            _ => TlsMode::SelfSigned,
+        };
+        config.insecure_bind = self.insecure_bind;
+        // Read here rather than as a flag: a password in argv is visible
+        // to every user of the machine.
+        config.admin_password = std::env::var("GRADEBOOK_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        config.limits.max_frame = self.max_frame;
+        config.limits.max_connections = self.max_connections;
+        config.limits.idle_timeout = Duration::from_secs(self.idle_timeout);
+        config.limits.udp_max_reply = self.udp_max_reply;
+        config
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gradebook: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::bind(args.config()).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("gradebook: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let line = server.listening_line();
+        tracing::info!("{line}");
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        server.run(shutdown).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

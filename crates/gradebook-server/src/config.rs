@@ -1,0 +1,97 @@
+//! Server settings and their defaults (spec §7 and §8).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gradebook_proto::Secret;
+
+/// How the TCP listener protects its traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plaintext (`--plaintext`): for learning and debugging with `nc`.
+    Off,
+    /// TLS 1.3 with a self-signed certificate kept in the data directory,
+    /// generated on first start.
+    SelfSigned,
+    /// TLS 1.3 with the operator's certificate chain and key (PEM files).
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// The private key.
+        key: PathBuf,
+    },
+}
+
+/// Limits and timeouts; each has a default from spec §7.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest message once logged in (bytes).
+    pub max_frame: usize,
+    /// Largest message before login (bytes).
+    pub pre_auth_max_frame: usize,
+    /// A connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A request must arrive whole within this time of its first byte.
+    pub request_timeout: Duration,
+    /// A connection that has not logged in within this time is closed.
+    pub login_timeout: Duration,
+    /// The TLS handshake must finish within this time.
+    pub handshake_timeout: Duration,
+    /// Connections served at once; past that new ones are refused.
+    pub max_connections: usize,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+    /// Largest UDP reply (bytes); larger ones become `too_large`.
+    pub udp_max_reply: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: gradebook_proto::DEFAULT_MAX_FRAME,
+            pre_auth_max_frame: gradebook_proto::PRE_AUTH_MAX_FRAME,
+            idle_timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
+            login_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(5),
+            udp_max_reply: 1200,
+        }
+    }
+}
+
+/// Everything `gradebook serve` can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// TCP and UDP address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Data directory: database, generated certificate and key.
+    pub data_dir: PathBuf,
+    /// Database URL; `None` means `sqlite://DATA/gradebook.db`.
+    pub database: Option<String>,
+    /// TLS, or not.
+    pub tls: TlsMode,
+    /// Allow plaintext on a non-loopback address.
+    pub insecure_bind: bool,
+    /// The first admin's password; `None` generates one and prints it.
+    pub admin_password: Option<Secret>,
+    /// Limits and timeouts.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The defaults of `gradebook serve` with no flag.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], gradebook_proto::DEFAULT_PORT)),
+            data_dir: data_dir.into(),
+            database: None,
+            tls: TlsMode::SelfSigned,
+            insecure_bind: false,
+            admin_password: None,
+            limits: Limits::default(),
+        }
+    }
+}

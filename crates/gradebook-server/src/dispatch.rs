@@ -1,0 +1,306 @@
+//! One request, from its frame to its reply: decode, resolve the session,
+//! check the permission table, run the handler.
+//!
+//! Both transports come through here: a TCP connection passes the session
+//! it logged in with, a datagram carries its token in the envelope.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gradebook_proto::{Command, Encoding, ErrorCode, Reply, Request, WireError};
+use gradebook_store::Store;
+
+use crate::auth::Auth;
+use crate::config::Limits;
+use crate::error::from_store;
+use crate::handler;
+use crate::permission::{self, Access};
+use crate::session::{self, Invalid, Session, Sessions, TokenHash};
+
+/// What every request can reach: storage, sessions, authentication.
+#[derive(Debug)]
+pub struct State {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Live sessions.
+    pub sessions: Sessions,
+    /// Password hashing and login throttling.
+    pub auth: Auth,
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// Whether the TCP listener uses TLS.
+    pub tls: bool,
+}
+
+/// Which transport a request came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A TCP (or TLS) connection.
+    Tcp,
+    /// A UDP datagram.
+    Udp,
+}
+
+/// What the connection must do after the reply is written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// Switch both directions to this encoding.
+    SwitchEncoding(Encoding),
+    /// The connection is now logged in.
+    LoggedIn(Arc<Session>),
+    /// The connection's session is gone (logout, expiry, revocation).
+    LoggedOut,
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The remote address.
+    pub peer: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// The session, when the request has one.
+    pub session: Option<Arc<Session>>,
+}
+
+impl Caller {
+    /// The session of a command that the permission check let through
+    /// with one; `unauthenticated` if, against expectations, there is none.
+    pub fn session(&self) -> Result<&Session, WireError> {
+        self.session
+            .as_deref()
+            .ok_or_else(|| WireError::unauthenticated("log in first (auth.login)"))
+    }
+}
+
+/// Answers one frame. `connection_session` is the session the TCP
+/// connection logged in with, if any.
+pub async fn dispatch(
+    state: &State,
+    frame: &[u8],
+    encoding: Encoding,
+    connection_session: Option<&TokenHash>,
+    peer: SocketAddr,
+    transport: Transport,
+) -> (Reply, Effect) {
+    let mut request = match Request::decode(encoding, frame) {
+        Ok(r) => r,
+        Err((id, e)) => return (Reply::error(id, e), Effect::None),
+    };
+    let id = request.id.take();
+    match run(state, &mut request, connection_session, peer, transport).await {
+        Ok((data, effect)) => (Reply::ok(id, data), effect),
+        Err((e, effect)) => (Reply::error(id, e), effect),
+    }
+}
+
+async fn run(
+    state: &State,
+    request: &mut Request,
+    connection_session: Option<&TokenHash>,
+    peer: SocketAddr,
+    transport: Transport,
+) -> Result<(serde_json::Value, Effect), (WireError, Effect)> {
+    let command = request.command().map_err(|e| (e, Effect::None))?;
+    let name = command.name();
+    if transport == Transport::Udp && state.tls && !matches!(name, "hello" | "ping") {
+        return Err((
+            WireError::new(
+                ErrorCode::InsecureTransport,
+                "this server uses TLS: over UDP it serves only hello and ping; use TCP",
+            ),
+            Effect::None,
+        ));
+    }
+    let token_hash = request
+        .token
+        .as_ref()
+        .map(session::hash_token)
+        .or(connection_session.copied());
+    let public = permission::is_public(name);
+    let session = match token_hash {
+        Some(hash) if !public => match state.sessions.check(state.store.as_ref(), &hash).await {
+            Ok(s) => Some(s),
+            Err(why) => {
+                let message = match why {
+                    Invalid::Expired => "your session has expired: log in again",
+                    Invalid::Unknown => "your session is not valid (revoked?): log in again",
+                };
+                // A bad token in an envelope says nothing about the
+                // connection's own session.
+                let effect = if request.token.is_some() {
+                    Effect::None
+                } else {
+                    Effect::LoggedOut
+                };
+                return Err((WireError::unauthenticated(message), effect));
+            }
+        },
+        _ => None,
+    };
+    if !public && session.is_none() {
+        return Err((
+            WireError::unauthenticated(format!(
+                "{name} needs a session: log in first (auth.login)"
+            )),
+            Effect::None,
+        ));
+    }
+    let caller = Caller {
+        peer,
+        transport,
+        session,
+    };
+    authorize(state, &command, &caller)
+        .await
+        .map_err(|e| (e, Effect::None))?;
+    handler::handle(state, command, &caller)
+        .await
+        .map_err(|e| (e, Effect::None))
+}
+
+/// The one permission check: the table's rule for the command and the
+/// caller's role, and for scoped rules, whether the target is theirs.
+async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<(), WireError> {
+    let Some(session) = caller.session.as_deref() else {
+        // Only public commands get this far without a session.
+        return Ok(());
+    };
+    let role = session.user.role;
+    let denied = || {
+        WireError::forbidden(format!(
+            "a {role} may not run {} on this target",
+            command.name()
+        ))
+    };
+    match permission::access(command.name(), role) {
+        Access::Public | Access::Allow => Ok(()),
+        Access::Deny => Err(WireError::forbidden(format!(
+            "a {role} may not run {}",
+            command.name()
+        ))),
+        Access::ManagedPromotion => {
+            let targets = target_promotions(state, command).await?;
+            if targets.is_empty() {
+                return Err(WireError::forbidden(format!(
+                    "a {role} must name a promotion or student they manage for {}",
+                    command.name()
+                )));
+            }
+            for promotion in targets {
+                let managed = state
+                    .store
+                    .can_manage(&promotion, session.user_id)
+                    .await
+                    .map_err(from_store)?;
+                if !managed {
+                    return Err(WireError::forbidden(format!(
+                        "you do not manage a promotion named '{}'",
+                        promotion.escape_debug()
+                    )));
+                }
+            }
+            Ok(())
+        }
+        Access::OwnPromotion => {
+            let own = own_student(state, session).await?;
+            let targets = target_promotions(state, command).await?;
+            if targets.iter().all(|p| *p == own.promotion) && !targets.is_empty() {
+                Ok(())
+            } else {
+                Err(denied())
+            }
+        }
+        Access::OwnStudent => {
+            let own = session.user.student.ok_or_else(denied)?;
+            match target_student(state, command).await? {
+                Some(s) if s == own => Ok(()),
+                _ => Err(denied()),
+            }
+        }
+    }
+}
+
+/// The student record linked to a student account.
+async fn own_student(
+    state: &State,
+    session: &Session,
+) -> Result<gradebook_core::Student, WireError> {
+    let id = session
+        .user
+        .student
+        .ok_or_else(|| WireError::forbidden("this student account has no student record"))?;
+    state.store.student_get(id).await.map_err(from_store)
+}
+
+/// The promotions a command touches (a move touches two). Empty for a
+/// command with no promotion in its target, which scoped rules then refuse.
+async fn target_promotions(state: &State, command: &Command) -> Result<Vec<String>, WireError> {
+    use Command as C;
+    let store = state.store.as_ref();
+    let of_student = |id: i64| async move {
+        store
+            .student_get(id)
+            .await
+            .map(|s| s.promotion)
+            .map_err(from_store)
+    };
+    Ok(match command {
+        C::PromotionShow(a) | C::PromotionAverage(a) | C::PromotionSubjects(a) => {
+            vec![a.name.clone()]
+        }
+        C::PromotionDelete(a) => vec![a.name.clone()],
+        C::StudentAdd(a) => vec![a.promotion.clone()],
+        C::StudentList(a) => vec![a.promotion.clone()],
+        C::StudentUpdate(a) => {
+            let mut v = vec![of_student(a.id).await?];
+            v.extend(a.promotion.clone());
+            v
+        }
+        C::StudentRemove(a) | C::StudentShow(a) | C::StudentAverage(a) | C::StudentExplain(a) => {
+            vec![of_student(a.id).await?]
+        }
+        C::GradeAdd(a) => vec![of_student(a.student).await?],
+        C::GradeList(a) => vec![of_student(a.student).await?],
+        C::GradeUpdate(a) => {
+            let g = store.grade_get(a.id).await.map_err(from_store)?;
+            vec![of_student(g.student).await?]
+        }
+        C::GradeDelete(a) => {
+            let g = store.grade_get(a.id).await.map_err(from_store)?;
+            vec![of_student(g.student).await?]
+        }
+        C::AuditList(a) => match (&a.promotion, a.student) {
+            (Some(p), _) => {
+                let mut v = vec![p.clone()];
+                if let Some(s) = a.student {
+                    v.push(of_student(s).await?);
+                }
+                v
+            }
+            (None, Some(s)) => vec![of_student(s).await?],
+            (None, None) => vec![],
+        },
+        _ => vec![],
+    })
+}
+
+/// The student a command is about, for the student role's own-record rule.
+async fn target_student(state: &State, command: &Command) -> Result<Option<i64>, WireError> {
+    use Command as C;
+    Ok(match command {
+        C::StudentShow(a) | C::StudentAverage(a) | C::StudentExplain(a) => Some(a.id),
+        C::GradeList(a) => Some(a.student),
+        C::GradeUpdate(a) => Some(
+            state
+                .store
+                .grade_get(a.id)
+                .await
+                .map_err(from_store)?
+                .student,
+        ),
+        _ => None,
+    })
+}

@@ -1,0 +1,174 @@
+//! `grade.*` and `audit.list`: grades, their changes, and the record of
+//! those changes.
+
+use gradebook_core::{Coefficient, GradeValue, Name};
+use gradebook_proto::WireError;
+use gradebook_proto::command::{
+    AuditListArgs, GradeAddArgs, GradeListArgs, GradeUpdateArgs, IdArgs,
+};
+use gradebook_proto::data::Grades;
+use gradebook_store::{Actor, AuditFilter, GradePatch, NewGrade};
+use serde_json::json;
+
+use super::{Handled, done, optional_text, reply};
+use crate::dispatch::{Caller, State};
+use crate::error::from_store;
+use crate::unix_now;
+
+const LABEL_MAX: usize = 64;
+const AUDIT_DEFAULT: u32 = 100;
+const AUDIT_MAX: u32 = 1000;
+
+fn coefficient(x: f64) -> Result<Coefficient, WireError> {
+    Ok(Coefficient::from_f64(x)?)
+}
+
+fn subject(s: &str) -> Result<String, WireError> {
+    Ok(Name::parse("subject", s)?.into_string())
+}
+
+pub async fn add(state: &State, args: GradeAddArgs, caller: &Caller) -> Handled {
+    let grade = NewGrade {
+        student: args.student,
+        subject: subject(&args.subject)?,
+        value: GradeValue::parse(&args.value)?,
+        coefficient: args
+            .coefficient
+            .map(coefficient)
+            .transpose()?
+            .unwrap_or_default(),
+        label: optional_text("label", args.label, LABEL_MAX)?,
+    };
+    let by = caller.session()?;
+    let g = state
+        .store
+        .grade_add(
+            &grade,
+            Actor {
+                username: &by.user.username,
+                at: unix_now(),
+            },
+        )
+        .await
+        .map_err(from_store)?;
+    reply(&g)
+}
+
+pub async fn update(state: &State, args: GradeUpdateArgs, caller: &Caller) -> Handled {
+    let patch = GradePatch {
+        value: args.value.as_ref().map(GradeValue::parse).transpose()?,
+        coefficient: args.coefficient.map(coefficient).transpose()?,
+        subject: args.subject.as_deref().map(subject).transpose()?,
+        label: args
+            .label
+            .map(|l| optional_text("label", l, LABEL_MAX))
+            .transpose()?,
+    };
+    let by = caller.session()?;
+    let g = state
+        .store
+        .grade_update(
+            args.id,
+            &patch,
+            Actor {
+                username: &by.user.username,
+                at: unix_now(),
+            },
+        )
+        .await
+        .map_err(from_store)?;
+    reply(&g)
+}
+
+pub async fn delete(state: &State, args: IdArgs, caller: &Caller) -> Handled {
+    let by = caller.session()?;
+    state
+        .store
+        .grade_delete(
+            args.id,
+            Actor {
+                username: &by.user.username,
+                at: unix_now(),
+            },
+        )
+        .await
+        .map_err(from_store)?;
+    done()
+}
+
+pub async fn list(state: &State, args: GradeListArgs) -> Handled {
+    let grades = state
+        .store
+        .grade_list(args.student)
+        .await
+        .map_err(from_store)?;
+    reply(&Grades { grades })
+}
+
+pub async fn audit(state: &State, args: AuditListArgs) -> Handled {
+    let limit = args.limit.unwrap_or(AUDIT_DEFAULT);
+    if limit == 0 || limit > AUDIT_MAX {
+        return Err(WireError::invalid_value(format!(
+            "limit must be between 1 and {AUDIT_MAX}"
+        )));
+    }
+    let entries = state
+        .store
+        .audit_list(AuditFilter {
+            promotion: args.promotion.as_deref(),
+            student: args.student,
+            limit,
+        })
+        .await
+        .map_err(from_store)?;
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "at": iso8601(e.at),
+                "by": e.by,
+                "action": e.action,
+                "grade": e.grade,
+                "student": e.student,
+                "old": e.old,
+                "new": e.new,
+            })
+        })
+        .collect();
+    reply(&json!({ "entries": entries }))
+}
+
+/// Formats Unix seconds as an ISO 8601 UTC timestamp (`2026-11-25T13:05:09Z`).
+pub fn iso8601(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso8601;
+
+    #[test]
+    fn formats_utc_timestamps() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(iso8601(1_795_611_909), "2026-11-25T13:05:09Z");
+    }
+}

@@ -1,0 +1,86 @@
+//! Command handlers, one module per family. A handler gets a command that
+//! has passed the permission check, validates its values with
+//! `gradebook-core` (`invalid_value`), calls the store and shapes the reply.
+
+mod account;
+mod grade;
+mod promotion;
+mod student;
+
+use gradebook_proto::{Command, WireError};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::dispatch::{Caller, Effect, State};
+
+/// The result of a handler: reply data, and what the connection must do.
+pub type Handled = Result<(Value, Effect), WireError>;
+
+/// Runs one command.
+pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled {
+    use Command as C;
+    match command {
+        C::Hello(a) => account::hello(a, caller),
+        C::Ping(_) => reply(&gradebook_proto::data::Pong { pong: true }),
+        C::Login(a) => account::login(state, a, caller).await,
+        C::Logout(_) => account::logout(state, caller).await,
+        C::Whoami(_) => account::whoami(caller),
+        C::UserCreate(a) => account::user_create(state, a).await,
+        C::UserList(_) => account::user_list(state).await,
+        C::UserDelete(a) => account::user_delete(state, a, caller).await,
+        C::UserPassword(a) => account::user_password(state, a, caller).await,
+        C::PromotionCreate(a) => promotion::create(state, a, caller).await,
+        C::PromotionList(_) => promotion::list(state, caller).await,
+        C::PromotionShow(a) => promotion::show(state, a).await,
+        C::PromotionDelete(a) => promotion::delete(state, a).await,
+        C::PromotionGrant(a) => promotion::grant(state, a, true).await,
+        C::PromotionRevoke(a) => promotion::grant(state, a, false).await,
+        C::PromotionAverage(a) => promotion::average(state, a).await,
+        C::PromotionSubjects(a) => promotion::subjects(state, a).await,
+        C::StudentAdd(a) => student::add(state, a).await,
+        C::StudentList(a) => student::list(state, a).await,
+        C::StudentUpdate(a) => student::update(state, a).await,
+        C::StudentRemove(a) => student::remove(state, a).await,
+        C::StudentShow(a) => student::show(state, a).await,
+        C::StudentAverage(a) => student::average(state, a).await,
+        C::StudentExplain(a) => student::explain(state, a).await,
+        C::GradeAdd(a) => grade::add(state, a, caller).await,
+        C::GradeUpdate(a) => grade::update(state, a, caller).await,
+        C::GradeDelete(a) => grade::delete(state, a, caller).await,
+        C::GradeList(a) => grade::list(state, a).await,
+        C::AuditList(a) => grade::audit(state, a).await,
+    }
+}
+
+/// A success reply carrying `data`.
+fn reply<T: Serialize>(data: &T) -> Handled {
+    serde_json::to_value(data)
+        .map(|v| (v, Effect::None))
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not serialise a reply");
+            WireError::internal()
+        })
+}
+
+/// The reply of a command with nothing to return: `{}`.
+fn done() -> Handled {
+    Ok((Value::Object(Default::default()), Effect::None))
+}
+
+/// Validates optional free text: `None` stays `None`.
+fn optional_text(
+    field: &str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, WireError> {
+    value
+        .map(|v| gradebook_core::check_text(field, &v, 1, max).map(|()| v))
+        .transpose()
+        .map_err(WireError::from)
+}
+
+/// Validates required text.
+fn text(field: &str, value: String, max: usize) -> Result<String, WireError> {
+    gradebook_core::check_text(field, &value, 1, max)?;
+    Ok(value)
+}

@@ -1,0 +1,165 @@
+//! `student.*`: enrolment, identity, a student's averages and rank.
+
+use gradebook_core::{explain as explain_average, student_average, subject_averages};
+use gradebook_proto::WireError;
+use gradebook_proto::command::{IdArgs, StudentAddArgs, StudentListArgs, StudentUpdateArgs};
+use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverage};
+use gradebook_store::{NewStudent, StudentPatch};
+
+use super::promotion::{ranks, summaries};
+use super::{Handled, done, optional_text, reply, text};
+use crate::dispatch::State;
+use crate::error::from_store;
+use crate::unix_now;
+
+const NAME_MAX: usize = 64;
+const NUMBER_MAX: usize = 32;
+const EMAIL_MAX: usize = 254;
+
+fn email(value: Option<String>) -> Result<Option<String>, WireError> {
+    let value = optional_text("email", value, EMAIL_MAX)?;
+    if let Some(e) = &value {
+        let at = e.find('@');
+        let plausible =
+            at.is_some_and(|i| i > 0 && i + 1 < e.len()) && !e.chars().any(char::is_whitespace);
+        if !plausible {
+            return Err(WireError::invalid_value(format!(
+                "'{}' is not an e-mail address",
+                e.escape_debug()
+            )));
+        }
+    }
+    Ok(value)
+}
+
+pub async fn add(state: &State, args: StudentAddArgs) -> Handled {
+    let student = NewStudent {
+        first_name: text("first_name", args.first_name, NAME_MAX)?,
+        last_name: text("last_name", args.last_name, NAME_MAX)?,
+        number: optional_text("number", args.number, NUMBER_MAX)?,
+        email: email(args.email)?,
+    };
+    let s = state
+        .store
+        .student_add(&args.promotion, &student, unix_now())
+        .await
+        .map_err(from_store)?;
+    reply(&s)
+}
+
+pub async fn list(state: &State, args: StudentListArgs) -> Handled {
+    let students = state
+        .store
+        .student_list(&args.promotion)
+        .await
+        .map_err(from_store)?;
+    reply(&Students { students })
+}
+
+pub async fn update(state: &State, args: StudentUpdateArgs) -> Handled {
+    let patch = StudentPatch {
+        first_name: args
+            .first_name
+            .map(|v| text("first_name", v, NAME_MAX))
+            .transpose()?,
+        last_name: args
+            .last_name
+            .map(|v| text("last_name", v, NAME_MAX))
+            .transpose()?,
+        number: args
+            .number
+            .map(|v| optional_text("number", v, NUMBER_MAX))
+            .transpose()?,
+        email: args.email.map(email).transpose()?,
+        promotion: args.promotion,
+    };
+    let s = state
+        .store
+        .student_update(args.id, &patch)
+        .await
+        .map_err(from_store)?;
+    reply(&s)
+}
+
+pub async fn remove(state: &State, args: IdArgs) -> Handled {
+    state
+        .store
+        .student_remove(args.id)
+        .await
+        .map_err(from_store)?;
+    done()
+}
+
+pub async fn show(state: &State, args: IdArgs) -> Handled {
+    let student = state.store.student_get(args.id).await.map_err(from_store)?;
+    let pg = state
+        .store
+        .promotion_grades(&student.promotion)
+        .await
+        .map_err(from_store)?;
+    let summaries = summaries(&pg);
+    let ranks = ranks(&summaries);
+    let position = pg.students.iter().position(|s| s.id == student.id);
+    let (summary, rank) = match position {
+        Some(i) => (summaries[i].clone(), ranks[i]),
+        // Moved or removed between the two reads: show it unranked.
+        None => (student_average([]), None),
+    };
+    let grades: Vec<_> = pg
+        .grades
+        .into_iter()
+        .filter(|g| g.student == student.id)
+        .collect();
+    let subjects = subject_averages(
+        grades
+            .iter()
+            .map(|g| (g.subject.as_str(), g.value, g.coefficient)),
+    )
+    .into_iter()
+    .map(|s| SubjectAverage {
+        subject: s.subject,
+        average: s.summary.average.map(|a| a.to_f64()),
+        coefficients: s.summary.coefficients as f64 / 100.0,
+    })
+    .collect();
+    reply(&StudentShow {
+        id: student.id,
+        first_name: student.first_name,
+        last_name: student.last_name,
+        number: student.number,
+        email: student.email,
+        promotion: student.promotion,
+        grades,
+        average: summary.average.map(|a| a.to_f64()),
+        incomplete: summary.incomplete,
+        subjects,
+        rank,
+        of: ranks.iter().flatten().count() as u32,
+    })
+}
+
+pub async fn average(state: &State, args: IdArgs) -> Handled {
+    let grades = state.store.grade_list(args.id).await.map_err(from_store)?;
+    let s = student_average(grades.iter().map(|g| (g.value, g.coefficient)));
+    reply(&StudentAverage {
+        id: args.id,
+        average: s.average.map(|a| a.to_f64()),
+        counted: s.counted as u64,
+        coefficients: s.coefficients as f64 / 100.0,
+        incomplete: s.incomplete,
+    })
+}
+
+pub async fn explain(state: &State, args: IdArgs) -> Handled {
+    let grades = state.store.grade_list(args.id).await.map_err(from_store)?;
+    let e = explain_average(
+        grades
+            .iter()
+            .map(|g| (g.id, g.subject.as_str(), g.value, g.coefficient)),
+    );
+    let (mut data, effect) = reply(&e)?;
+    if let Some(map) = data.as_object_mut() {
+        map.insert("id".into(), args.id.into());
+    }
+    Ok((data, effect))
+}

@@ -1,0 +1,284 @@
+//! Start-up and the accept loop: open the store, create the first admin,
+//! load TLS, bind TCP and UDP, serve until shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gradebook_core::{Role, User};
+use gradebook_store::{SqliteStore, Store};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{self, Auth};
+use crate::config::{Config, TlsMode};
+use crate::dispatch::State;
+use crate::session::Sessions;
+use crate::{connection, tls, udp, unix_now};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting that cannot work.
+    #[error("{0}")]
+    Config(String),
+    /// The data directory, a certificate, a socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The database.
+    #[error("database: {0}")]
+    Store(#[from] gradebook_store::StoreError),
+    /// TLS set-up.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    tcp: TcpListener,
+    udp: UdpSocket,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Opens the store, creates the first admin if there is no user, loads
+    /// or generates the TLS certificate and binds the sockets.
+    pub async fn bind(config: Config) -> Result<Server, StartError> {
+        let plaintext = config.tls == TlsMode::Off;
+        if plaintext && !config.listen.ip().is_loopback() {
+            if !config.insecure_bind {
+                return Err(StartError::Config(format!(
+                    "--plaintext listens on loopback addresses only (not {}): \
+                     use --listen 127.0.0.1:PORT, or add --insecure-bind",
+                    config.listen.ip()
+                )));
+            }
+            tracing::warn!(
+                "plaintext on a non-loopback address: passwords and tokens cross the network in clear"
+            );
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::Io {
+            what: format!(
+                "cannot create the data directory {}",
+                config.data_dir.display()
+            ),
+            source,
+        })?;
+        let store: Arc<dyn Store> = match &config.database {
+            None => Arc::new(SqliteStore::open(&config.data_dir.join("gradebook.db")).await?),
+            Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::connect(url).await?),
+            Some(url) => {
+                let scheme = url.split(':').next().unwrap_or_default();
+                return Err(StartError::Config(format!(
+                    "database '{scheme}:…' is not supported yet: use sqlite://PATH"
+                )));
+            }
+        };
+        let auth = Auth::new().map_err(StartError::Config)?;
+        bootstrap_admin(store.as_ref(), &auth, &config).await?;
+        let tls = tls::acceptor(&config.tls, &config.data_dir).map_err(StartError::Tls)?;
+
+        let tcp = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Io {
+                what: format!("cannot listen on {}", config.listen),
+                source,
+            })?;
+        let tcp_addr = tcp.local_addr().map_err(|source| StartError::Io {
+            what: "no local address".into(),
+            source,
+        })?;
+        // UDP on the same port number as TCP (spec §1).
+        let udp = UdpSocket::bind(tcp_addr)
+            .await
+            .map_err(|source| StartError::Io {
+                what: format!("cannot bind UDP on {tcp_addr}"),
+                source,
+            })?;
+        let state = Arc::new(State {
+            store,
+            sessions: Sessions::default(),
+            auth,
+            limits: config.limits.clone(),
+            tls: tls.is_some(),
+        });
+        Ok(Server {
+            tcp,
+            udp,
+            tls,
+            state,
+        })
+    }
+
+    /// The TCP (and UDP) address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.tcp
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Whether TLS is on.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The line printed once the server accepts connections (spec §8).
+    pub fn listening_line(&self) -> String {
+        let addr = self.local_addr();
+        let udp = self.udp.local_addr().unwrap_or(addr);
+        let tls = if self.tls() { "on" } else { "off" };
+        format!("listening tcp={addr} udp={udp} tls={tls}")
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets the
+    /// requests in flight finish (within the grace period) and closes the
+    /// store.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Server {
+            tcp,
+            udp,
+            tls,
+            state,
+        } = self;
+        let tracker = TaskTracker::new();
+        let slots = Arc::new(Semaphore::new(state.limits.max_connections));
+        tracker.spawn(udp::serve(udp, state.clone(), shutdown.clone()));
+        tracker.spawn(purge_sessions(state.clone(), shutdown.clone()));
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = tcp.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little
+                    // rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, max = state.limits.max_connections, "connection limit reached; refusing");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            let tls = tls.clone();
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                accept(stream, peer, tls, state, shutdown).await;
+                drop(permit);
+            });
+        }
+        drop(tcp);
+        tracker.close();
+        if tokio::time::timeout(state.limits.shutdown_grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not finish in time");
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+    }
+}
+
+async fn accept(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) {
+    match tls {
+        None => connection::serve(stream, peer, state, shutdown).await,
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(state.limits.handshake_timeout, acceptor.accept(stream)).await;
+            match handshake {
+                Ok(Ok(stream)) => connection::serve(stream, peer, state, shutdown).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Creates the user `admin` when there is no user at all: with
+/// `GRADEBOOK_ADMIN_PASSWORD` if given, else a random password printed once.
+async fn bootstrap_admin(
+    store: &dyn Store,
+    auth: &Auth,
+    config: &Config,
+) -> Result<(), StartError> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (auth::random_password().map_err(StartError::Config)?, true),
+    };
+    auth::check_password_policy(&password)
+        .map_err(|e| StartError::Config(format!("admin password: {}", e.message)))?;
+    let hash = auth
+        .hash(&password)
+        .await
+        .map_err(|e| StartError::Config(e.message))?;
+    let admin = User {
+        username: "admin".into(),
+        role: Role::Admin,
+        student: None,
+    };
+    store.user_create(&admin, &hash, unix_now()).await?;
+    if generated {
+        // Printed once, on stderr, never logged.
+        eprintln!(
+            "created the user 'admin' with the password: {}\n\
+             (shown only this once; change it with `gradebook user password`)",
+            password.expose()
+        );
+    } else {
+        tracing::info!("created the user 'admin' with the password from GRADEBOOK_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+/// Forgets expired sessions now and then, in memory and in the store.
+async fn purge_sessions(state: Arc<State>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let now = unix_now();
+        state.sessions.purge(now);
+        if let Err(e) = state
+            .store
+            .sessions_purge(now, now - crate::session::IDLE_TTL)
+            .await
+        {
+            tracing::warn!(error = %e, "could not purge expired sessions");
+        }
+    }
+}
