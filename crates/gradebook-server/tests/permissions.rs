@@ -1,0 +1,422 @@
+//! Every command × role × own/other target against the live server,
+//! compared with the permission table; and the roles' promises in words:
+//! a teacher sees nothing of a promotion not theirs, a student nothing of
+//! another student.
+
+mod common;
+
+use common::{ADMIN_PASSWORD, TestServer, err, ok};
+use gradebook_client::{Client, ClientError};
+use gradebook_core::Role;
+use gradebook_proto::Command;
+use gradebook_server::permission::{Access, access};
+use serde_json::{Value, json};
+
+const TEACHER: &str = "prof";
+const STUDENT: &str = "stud";
+const PASSWORD: &str = "password-of-the-tests";
+
+/// The world the walk runs in, built by the admin.
+struct World {
+    server: TestServer,
+    admin: Client,
+    /// The teacher's granted promotion and the student's promotion.
+    mine: String,
+    /// A promotion neither of them has anything to do with.
+    theirs: String,
+    /// The student account's own record, in `mine`.
+    own_student: i64,
+    /// Another student in `mine`.
+    mate: i64,
+    /// A student in `theirs`.
+    stranger: i64,
+    counter: usize,
+}
+
+impl World {
+    async fn new() -> World {
+        let server = TestServer::start().await;
+        let mut admin = server.admin().await;
+        ok(&mut admin, "promotion.create", json!({"name": "Mine"})).await;
+        ok(&mut admin, "promotion.create", json!({"name": "Theirs"})).await;
+        let add = |p: &'static str, n: &'static str| json!({"promotion": p, "first_name": n, "last_name": "X"});
+        let own = ok(&mut admin, "student.add", add("Mine", "Own")).await["id"]
+            .as_i64()
+            .expect("id");
+        let mate = ok(&mut admin, "student.add", add("Mine", "Mate")).await["id"]
+            .as_i64()
+            .expect("id");
+        let stranger = ok(&mut admin, "student.add", add("Theirs", "Stranger")).await["id"]
+            .as_i64()
+            .expect("id");
+        for s in [own, mate, stranger] {
+            ok(
+                &mut admin,
+                "grade.add",
+                json!({"student": s, "subject": "S", "value": 12}),
+            )
+            .await;
+        }
+        ok(
+            &mut admin,
+            "user.create",
+            json!({"username": TEACHER, "password": PASSWORD, "role": "teacher"}),
+        )
+        .await;
+        ok(
+            &mut admin,
+            "user.create",
+            json!({"username": STUDENT, "password": PASSWORD, "role": "student", "student": own}),
+        )
+        .await;
+        ok(
+            &mut admin,
+            "promotion.grant",
+            json!({"name": "Mine", "username": TEACHER}),
+        )
+        .await;
+        World {
+            server,
+            admin,
+            mine: "Mine".into(),
+            theirs: "Theirs".into(),
+            own_student: own,
+            mate,
+            stranger,
+            counter: 0,
+        }
+    }
+
+    async fn login(&self, role: Role) -> Client {
+        match role {
+            Role::Admin => self.server.admin().await,
+            Role::Teacher | Role::Student => {
+                let name = if role == Role::Teacher {
+                    TEACHER
+                } else {
+                    STUDENT
+                };
+                let mut c = self.server.connect().await;
+                c.login(name, PASSWORD).await.expect("logs in");
+                c
+            }
+        }
+    }
+
+    fn fresh(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}{}", self.counter)
+    }
+
+    /// A throwaway student in `promotion`, for commands that destroy.
+    async fn student_in(&mut self, promotion: &str) -> i64 {
+        let s = ok(
+            &mut self.admin,
+            "student.add",
+            json!({"promotion": promotion, "first_name": "Tmp", "last_name": "Tmp"}),
+        )
+        .await;
+        s["id"].as_i64().expect("id")
+    }
+
+    async fn grade_of(&mut self, student: i64) -> i64 {
+        let g = ok(
+            &mut self.admin,
+            "grade.add",
+            json!({"student": student, "subject": "S", "value": 10}),
+        )
+        .await;
+        g["id"].as_i64().expect("id")
+    }
+
+    /// Arguments for `cmd` run by `role` on its own target (`own`) or on
+    /// someone else's. `None` when the command has no such target.
+    async fn args(&mut self, cmd: &str, role: Role, own: bool) -> Option<Value> {
+        // The promotion and student "own" means for this role.
+        let promotion = if own {
+            self.mine.clone()
+        } else {
+            self.theirs.clone()
+        };
+        let student = match (role, own) {
+            (Role::Student, true) => self.own_student,
+            (Role::Student, false) => self.mate,
+            (_, true) => self.mate,
+            (_, false) => self.stranger,
+        };
+        let targeted = !matches!(
+            cmd,
+            "hello"
+                | "ping"
+                | "auth.login"
+                | "auth.logout"
+                | "auth.whoami"
+                | "user.create"
+                | "user.list"
+                | "user.delete"
+                | "user.password"
+                | "promotion.create"
+                | "promotion.list"
+                | "promotion.grant"
+                | "promotion.revoke"
+        );
+        if !targeted && !own {
+            return None;
+        }
+        Some(match cmd {
+            "hello" | "ping" | "auth.logout" | "auth.whoami" | "user.list" | "promotion.list" => {
+                json!({})
+            }
+            "auth.login" => json!({"username": TEACHER, "password": PASSWORD}),
+            "user.create" => {
+                json!({"username": self.fresh("u"), "password": PASSWORD, "role": "teacher"})
+            }
+            "user.delete" => {
+                let name = self.fresh("victim");
+                ok(
+                    &mut self.admin,
+                    "user.create",
+                    json!({"username": name, "password": PASSWORD, "role": "teacher"}),
+                )
+                .await;
+                json!({"username": name})
+            }
+            "user.password" => {
+                let current = if role == Role::Admin {
+                    ADMIN_PASSWORD
+                } else {
+                    PASSWORD
+                };
+                json!({"old": current, "new": current})
+            }
+            "promotion.create" => json!({"name": self.fresh("New")}),
+            "promotion.grant" | "promotion.revoke" => {
+                json!({"name": self.theirs, "username": TEACHER})
+            }
+            "promotion.show" | "promotion.average" | "promotion.subjects" => {
+                json!({"name": promotion})
+            }
+            "promotion.delete" => {
+                let name = self.fresh("Doomed");
+                ok(&mut self.admin, "promotion.create", json!({"name": name})).await;
+                if own {
+                    ok(
+                        &mut self.admin,
+                        "promotion.grant",
+                        json!({"name": name, "username": TEACHER}),
+                    )
+                    .await;
+                }
+                json!({"name": name})
+            }
+            "student.add" => {
+                json!({"promotion": promotion, "first_name": "New", "last_name": "Student"})
+            }
+            "student.list" => json!({"promotion": promotion}),
+            "student.update" => json!({"id": student, "email": "a@b.c"}),
+            "student.remove" => json!({"id": self.student_in(&promotion).await}),
+            "student.show" | "student.average" | "student.explain" => json!({"id": student}),
+            "grade.add" => json!({"student": student, "subject": "S", "value": 11}),
+            "grade.update" => json!({"id": self.grade_of(student).await, "value": 9}),
+            "grade.delete" => json!({"id": self.grade_of(student).await}),
+            "grade.list" => json!({"student": student}),
+            "audit.list" => json!({"promotion": promotion}),
+            other => panic!("the walk does not know {other}: add it"),
+        })
+    }
+}
+
+/// Whether the table lets `role` run `cmd` on its own (or another's) target.
+fn allowed(cmd: &str, role: Role, own: bool) -> bool {
+    match access(cmd, role) {
+        Access::Public | Access::Allow => true,
+        Access::Deny => false,
+        Access::ManagedPromotion | Access::OwnPromotion | Access::OwnStudent => own,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_role_and_target_matches_the_table() {
+    let mut w = World::new().await;
+    let mut checked = 0;
+    for role in Role::ALL {
+        let mut client = w.login(role).await;
+        for cmd in Command::NAMES {
+            for own in [true, false] {
+                let Some(args) = w.args(cmd, role, own).await else {
+                    continue;
+                };
+                let result = client.call(cmd, args.clone()).await;
+                let expected = allowed(cmd, role, own);
+                match (&result, expected) {
+                    (Ok(_), true) => {}
+                    (Err(ClientError::Server(e)), false) if e.code.as_str() == "forbidden" => {}
+                    _ => panic!(
+                        "{role} {cmd} {args} (own target: {own}): expected {}, got {result:?}",
+                        if expected { "success" } else { "forbidden" }
+                    ),
+                }
+                checked += 1;
+                // These end the session: log in again for the next command.
+                if result.is_ok() && matches!(*cmd, "auth.logout" | "user.password" | "auth.login")
+                {
+                    client = w.login(role).await;
+                    if role == Role::Admin {
+                        // A password change logs out every admin session.
+                        w.admin = w.login(role).await;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 3 * Command::NAMES.len(), "walked only {checked}");
+}
+
+#[tokio::test]
+async fn a_teacher_sees_nothing_of_a_promotion_not_theirs() {
+    let mut w = World::new().await;
+    let mut t = w.login(Role::Teacher).await;
+    let list = ok(&mut t, "promotion.list", json!({})).await;
+    let names: Vec<&str> = list["promotions"]
+        .as_array()
+        .expect("promotions")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["Mine"]);
+    // The same answer whether the promotion exists or not: no probing.
+    let exists = err(
+        &mut t,
+        "promotion.show",
+        json!({"name": "Theirs"}),
+        "forbidden",
+    )
+    .await;
+    let missing = err(
+        &mut t,
+        "promotion.show",
+        json!({"name": "Nowhere"}),
+        "forbidden",
+    )
+    .await;
+    assert_eq!(
+        exists.replace("Theirs", "X"),
+        missing.replace("Nowhere", "X")
+    );
+    // A promotion they create is theirs.
+    ok(&mut t, "promotion.create", json!({"name": "Created"})).await;
+    ok(
+        &mut t,
+        "student.add",
+        json!({"promotion": "Created", "first_name": "A", "last_name": "B"}),
+    )
+    .await;
+    // Moving a student out to a promotion not theirs is refused.
+    err(
+        &mut t,
+        "student.update",
+        json!({"id": w.mate, "promotion": "Theirs"}),
+        "forbidden",
+    )
+    .await;
+    // Audit without naming a promotion is refused; admins see all.
+    err(&mut t, "audit.list", json!({}), "forbidden").await;
+    let all = ok(&mut w.admin, "audit.list", json!({})).await;
+    assert!(!all["entries"].as_array().expect("entries").is_empty());
+}
+
+#[tokio::test]
+async fn a_student_reads_only_their_own_record() {
+    let w = World::new().await;
+    let mut s = w.login(Role::Student).await;
+    let me = ok(&mut s, "auth.whoami", json!({})).await;
+    assert_eq!(me["role"], "student");
+    assert_eq!(me["student"], w.own_student);
+    let show = ok(&mut s, "student.show", json!({"id": w.own_student})).await;
+    assert_eq!(show["rank"], 1);
+    let avg = ok(&mut s, "promotion.average", json!({"name": "Mine"})).await;
+    assert_eq!(avg["count"], 2);
+    assert!(
+        !avg.to_string().contains("Mate"),
+        "no other student's name: {avg}"
+    );
+    for (cmd, args) in [
+        ("student.show", json!({"id": w.mate})),
+        ("student.average", json!({"id": w.mate})),
+        ("student.explain", json!({"id": w.stranger})),
+        ("grade.list", json!({"student": w.mate})),
+        (
+            "grade.add",
+            json!({"student": w.own_student, "subject": "S", "value": 20}),
+        ),
+        ("grade.update", json!({"id": 1, "value": 20})),
+        ("grade.delete", json!({"id": 2})),
+        ("student.list", json!({"promotion": "Mine"})),
+        ("promotion.show", json!({"name": "Mine"})),
+        ("promotion.average", json!({"name": "Theirs"})),
+        ("audit.list", json!({"student": w.own_student})),
+        ("user.list", json!({})),
+    ] {
+        err(&mut s, cmd, args, "forbidden").await;
+    }
+    let list = ok(&mut s, "promotion.list", json!({})).await;
+    assert_eq!(list["promotions"].as_array().expect("promotions").len(), 1);
+}
+
+#[tokio::test]
+async fn sessions_end_with_a_password_change_or_deletion() {
+    let mut w = World::new().await;
+    let mut t = w.login(Role::Teacher).await;
+    let mut t2 = w.login(Role::Teacher).await;
+    ok(
+        &mut t,
+        "user.password",
+        json!({"old": PASSWORD, "new": "another-long-password"}),
+    )
+    .await;
+    err(&mut t2, "auth.whoami", json!({}), "unauthenticated").await;
+    err(&mut t, "auth.whoami", json!({}), "unauthenticated").await;
+    // Wrong old password, too short a new one.
+    let mut t = w.server.connect().await;
+    t.login(TEACHER, "another-long-password")
+        .await
+        .expect("new password works");
+    err(
+        &mut t,
+        "user.password",
+        json!({"old": "wrong-password", "new": "whatever-long"}),
+        "unauthenticated",
+    )
+    .await;
+    err(
+        &mut t,
+        "user.password",
+        json!({"old": "another-long-password", "new": "short"}),
+        "invalid_value",
+    )
+    .await;
+    err(
+        &mut t,
+        "user.password",
+        json!({"new": "whatever-long", "username": "admin"}),
+        "forbidden",
+    )
+    .await;
+    // Deletion ends the session at once.
+    ok(&mut w.admin, "user.delete", json!({"username": TEACHER})).await;
+    err(&mut t, "auth.whoami", json!({}), "unauthenticated").await;
+    err(
+        &mut w.admin,
+        "user.delete",
+        json!({"username": "admin"}),
+        "conflict",
+    )
+    .await;
+    // Users never show a password or a hash.
+    let users = ok(&mut w.admin, "user.list", json!({})).await;
+    let text = users.to_string();
+    assert!(
+        !text.contains("argon2") && !text.contains("password"),
+        "{text}"
+    );
+}
