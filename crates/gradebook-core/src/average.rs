@@ -12,7 +12,8 @@
 //! as incomplete.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Serialize, Serializer};
 
@@ -177,6 +178,47 @@ where
     tally.finish()
 }
 
+/// Every student's summary in one pass over a promotion's grades, given as
+/// `(student id, value, coefficient)`: the result is aligned with
+/// `students`, and grades of students not listed are ignored.
+pub fn student_summaries<I>(students: &[i64], grades: I) -> Vec<Summary>
+where
+    I: IntoIterator<Item = (i64, GradeValue, Coefficient)>,
+{
+    let mut index: HashMap<i64, usize, BuildHasherDefault<IdHasher>> =
+        HashMap::with_capacity_and_hasher(students.len(), Default::default());
+    index.extend(students.iter().enumerate().map(|(i, id)| (*id, i)));
+    let mut tallies = vec![Tally::default(); students.len()];
+    for (student, value, coefficient) in grades {
+        if let Some(&i) = index.get(&student) {
+            tallies[i].add(value, coefficient);
+        }
+    }
+    tallies.into_iter().map(Tally::finish).collect()
+}
+
+/// A hasher for integer ids: one multiplication instead of SipHash. Ids
+/// come from the database, not from an attacker choosing collisions, and
+/// this lookup runs once per grade of a promotion.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One subject's average for a student.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubjectAverage {
@@ -263,6 +305,27 @@ pub(crate) mod strategies {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn summaries_by_student_match_each_student_average() {
+        let g = |h: i64| GradeValue::Points(crate::Points::from_hundredths(h).expect("valid"));
+        let one = Coefficient::ONE;
+        let grades = vec![
+            (1, g(1000), one),
+            (2, g(1500), one),
+            (1, GradeValue::Abs, one),
+            (9, g(2000), one),
+        ];
+        let s = student_summaries(&[2, 1, 3], grades.clone());
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0], student_average([(g(1500), one)]));
+        assert_eq!(
+            s[1],
+            student_average([(g(1000), one), (GradeValue::Abs, one)])
+        );
+        assert_eq!(s[2].average, None);
+    }
+
     use super::strategies::{coefficient, counted_value, points, value};
     use super::*;
     use crate::value::Points;

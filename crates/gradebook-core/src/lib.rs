@@ -14,7 +14,9 @@ pub mod role;
 pub mod stats;
 pub mod value;
 
-pub use average::{Average, SubjectAverage, Summary, student_average, subject_averages};
+pub use average::{
+    Average, SubjectAverage, Summary, student_average, student_summaries, subject_averages,
+};
 pub use explain::{Explanation, explain};
 pub use model::{Grade, Promotion, Student, User};
 pub use rank::competition_ranks;
