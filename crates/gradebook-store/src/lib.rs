@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod baseline;
 mod error;
 mod sqlite;
 
