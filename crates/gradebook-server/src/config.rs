@@ -44,6 +44,15 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Largest UDP reply (bytes); larger ones become `too_large`.
     pub udp_max_reply: usize,
+    /// Datagrams accepted per second from one source address, on average;
+    /// past that they get `rate_limited` (at most one a second) or are
+    /// dropped.
+    pub udp_rate: u32,
+    /// How many datagrams one source address may send in a burst.
+    pub udp_burst: u32,
+    /// Datagrams being answered at once; past that new ones are dropped
+    /// (their senders retry), so a slow store cannot pile up work.
+    pub udp_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +67,9 @@ impl Default for Limits {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
             udp_max_reply: 1200,
+            udp_rate: 1000,
+            udp_burst: 2000,
+            udp_in_flight: 512,
         }
     }
 }

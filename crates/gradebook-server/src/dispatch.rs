@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use gradebook_proto::{Command, Encoding, ErrorCode, Reply, Request, WireError};
-use gradebook_store::Store;
+use gradebook_proto::{Command, Encoding, ErrorCode, Reply, Request, Secret, WireError};
+use gradebook_store::{RequestKey, Store, WriteContext};
+use serde_json::Value;
 
 use crate::auth::Auth;
 use crate::config::Limits;
@@ -16,6 +17,7 @@ use crate::error::from_store;
 use crate::handler;
 use crate::permission::{self, Access};
 use crate::session::{self, Invalid, Session, Sessions, TokenHash};
+use crate::unix_now;
 
 /// What every request can reach: storage, sessions, authentication.
 #[derive(Debug)]
@@ -63,9 +65,45 @@ pub struct Caller {
     pub transport: Transport,
     /// The session, when the request has one.
     pub session: Option<Arc<Session>>,
+    /// For a UDP request: what its writes must record.
+    pub udp: Option<UdpRequest>,
+}
+
+/// What a UDP request brings to the write it causes (protocol §6): its id,
+/// recorded with the change for at-most-once execution, and the check that
+/// the reply fits a datagram (otherwise the write is rolled back).
+#[derive(Clone)]
+pub struct UdpRequest {
+    /// The request id as JSON text.
+    pub id: String,
+    /// Whether reply data of this size may be sent.
+    pub fits: Arc<dyn Fn(&Value) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for UdpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpRequest")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Caller {
+    /// The context of a write made by this caller: who, now, and the UDP
+    /// request to record with it. Writes need a session.
+    pub fn write(&self) -> Result<WriteContext<'_>, WireError> {
+        let session = self.session()?;
+        Ok(WriteContext {
+            by: &session.user.username,
+            at: unix_now(),
+            request: self.udp.as_ref().map(|r| RequestKey {
+                session: &session.token_hash,
+                id: &r.id,
+                fits: &*r.fits,
+            }),
+        })
+    }
+
     /// The session of a command that the permission check let through
     /// with one; `unauthenticated` if, against expectations, there is none.
     pub fn session(&self) -> Result<&Session, WireError> {
@@ -90,20 +128,94 @@ pub async fn dispatch(
         Err((id, e)) => return (Reply::error(id, e), Effect::None),
     };
     let id = request.id.take();
-    match run(state, &mut request, connection_session, peer, transport).await {
-        Ok((data, effect)) => (Reply::ok(id, data), effect),
-        Err((e, effect)) => (Reply::error(id, e), effect),
+    let outcome = match request.command() {
+        Ok(command) => {
+            let from = Origin {
+                token: request.token.as_ref(),
+                connection_session,
+                peer,
+                transport,
+                udp: None,
+            };
+            execute(state, command, from).await
+        }
+        Err(e) => Outcome::failed(e),
+    };
+    (
+        Reply {
+            id,
+            result: outcome.result,
+        },
+        outcome.effect,
+    )
+}
+
+/// Where a parsed request comes from.
+#[derive(Debug)]
+pub struct Origin<'a> {
+    /// The token in the request's envelope.
+    pub token: Option<&'a Secret>,
+    /// The session the TCP connection logged in with.
+    pub connection_session: Option<&'a TokenHash>,
+    /// The remote address.
+    pub peer: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// A UDP request's key, for the write it may cause.
+    pub udp: Option<UdpRequest>,
+}
+
+/// What running a request gave.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The reply's data, or its error.
+    pub result: Result<Value, WireError>,
+    /// What the connection must do.
+    pub effect: Effect,
+    /// Whether it ran in a valid session (UDP's anti-amplification rule
+    /// and reply cache apply to requests made before authentication).
+    pub authenticated: bool,
+}
+
+impl Outcome {
+    fn failed(e: WireError) -> Self {
+        Outcome {
+            result: Err(e),
+            effect: Effect::None,
+            authenticated: false,
+        }
+    }
+}
+
+/// Runs one parsed command: the transport rule, the session, the permission
+/// check, the handler.
+pub async fn execute(state: &State, command: Command, from: Origin<'_>) -> Outcome {
+    let mut authenticated = false;
+    let result = run(state, command, from, &mut authenticated).await;
+    let (result, effect) = match result {
+        Ok((data, effect)) => (Ok(data), effect),
+        Err((e, effect)) => (Err(e), effect),
+    };
+    Outcome {
+        result,
+        effect,
+        authenticated,
     }
 }
 
 async fn run(
     state: &State,
-    request: &mut Request,
-    connection_session: Option<&TokenHash>,
-    peer: SocketAddr,
-    transport: Transport,
-) -> Result<(serde_json::Value, Effect), (WireError, Effect)> {
-    let command = request.command().map_err(|e| (e, Effect::None))?;
+    command: Command,
+    from: Origin<'_>,
+    authenticated: &mut bool,
+) -> Result<(Value, Effect), (WireError, Effect)> {
+    let Origin {
+        token,
+        connection_session,
+        peer,
+        transport,
+        udp,
+    } = from;
     let name = command.name();
     if transport == Transport::Udp && state.tls && !matches!(name, "hello" | "ping") {
         return Err((
@@ -114,9 +226,7 @@ async fn run(
             Effect::None,
         ));
     }
-    let token_hash = request
-        .token
-        .as_ref()
+    let token_hash = token
         .map(session::hash_token)
         .or(connection_session.copied());
     let public = permission::is_public(name);
@@ -130,7 +240,7 @@ async fn run(
                 };
                 // A bad token in an envelope says nothing about the
                 // connection's own session.
-                let effect = if request.token.is_some() {
+                let effect = if token.is_some() {
                     Effect::None
                 } else {
                     Effect::LoggedOut
@@ -148,10 +258,12 @@ async fn run(
             Effect::None,
         ));
     }
+    *authenticated = session.is_some();
     let caller = Caller {
         peer,
         transport,
         session,
+        udp,
     };
     authorize(state, &command, &caller)
         .await

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use gradebook_core::{Role, User};
-use gradebook_store::{SqliteStore, Store};
+use gradebook_store::{SqliteStore, Store, WriteContext};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -249,7 +249,9 @@ async fn bootstrap_admin(
         role: Role::Admin,
         student: None,
     };
-    store.user_create(&admin, &hash, unix_now()).await?;
+    store
+        .user_create(&admin, &hash, WriteContext::new("admin", unix_now()))
+        .await?;
     if generated {
         // Printed once, on stderr, never logged.
         eprintln!(
@@ -263,7 +265,12 @@ async fn bootstrap_admin(
     Ok(())
 }
 
-/// Forgets expired sessions now and then, in memory and in the store.
+/// How long the store remembers the UDP requests that made a write (a
+/// client's retries are over within seconds; a day covers a restart).
+const UDP_REQUESTS_KEPT: i64 = 24 * 3600;
+
+/// Forgets expired sessions now and then, in memory and in the store, and
+/// the UDP requests recorded more than a day ago.
 async fn purge_sessions(state: Arc<State>, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
     loop {
@@ -279,6 +286,9 @@ async fn purge_sessions(state: Arc<State>, shutdown: CancellationToken) {
             .await
         {
             tracing::warn!(error = %e, "could not purge expired sessions");
+        }
+        if let Err(e) = state.store.requests_purge(now - UDP_REQUESTS_KEPT).await {
+            tracing::warn!(error = %e, "could not purge old UDP requests");
         }
     }
 }

@@ -1,29 +1,93 @@
-//! UDP datagrams: one request per datagram, one reply per request, through
-//! the same dispatch as TCP.
+//! UDP datagrams (protocol §6): one request per datagram, one reply per
+//! request, through the same command path as TCP.
 //!
-//! Replies that would not fit a datagram become `too_large`; before
-//! authentication a reply is never more than three times its request (no
-//! amplification); with TLS on, only `hello` and `ping` are served.
+//! The path of one datagram:
+//! 1. the reading task takes a token from the sender's bucket ([`limit`])
+//!    and hands the datagram to a task of its own, a bounded number at once
+//!    (past that, datagrams are dropped and their senders retry), so a slow
+//!    write never holds up a `ping` and garbage never holds up anything;
+//! 2. the datagram is decoded in the encoding its first byte says; without
+//!    an `id` it is refused before anything runs; with TLS on, only `hello`
+//!    and `ping` are served (a token must not cross the network in clear);
+//! 3. a request carrying a session token whose id was already answered gets
+//!    the same reply again, from memory ([`cache`]) or, for a write, from
+//!    the store, which recorded (session, id) and the reply in the
+//!    transaction that made the change: a retried write never runs twice,
+//!    not even across a restart, and of two copies racing each other only
+//!    one commits (the other is answered with the first one's reply);
+//! 4. otherwise it runs like a TCP request;
+//! 5. the reply is made to fit: over `udp_max_reply` bytes it becomes
+//!    `too_large` (a write whose reply would not fit is rolled back, so the
+//!    client can simply retry over TCP); and a reply to a request that is
+//!    not authenticated by a valid session (`hello`, `ping`, `auth.login`,
+//!    any failed request) is never more than three times the request's
+//!    size: an error's message is shortened, a larger success becomes a
+//!    short `too_large`, and what cannot be made small enough is not sent.
+//!
+//! Authenticated replies are not held to the three-times rule (the
+//! protocol asks it "before authentication"): a spoofed source cannot make
+//! the server answer a valid session's requests without its token, and
+//! they are still bounded by `udp_max_reply` and the per-source rate limit.
+
+mod cache;
+mod limit;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use gradebook_proto::codec::to_datagram;
-use gradebook_proto::{Encoding, ErrorCode, Reply, WireError};
+use gradebook_proto::{Command, Encoding, ErrorCode, Id, Reply, Request, WireError};
+use serde_json::Value;
 use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::dispatch::{State, Transport, dispatch};
+use self::cache::{ReplyCache, Sent};
+use self::limit::{RateLimiter, Verdict};
+use crate::dispatch::{Origin, State, Transport, UdpRequest, execute};
+use crate::session::{self, TokenHash};
 
-/// Largest datagram read; anything longer is truncated and so malformed.
+/// Largest datagram read (the largest UDP payload there is).
 const MAX_DATAGRAM: usize = 64 * 1024;
 
-/// Serves datagrams until shutdown.
+/// Longest string id accepted: ids are remembered per session.
+const MAX_ID_BYTES: usize = 128;
+
+/// How often the reply cache and the rate limiter forget old entries.
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+/// What every datagram's task shares.
+#[derive(Debug)]
+struct Endpoint {
+    state: Arc<State>,
+    replies: ReplyCache,
+}
+
+/// Serves datagrams until shutdown, then lets the ones being answered
+/// finish.
 pub async fn serve(socket: UdpSocket, state: Arc<State>, shutdown: CancellationToken) {
+    let socket = Arc::new(socket);
+    let limits = &state.limits;
+    let limiter = RateLimiter::new(limits.udp_rate, limits.udp_burst);
+    let slots = Arc::new(Semaphore::new(limits.udp_in_flight.max(1)));
+    let endpoint = Arc::new(Endpoint {
+        state: state.clone(),
+        replies: ReplyCache::default(),
+    });
+    let tasks = TaskTracker::new();
+    let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
+            _ = housekeeping.tick() => {
+                let now = Instant::now();
+                endpoint.replies.purge(now);
+                limiter.retain_recent(now);
+                continue;
+            }
             r = socket.recv_from(&mut buf) => match r {
                 Ok(r) => r,
                 Err(e) => {
@@ -32,33 +96,384 @@ pub async fn serve(socket: UdpSocket, state: Arc<State>, shutdown: CancellationT
                 }
             },
         };
-        let request = &buf[..n];
-        if let Some(reply) = answer(&state, request, peer).await {
-            let _ = socket.send_to(&reply, peer).await;
+        let datagram = &buf[..n];
+        match limiter.check(peer.ip(), Instant::now()) {
+            Verdict::Allow => {}
+            Verdict::Refuse { answer } => {
+                tracing::debug!(%peer, "UDP rate limit reached");
+                if answer && let Some(reply) = refusal(&state, datagram) {
+                    // Never wait on the socket here: this task reads it.
+                    let _ = socket.try_send_to(&reply, peer);
+                }
+                continue;
+            }
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many datagrams in flight; dropping one");
+            continue;
+        };
+        let datagram = datagram.to_vec();
+        let socket = socket.clone();
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move {
+            if let Some(reply) = answer(&endpoint, &datagram, peer).await
+                && let Err(e) = socket.send_to(&reply, peer).await
+            {
+                tracing::debug!(%peer, error = %e, "UDP send failed");
+            }
+            drop(permit);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// How large a reply may be.
+#[derive(Debug, Clone, Copy)]
+struct Room {
+    /// At most this many bytes.
+    bytes: usize,
+    /// Held to the three-times rule (the request was not authenticated).
+    pre_auth: bool,
+}
+
+impl Room {
+    fn pre_auth(state: &State, request_len: usize) -> Room {
+        Room {
+            bytes: state
+                .limits
+                .udp_max_reply
+                .min(request_len.saturating_mul(3)),
+            pre_auth: true,
+        }
+    }
+
+    fn authenticated(state: &State) -> Room {
+        Room {
+            bytes: state.limits.udp_max_reply,
+            pre_auth: false,
         }
     }
 }
 
+/// The `rate_limited` answer to a refused datagram, if one fits.
+fn refusal(state: &State, datagram: &[u8]) -> Option<Vec<u8>> {
+    let encoding = Encoding::sniff(datagram);
+    let id = match Request::decode(encoding, datagram) {
+        Ok(r) => r.id,
+        Err((id, _)) => id,
+    };
+    let e = WireError::new(
+        ErrorCode::RateLimited,
+        "too many datagrams from your address: slow down",
+    );
+    shape(
+        state,
+        encoding,
+        &Reply::error(id, e),
+        Room::pre_auth(state, datagram.len()),
+    )
+}
+
 /// The reply datagram for one request datagram, or nothing when no reply
 /// may be sent.
-async fn answer(state: &State, request: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
-    let encoding = Encoding::sniff(request);
-    let (mut reply, _) = dispatch(state, request, encoding, None, peer, Transport::Udp).await;
-    if reply.id.is_none() && reply.result.is_ok() {
-        reply = Reply::error(None, WireError::bad_request("a UDP request needs an id"));
-    }
-    let mut bytes = to_datagram(encoding, &reply).ok()?;
-    if bytes.len() > state.limits.udp_max_reply {
-        let e = WireError::new(
-            ErrorCode::TooLarge,
-            "the reply does not fit a datagram: send this request over TCP",
+async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
+    let state = endpoint.state.as_ref();
+    let encoding = Encoding::sniff(datagram);
+    let pre_auth = Room::pre_auth(state, datagram.len());
+    let refuse =
+        |id: Option<Id>, e: WireError| shape(state, encoding, &Reply::error(id, e), pre_auth);
+
+    let mut request = match Request::decode(encoding, datagram) {
+        Ok(r) => r,
+        Err((id, e)) => return refuse(id, e),
+    };
+    // Nothing runs without an id: its reply could not be told apart from
+    // another's, and a retry could not be recognised.
+    let Some(id) = request.id.take() else {
+        return refuse(
+            None,
+            WireError::bad_request("a UDP request needs an id (an integer or a string)"),
         );
-        bytes = to_datagram(encoding, &Reply::error(reply.id.clone(), e)).ok()?;
+    };
+    if matches!(&id, Id::Str(s) if s.len() > MAX_ID_BYTES) {
+        return refuse(
+            None,
+            WireError::bad_request(format!("a UDP request id is at most {MAX_ID_BYTES} bytes")),
+        );
     }
-    // No amplification: a reply never more than three times its request
-    // (a client pads its request to make room).
-    if bytes.len() > 3 * request.len() {
-        return None;
+    if state.tls && !matches!(request.cmd.as_str(), "hello" | "ping") {
+        return refuse(
+            Some(id),
+            WireError::new(
+                ErrorCode::InsecureTransport,
+                "this server uses TLS: over UDP it serves only hello and ping; use TCP",
+            ),
+        );
+    }
+    let id_key = id_key(&id);
+    let session = request.token.as_ref().map(session::hash_token);
+
+    // A request already answered gets the same reply.
+    if let Some(hash) = &session
+        && let Some(sent) = endpoint.replies.get(hash, &id_key)
+    {
+        return replay(sent, encoding);
+    }
+    let command = match request.command() {
+        Ok(c) => c,
+        Err(e) => return refuse(Some(id), e),
+    };
+    let write = is_write(&command);
+    if write
+        && let Some(hash) = &session
+        && let Some(reply) = recorded(state, hash, &id_key, &id).await
+    {
+        return remember(endpoint, *hash, id_key, encoding, &reply, state);
+    }
+
+    let udp = session.map(|_| UdpRequest {
+        id: id_key.clone(),
+        fits: fits(state, encoding, &id),
+    });
+    let origin = Origin {
+        token: request.token.as_ref(),
+        connection_session: None,
+        peer,
+        transport: Transport::Udp,
+        udp,
+    };
+    let outcome = execute(state, command, origin).await;
+    let mut authenticated = outcome.authenticated;
+    let mut reply = Reply {
+        id: Some(id.clone()),
+        result: outcome.result,
+    };
+    if reply.result.is_err()
+        && write
+        && let Some(hash) = &session
+        && let Some(first) = recorded(state, hash, &id_key, &id).await
+    {
+        // A copy of this datagram committed while this one ran (the store
+        // refused this one as a duplicate, or found its change already
+        // made): answer as that one was answered.
+        reply = first;
+        authenticated = true;
+    }
+    match session {
+        Some(hash) if authenticated => remember(endpoint, hash, id_key, encoding, &reply, state),
+        _ => shape(state, encoding, &reply, pre_auth),
+    }
+}
+
+/// Shapes an authenticated reply and remembers it for retries (except an
+/// `internal` error: nothing ran, so a retry may as well try again).
+fn remember(
+    endpoint: &Endpoint,
+    session: TokenHash,
+    id_key: String,
+    encoding: Encoding,
+    reply: &Reply,
+    state: &State,
+) -> Option<Vec<u8>> {
+    let bytes = shape(state, encoding, reply, Room::authenticated(state))?;
+    let internal = matches!(&reply.result, Err(e) if e.code == ErrorCode::Internal);
+    if !internal {
+        let sent = Sent {
+            encoding,
+            bytes: bytes.clone(),
+        };
+        endpoint
+            .replies
+            .insert(session, id_key, sent, Instant::now());
     }
     Some(bytes)
+}
+
+/// A remembered reply, in the encoding of the retry (normally the same).
+fn replay(sent: Sent, encoding: Encoding) -> Option<Vec<u8>> {
+    if sent.encoding == encoding {
+        return Some(sent.bytes);
+    }
+    let reply = Reply::decode(sent.encoding, &sent.bytes).ok()?;
+    to_datagram(encoding, &reply).ok()
+}
+
+/// The reply recorded in the store with the write made for (session, id).
+async fn recorded(state: &State, session: &TokenHash, id_key: &str, id: &Id) -> Option<Reply> {
+    let text = match state.store.request_reply(session, id_key).await {
+        Ok(t) => t?,
+        Err(e) => {
+            tracing::error!(error = %e, "could not look up a UDP request");
+            return None;
+        }
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(data) => Some(Reply::ok(Some(id.clone()), data)),
+        Err(e) => {
+            tracing::error!(error = %e, "unreadable recorded UDP reply");
+            None
+        }
+    }
+}
+
+/// The check a write runs on its reply before committing: would it fit a
+/// datagram in this encoding?
+fn fits(state: &State, encoding: Encoding, id: &Id) -> Arc<dyn Fn(&Value) -> bool + Send + Sync> {
+    let max = state.limits.udp_max_reply;
+    let id = id.clone();
+    Arc::new(move |data: &Value| {
+        let reply = Reply::ok(Some(id.clone()), data.clone());
+        to_datagram(encoding, &reply).is_ok_and(|b| b.len() <= max)
+    })
+}
+
+/// Encodes a reply within `room`: as it is if it fits; else an error with
+/// its message shortened as needed (a success too large becomes
+/// `too_large`); else nothing.
+fn shape(state: &State, encoding: Encoding, reply: &Reply, room: Room) -> Option<Vec<u8>> {
+    let bytes = match to_datagram(encoding, reply) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode a UDP reply");
+            return None;
+        }
+    };
+    if bytes.len() <= room.bytes {
+        return Some(bytes);
+    }
+    let max = state.limits.udp_max_reply;
+    let mut error = match &reply.result {
+        Err(e) => e.clone(),
+        Ok(_) if room.pre_auth && bytes.len() <= max => WireError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the reply is {} bytes, more than three times the request: \
+                 pad the request to {} bytes (pad), or use TCP",
+                bytes.len(),
+                bytes.len().div_ceil(3)
+            ),
+        ),
+        Ok(_) => WireError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the reply is {} bytes, over the {max}-byte UDP limit: \
+                 send this request over TCP",
+                bytes.len()
+            ),
+        ),
+    };
+    loop {
+        let bytes = to_datagram(encoding, &Reply::error(reply.id.clone(), error.clone())).ok()?;
+        if bytes.len() <= room.bytes {
+            return Some(bytes);
+        }
+        if error.message.is_empty() {
+            tracing::debug!(
+                needed = bytes.len(),
+                room = room.bytes,
+                "UDP reply cannot be made small enough; not sent"
+            );
+            return None;
+        }
+        let excess = bytes.len() - room.bytes;
+        let mut keep = error.message.len().saturating_sub(excess.max(1));
+        while !error.message.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        error.message.truncate(keep);
+    }
+}
+
+/// The id as the store and the cache know it: its JSON text, so that `7`
+/// and `"7"` stay different ids.
+fn id_key(id: &Id) -> String {
+    match id {
+        Id::Int(n) => n.to_string(),
+        Id::Str(s) => Value::String(s.clone()).to_string(),
+    }
+}
+
+/// Commands that change something, and so record their request.
+fn is_write(command: &Command) -> bool {
+    use Command as C;
+    matches!(
+        command,
+        C::Logout(_)
+            | C::UserCreate(_)
+            | C::UserDelete(_)
+            | C::UserPassword(_)
+            | C::PromotionCreate(_)
+            | C::PromotionDelete(_)
+            | C::PromotionGrant(_)
+            | C::PromotionRevoke(_)
+            | C::StudentAdd(_)
+            | C::StudentUpdate(_)
+            | C::StudentRemove(_)
+            | C::GradeAdd(_)
+            | C::GradeUpdate(_)
+            | C::GradeDelete(_)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_keep_their_type_in_keys() {
+        assert_eq!(id_key(&Id::Int(7)), "7");
+        assert_eq!(id_key(&Id::Str("7".into())), "\"7\"");
+        assert_eq!(id_key(&Id::Str("a\"b".into())), r#""a\"b""#);
+    }
+
+    #[test]
+    fn every_write_command_is_known_as_one() {
+        // The commands that call a store write, by name: a new write
+        // command must be added to `is_write` too.
+        let writes = [
+            "auth.logout",
+            "user.create",
+            "user.delete",
+            "user.password",
+            "promotion.create",
+            "promotion.delete",
+            "promotion.grant",
+            "promotion.revoke",
+            "student.add",
+            "student.update",
+            "student.remove",
+            "grade.add",
+            "grade.update",
+            "grade.delete",
+        ];
+        for name in Command::NAMES {
+            let sample = sample(name);
+            assert_eq!(is_write(&sample), writes.contains(name), "{name}");
+        }
+    }
+
+    /// A command with the given name and minimal arguments.
+    fn sample(name: &str) -> Command {
+        let args = serde_json::json!({
+            "id": 1, "name": "P", "username": "u", "password": "p", "role": "admin",
+            "new": "p", "promotion": "P", "first_name": "A", "last_name": "B",
+            "student": 1, "subject": "S", "value": 1,
+        });
+        let Value::Object(all) = args else {
+            unreachable!()
+        };
+        // Keep only the arguments the command accepts.
+        let mut kept = serde_json::Map::new();
+        for (k, v) in all {
+            let mut trial = kept.clone();
+            trial.insert(k.clone(), v.clone());
+            if !matches!(Command::parse(name, Some(Value::Object(trial.clone()))),
+                Err(e) if e.message.contains("unknown field"))
+            {
+                kept = trial;
+            }
+        }
+        Command::parse(name, Some(Value::Object(kept))).expect("a valid sample")
+    }
 }

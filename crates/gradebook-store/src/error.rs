@@ -9,6 +9,14 @@ pub enum StoreError {
     /// It already exists, or is still in use; the message says what.
     #[error("{0}")]
     Conflict(String),
+    /// The UDP request this write was made for is already recorded: the
+    /// write was rolled back, and the recorded reply answers the request.
+    #[error("this request was already executed")]
+    Duplicate,
+    /// The reply data would not fit the datagram it is recorded for (see
+    /// [`crate::RequestKey`]): the write was rolled back.
+    #[error("the reply would not fit its datagram")]
+    TooLarge,
     /// A row that no valid write produces (the log gets the details).
     #[error("corrupt data: {0}")]
     Corrupt(String),

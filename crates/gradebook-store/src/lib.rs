@@ -124,13 +124,53 @@ pub struct PromotionGrades {
     pub grades: Vec<Grade>,
 }
 
-/// Who made a change, for the audit log.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Actor<'a> {
+/// The UDP request a write is made for (protocol §6, at-most-once).
+///
+/// The backend records the key and the reply's data (the JSON of what the
+/// write method returns, `{}` for nothing) in the same transaction as the
+/// change. A second write with the same key fails with
+/// [`StoreError::Duplicate`] and changes nothing; a result that `fits`
+/// refuses fails with [`StoreError::TooLarge`] and changes nothing either,
+/// so a request whose reply would not fit a datagram can be retried over TCP.
+#[derive(Clone, Copy)]
+pub struct RequestKey<'a> {
+    /// The SHA-256 of the session's token.
+    pub session: &'a [u8],
+    /// The request id, as JSON text (`7` and `"7"` are different ids).
+    pub id: &'a str,
+    /// Whether the reply data may be sent (fits a datagram).
+    pub fits: &'a (dyn Fn(&serde_json::Value) -> bool + Send + Sync),
+}
+
+impl std::fmt::Debug for RequestKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every write is told: who makes the change (for the audit log),
+/// when, and for which UDP request, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteContext<'a> {
     /// The user's name, as it is recorded.
-    pub username: &'a str,
+    pub by: &'a str,
     /// When (Unix seconds).
     pub at: i64,
+    /// The UDP request to record with the change.
+    pub request: Option<RequestKey<'a>>,
+}
+
+impl<'a> WriteContext<'a> {
+    /// A write by `by` at `at`, for no UDP request.
+    pub fn new(by: &'a str, at: i64) -> Self {
+        WriteContext {
+            by,
+            at,
+            request: None,
+        }
+    }
 }
 
 /// One audit entry: a grade change.
@@ -167,7 +207,9 @@ pub struct AuditFilter<'a> {
 
 /// Storage for gradebook. Every method is one transaction; errors say what
 /// was not found or conflicted in words fit for a client, and keep the
-/// backend's own error (with its SQL) for the log.
+/// backend's own error (with its SQL) for the log. Every write of the
+/// service's data takes a [`WriteContext`]: who, when, and the UDP request
+/// to record in the same transaction.
 #[async_trait]
 pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     // Accounts and sessions.
@@ -175,15 +217,25 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// How many accounts exist (the admin bootstrap needs to know if any).
     async fn user_count(&self) -> Result<u64>;
     /// Creates an account; `conflict` if the name is taken.
-    async fn user_create(&self, user: &User, password_hash: &str, created_at: i64) -> Result<User>;
+    async fn user_create(
+        &self,
+        user: &User,
+        password_hash: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<User>;
     /// The account and its password hash, for a login.
     async fn user_credentials(&self, username: &str) -> Result<Option<Credentials>>;
     /// Every account, by name.
     async fn user_list(&self) -> Result<Vec<User>>;
     /// Deletes an account and its sessions.
-    async fn user_delete(&self, username: &str) -> Result<()>;
+    async fn user_delete(&self, username: &str, ctx: WriteContext<'_>) -> Result<()>;
     /// Sets a password hash and revokes the account's sessions.
-    async fn user_set_password(&self, username: &str, password_hash: &str) -> Result<()>;
+    async fn user_set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<()>;
     /// Records a new session by the SHA-256 of its token.
     async fn session_create(
         &self,
@@ -197,7 +249,7 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// Records that a session was used.
     async fn session_touch(&self, token_hash: &[u8], now: i64) -> Result<()>;
     /// Revokes a session.
-    async fn session_delete(&self, token_hash: &[u8]) -> Result<()>;
+    async fn session_delete(&self, token_hash: &[u8], ctx: WriteContext<'_>) -> Result<()>;
     /// Deletes the sessions expired at `now` or idle since `idle_before`.
     async fn sessions_purge(&self, now: i64, idle_before: i64) -> Result<u64>;
 
@@ -210,7 +262,7 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         year: Option<i64>,
         description: Option<&str>,
         created_by: Option<i64>,
-        now: i64,
+        ctx: WriteContext<'_>,
     ) -> Result<Promotion>;
     /// Every promotion, by name; with `managed_by`, only those that user
     /// created or was granted.
@@ -221,38 +273,62 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// One promotion.
     async fn promotion_get(&self, name: &str) -> Result<Promotion>;
     /// Deletes a promotion; `conflict` if it has students and not `force`.
-    async fn promotion_delete(&self, name: &str, force: bool) -> Result<()>;
+    async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()>;
     /// Lets a teacher manage a promotion (idempotent).
-    async fn promotion_grant(&self, name: &str, username: &str) -> Result<()>;
+    async fn promotion_grant(
+        &self,
+        name: &str,
+        username: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<()>;
     /// Takes a promotion back from a teacher.
-    async fn promotion_revoke(&self, name: &str, username: &str) -> Result<()>;
+    async fn promotion_revoke(
+        &self,
+        name: &str,
+        username: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<()>;
     /// A promotion with its students and all their grades.
     async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades>;
 
     // Students.
 
     /// Adds a student to a promotion; `conflict` if the number is taken.
-    async fn student_add(&self, promotion: &str, student: &NewStudent, now: i64)
-    -> Result<Student>;
+    async fn student_add(
+        &self,
+        promotion: &str,
+        student: &NewStudent,
+        ctx: WriteContext<'_>,
+    ) -> Result<Student>;
     /// A promotion's students, by last name, first name, id.
     async fn student_list(&self, promotion: &str) -> Result<Vec<Student>>;
     /// One student.
     async fn student_get(&self, id: i64) -> Result<Student>;
     /// Changes a student.
-    async fn student_update(&self, id: i64, patch: &StudentPatch) -> Result<Student>;
+    async fn student_update(
+        &self,
+        id: i64,
+        patch: &StudentPatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Student>;
     /// Removes a student and their grades.
-    async fn student_remove(&self, id: i64) -> Result<()>;
+    async fn student_remove(&self, id: i64, ctx: WriteContext<'_>) -> Result<()>;
 
     // Grades.
 
     /// Adds a grade, with its audit entry.
-    async fn grade_add(&self, grade: &NewGrade, by: Actor<'_>) -> Result<Grade>;
+    async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade>;
     /// One grade.
     async fn grade_get(&self, id: i64) -> Result<Grade>;
     /// Changes a grade, with its audit entry.
-    async fn grade_update(&self, id: i64, patch: &GradePatch, by: Actor<'_>) -> Result<Grade>;
+    async fn grade_update(
+        &self,
+        id: i64,
+        patch: &GradePatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Grade>;
     /// Deletes a grade, with its audit entry.
-    async fn grade_delete(&self, id: i64, by: Actor<'_>) -> Result<()>;
+    async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()>;
     /// A student's grades, by id.
     async fn grade_list(&self, student: i64) -> Result<Vec<Grade>>;
 
@@ -260,6 +336,14 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Audit entries, newest first.
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>>;
+
+    // UDP requests (protocol §6).
+
+    /// The reply data recorded for a UDP request (JSON text), if a write
+    /// was made for it.
+    async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>>;
+    /// Forgets the UDP requests recorded before `before` (Unix seconds).
+    async fn requests_purge(&self, before: i64) -> Result<u64>;
 
     /// Closes the backend cleanly (checkpoints, connections).
     async fn close(&self);

@@ -18,8 +18,8 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use crate::{
-    Actor, AuditEntry, AuditFilter, Credentials, GradePatch, NewGrade, NewStudent, PromotionGrades,
-    Result, SessionRecord, Store, StoreError, StudentPatch, role_from_db,
+    AuditEntry, AuditFilter, Credentials, GradePatch, NewGrade, NewStudent, PromotionGrades,
+    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext, role_from_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -188,10 +188,48 @@ async fn grade_in_tx(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Grade>
     grade_from_row(row)
 }
 
+/// Records the UDP request a write was made for, with its reply data, in
+/// the write's transaction (see [`crate::RequestKey`]). Called last, once
+/// the result is known; on error the caller drops the transaction, which
+/// rolls the change back.
+async fn record<T: serde::Serialize>(
+    tx: &mut Transaction<'_, Sqlite>,
+    ctx: &WriteContext<'_>,
+    result: &T,
+) -> Result<()> {
+    let Some(key) = &ctx.request else {
+        return Ok(());
+    };
+    let data = serde_json::to_value(result)
+        .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
+    if !(key.fits)(&data) {
+        return Err(StoreError::TooLarge);
+    }
+    sqlx::query(
+        "INSERT INTO udp_requests (session, request_id, at, reply) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(key.session)
+    .bind(key.id)
+    .bind(ctx.at)
+    .bind(data.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
+        _ => StoreError::Database(e),
+    })?;
+    Ok(())
+}
+
+/// The reply data of a write that returns nothing: `{}`.
+fn nothing() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
 /// Records a grade change in the same transaction as the change itself.
 async fn audit(
     tx: &mut Transaction<'_, Sqlite>,
-    by: Actor<'_>,
+    by: &WriteContext<'_>,
     action: &str,
     old: Option<&Grade>,
     new: Option<&Grade>,
@@ -206,7 +244,7 @@ async fn audit(
          VALUES ($1, $2, $3, $4, $5, (SELECT promotion_id FROM students WHERE id = $5), $6, $7)",
     )
     .bind(by.at)
-    .bind(by.username)
+    .bind(by.by)
     .bind(action)
     .bind(grade.id)
     .bind(grade.student)
@@ -249,7 +287,12 @@ impl Store for SqliteStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn user_create(&self, user: &User, password_hash: &str, created_at: i64) -> Result<User> {
+    async fn user_create(
+        &self,
+        user: &User,
+        password_hash: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<User> {
         let mut tx = self.writer.begin().await?;
         if let Some(student) = user.student {
             student_in_tx(&mut tx, student).await?;
@@ -262,7 +305,7 @@ impl Store for SqliteStore {
         .bind(password_hash)
         .bind(user.role.as_str())
         .bind(user.student)
-        .bind(created_at)
+        .bind(ctx.at)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -273,6 +316,7 @@ impl Store for SqliteStore {
                 )
             })
         })?;
+        record(&mut tx, &ctx, user).await?;
         tx.commit().await?;
         Ok(user.clone())
     }
@@ -314,18 +358,26 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn user_delete(&self, username: &str) -> Result<()> {
+    async fn user_delete(&self, username: &str, ctx: WriteContext<'_>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM users WHERE username = $1")
             .bind(username)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(no_user(username));
         }
+        record(&mut tx, &ctx, &nothing()).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn user_set_password(&self, username: &str, password_hash: &str) -> Result<()> {
+    async fn user_set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let id = user_id(&mut tx, username).await?;
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
@@ -337,6 +389,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        record(&mut tx, &ctx, &nothing()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -398,11 +451,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn session_delete(&self, token_hash: &[u8]) -> Result<()> {
+    async fn session_delete(&self, token_hash: &[u8], ctx: WriteContext<'_>) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        record(&mut tx, &ctx, &nothing()).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -421,8 +477,9 @@ impl Store for SqliteStore {
         year: Option<i64>,
         description: Option<&str>,
         created_by: Option<i64>,
-        now: i64,
+        ctx: WriteContext<'_>,
     ) -> Result<Promotion> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO promotions (name, year, description, created_by, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -431,20 +488,23 @@ impl Store for SqliteStore {
         .bind(year)
         .bind(description)
         .bind(created_by)
-        .bind(now)
-        .execute(&self.writer)
+        .bind(ctx.at)
+        .execute(&mut *tx)
         .await
         .map_err(|e| {
             conflict_on_unique(e, || {
                 format!("a promotion named '{}' already exists", name.escape_debug())
             })
         })?;
-        Ok(Promotion {
+        let promotion = Promotion {
             name: name.to_owned(),
             year,
             description: description.map(str::to_owned),
             students: 0,
-        })
+        };
+        record(&mut tx, &ctx, &promotion).await?;
+        tx.commit().await?;
+        Ok(promotion)
     }
 
     async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>> {
@@ -486,7 +546,7 @@ impl Store for SqliteStore {
         .ok_or_else(|| no_promotion(name))
     }
 
-    async fn promotion_delete(&self, name: &str, force: bool) -> Result<()> {
+    async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let id = promotion_id(&mut tx, name).await?;
         let students: i64 =
@@ -505,11 +565,17 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        record(&mut tx, &ctx, &nothing()).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn promotion_grant(&self, name: &str, username: &str) -> Result<()> {
+    async fn promotion_grant(
+        &self,
+        name: &str,
+        username: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let pid = promotion_id(&mut tx, name).await?;
         let uid = user_id(&mut tx, username).await?;
@@ -521,11 +587,17 @@ impl Store for SqliteStore {
         .bind(uid)
         .execute(&mut *tx)
         .await?;
+        record(&mut tx, &ctx, &nothing()).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn promotion_revoke(&self, name: &str, username: &str) -> Result<()> {
+    async fn promotion_revoke(
+        &self,
+        name: &str,
+        username: &str,
+        ctx: WriteContext<'_>,
+    ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let pid = promotion_id(&mut tx, name).await?;
         let uid = user_id(&mut tx, username).await?;
@@ -534,6 +606,7 @@ impl Store for SqliteStore {
             .bind(uid)
             .execute(&mut *tx)
             .await?;
+        record(&mut tx, &ctx, &nothing()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -585,7 +658,7 @@ impl Store for SqliteStore {
         &self,
         promotion: &str,
         student: &NewStudent,
-        now: i64,
+        ctx: WriteContext<'_>,
     ) -> Result<Student> {
         let mut tx = self.writer.begin().await?;
         let pid = promotion_id(&mut tx, promotion).await?;
@@ -598,19 +671,21 @@ impl Store for SqliteStore {
         .bind(&student.last_name)
         .bind(&student.number)
         .bind(&student.email)
-        .bind(now)
+        .bind(ctx.at)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, || number_taken(student.number.as_deref())))?;
-        tx.commit().await?;
-        Ok(Student {
+        let s = Student {
             id,
             first_name: student.first_name.clone(),
             last_name: student.last_name.clone(),
             number: student.number.clone(),
             email: student.email.clone(),
             promotion: promotion.to_owned(),
-        })
+        };
+        record(&mut tx, &ctx, &s).await?;
+        tx.commit().await?;
+        Ok(s)
     }
 
     async fn student_list(&self, promotion: &str) -> Result<Vec<Student>> {
@@ -636,7 +711,12 @@ impl Store for SqliteStore {
         Ok(s)
     }
 
-    async fn student_update(&self, id: i64, patch: &StudentPatch) -> Result<Student> {
+    async fn student_update(
+        &self,
+        id: i64,
+        patch: &StudentPatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Student> {
         let mut tx = self.writer.begin().await?;
         let mut s = student_in_tx(&mut tx, id).await?;
         let pid = match &patch.promotion {
@@ -671,11 +751,12 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, || number_taken(s.number.as_deref())))?;
+        record(&mut tx, &ctx, &s).await?;
         tx.commit().await?;
         Ok(s)
     }
 
-    async fn student_remove(&self, id: i64) -> Result<()> {
+    async fn student_remove(&self, id: i64, ctx: WriteContext<'_>) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         student_in_tx(&mut tx, id).await?;
         check_no_linked_account(&mut tx, LINKED_TO_STUDENT, id).await?;
@@ -683,11 +764,12 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        record(&mut tx, &ctx, &nothing()).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn grade_add(&self, grade: &NewGrade, by: Actor<'_>) -> Result<Grade> {
+    async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade> {
         let mut tx = self.writer.begin().await?;
         student_in_tx(&mut tx, grade.student).await?;
         let id: i64 = sqlx::query_scalar(
@@ -699,7 +781,7 @@ impl Store for SqliteStore {
         .bind(grade.value.to_code())
         .bind(i64::from(grade.coefficient.hundredths()))
         .bind(&grade.label)
-        .bind(by.at)
+        .bind(ctx.at)
         .fetch_one(&mut *tx)
         .await?;
         let g = Grade {
@@ -710,7 +792,8 @@ impl Store for SqliteStore {
             coefficient: grade.coefficient,
             label: grade.label.clone(),
         };
-        audit(&mut tx, by, "grade.add", None, Some(&g)).await?;
+        audit(&mut tx, &ctx, "grade.add", None, Some(&g)).await?;
+        record(&mut tx, &ctx, &g).await?;
         tx.commit().await?;
         Ok(g)
     }
@@ -722,7 +805,12 @@ impl Store for SqliteStore {
         Ok(g)
     }
 
-    async fn grade_update(&self, id: i64, patch: &GradePatch, by: Actor<'_>) -> Result<Grade> {
+    async fn grade_update(
+        &self,
+        id: i64,
+        patch: &GradePatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Grade> {
         let mut tx = self.writer.begin().await?;
         let old = grade_in_tx(&mut tx, id).await?;
         let mut g = old.clone();
@@ -748,19 +836,21 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        audit(&mut tx, by, "grade.update", Some(&old), Some(&g)).await?;
+        audit(&mut tx, &ctx, "grade.update", Some(&old), Some(&g)).await?;
+        record(&mut tx, &ctx, &g).await?;
         tx.commit().await?;
         Ok(g)
     }
 
-    async fn grade_delete(&self, id: i64, by: Actor<'_>) -> Result<()> {
+    async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let old = grade_in_tx(&mut tx, id).await?;
         sqlx::query("DELETE FROM grades WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit(&mut tx, by, "grade.delete", Some(&old), None).await?;
+        audit(&mut tx, &ctx, "grade.delete", Some(&old), None).await?;
+        record(&mut tx, &ctx, &nothing()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -830,6 +920,24 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT reply FROM udp_requests WHERE session = $1 AND request_id = $2",
+        )
+        .bind(session)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    async fn requests_purge(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM udp_requests WHERE at < $1")
+            .bind(before)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
@@ -843,5 +951,140 @@ fn number_taken(number: Option<&str>) -> String {
             n.escape_debug()
         ),
         None => "this student conflicts with an existing one".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RequestKey;
+    use gradebook_core::Role;
+
+    async fn store_with_student() -> (tempfile::TempDir, SqliteStore, i64) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("opens");
+        let admin = User {
+            username: "admin".into(),
+            role: Role::Admin,
+            student: None,
+        };
+        let ctx = WriteContext::new("admin", 1);
+        store.user_create(&admin, "hash", ctx).await.expect("user");
+        store
+            .promotion_create("P", None, None, None, ctx)
+            .await
+            .expect("promotion");
+        let s = store
+            .student_add(
+                "P",
+                &NewStudent {
+                    first_name: "A".into(),
+                    last_name: "B".into(),
+                    number: None,
+                    email: None,
+                },
+                ctx,
+            )
+            .await
+            .expect("student");
+        (dir, store, s.id)
+    }
+
+    fn grade(student: i64) -> NewGrade {
+        NewGrade {
+            student,
+            subject: "Maths".into(),
+            value: GradeValue::parse_mark("ABS").expect("a mark"),
+            coefficient: Coefficient::default(),
+            label: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_key_is_recorded_with_its_write_and_only_once() {
+        let (_dir, store, student) = store_with_student().await;
+        let fits = |_: &serde_json::Value| true;
+        let ctx = WriteContext {
+            by: "admin",
+            at: 10,
+            request: Some(RequestKey {
+                session: b"session",
+                id: "7",
+                fits: &fits,
+            }),
+        };
+        let g = store.grade_add(&grade(student), ctx).await.expect("adds");
+        let recorded = store
+            .request_reply(b"session", "7")
+            .await
+            .expect("reads")
+            .expect("recorded");
+        let recorded: Grade = serde_json::from_str(&recorded).expect("the grade's JSON");
+        assert_eq!(recorded, g);
+        // The same key again: rolled back, nothing added.
+        let again = store.grade_add(&grade(student), ctx).await;
+        assert!(matches!(again, Err(StoreError::Duplicate)), "{again:?}");
+        assert_eq!(store.grade_list(student).await.expect("lists").len(), 1);
+        // Another id, or another session, is another request.
+        let other = WriteContext {
+            request: Some(RequestKey {
+                session: b"other",
+                id: "7",
+                fits: &fits,
+            }),
+            ..ctx
+        };
+        store.grade_add(&grade(student), other).await.expect("adds");
+        assert_eq!(store.grade_list(student).await.expect("lists").len(), 2);
+        // Writes that return nothing record `{}`.
+        let delete = WriteContext {
+            request: Some(RequestKey {
+                session: b"session",
+                id: "\"d\"",
+                fits: &fits,
+            }),
+            ..ctx
+        };
+        store.grade_delete(g.id, delete).await.expect("deletes");
+        assert_eq!(
+            store
+                .request_reply(b"session", "\"d\"")
+                .await
+                .expect("reads")
+                .as_deref(),
+            Some("{}")
+        );
+        assert_eq!(store.requests_purge(11).await.expect("purges"), 3);
+        assert_eq!(
+            store.request_reply(b"session", "7").await.expect("reads"),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_result_that_does_not_fit_rolls_the_write_back() {
+        let (_dir, store, student) = store_with_student().await;
+        let fits = |_: &serde_json::Value| false;
+        let ctx = WriteContext {
+            by: "admin",
+            at: 10,
+            request: Some(RequestKey {
+                session: b"session",
+                id: "1",
+                fits: &fits,
+            }),
+        };
+        let r = store.grade_add(&grade(student), ctx).await;
+        assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
+        assert!(store.grade_list(student).await.expect("lists").is_empty());
+        let r = store.promotion_create("Q", None, None, None, ctx).await;
+        assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
+        assert!(store.promotion_get("Q").await.is_err());
+        assert_eq!(
+            store.request_reply(b"session", "1").await.expect("reads"),
+            None
+        );
     }
 }

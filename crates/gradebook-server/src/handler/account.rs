@@ -7,10 +7,10 @@ use gradebook_proto::command::{
 use gradebook_proto::data::{Hello, Login, Users, Whoami};
 use gradebook_proto::{Encoding, WireError};
 
-use super::{Handled, done, reply, text};
+use super::{Handled, done, from_store, reply, text};
 use crate::auth::{self, check_password_policy};
 use crate::dispatch::{Caller, Effect, State, Transport};
-use crate::error::from_store;
+
 use crate::session::{self, ABSOLUTE_TTL, Session};
 use crate::unix_now;
 
@@ -109,7 +109,7 @@ pub async fn logout(state: &State, caller: &Caller) -> Handled {
     let session = caller.session()?;
     state
         .store
-        .session_delete(&session.token_hash)
+        .session_delete(&session.token_hash, caller.write()?)
         .await
         .map_err(from_store)?;
     state.sessions.revoke(&session.token_hash);
@@ -126,7 +126,7 @@ pub fn whoami(caller: &Caller) -> Handled {
     })
 }
 
-pub async fn user_create(state: &State, args: UserCreateArgs) -> Handled {
+pub async fn user_create(state: &State, args: UserCreateArgs, caller: &Caller) -> Handled {
     let username = username(args.username)?;
     let role: Role = args.role.parse()?;
     match (role, args.student) {
@@ -151,7 +151,7 @@ pub async fn user_create(state: &State, args: UserCreateArgs) -> Handled {
     };
     let user = state
         .store
-        .user_create(&user, &hash, unix_now())
+        .user_create(&user, &hash, caller.write()?)
         .await
         .map_err(from_store)?;
     reply(&user)
@@ -178,7 +178,7 @@ pub async fn user_delete(state: &State, args: UsernameArgs, caller: &Caller) -> 
         })?;
     state
         .store
-        .user_delete(&args.username)
+        .user_delete(&args.username, caller.write()?)
         .await
         .map_err(from_store)?;
     state.sessions.revoke_user(target.user_id);
@@ -217,7 +217,7 @@ pub async fn user_password(state: &State, args: UserPasswordArgs, caller: &Calle
     let hash = state.auth.hash(&args.new).await?;
     state
         .store
-        .user_set_password(&target_name, &hash)
+        .user_set_password(&target_name, &hash, caller.write()?)
         .await
         .map_err(from_store)?;
     // Every session of the account ends, this one included when it is

@@ -7,13 +7,11 @@ use gradebook_proto::command::{
     AuditListArgs, GradeAddArgs, GradeListArgs, GradeUpdateArgs, IdArgs,
 };
 use gradebook_proto::data::Grades;
-use gradebook_store::{Actor, AuditFilter, GradePatch, NewGrade};
+use gradebook_store::{AuditFilter, GradePatch, NewGrade};
 use serde_json::json;
 
-use super::{Handled, done, optional_text, reply};
+use super::{Handled, done, from_store, optional_text, reply};
 use crate::dispatch::{Caller, State};
-use crate::error::from_store;
-use crate::unix_now;
 
 const LABEL_MAX: usize = 64;
 const AUDIT_DEFAULT: u32 = 100;
@@ -39,16 +37,9 @@ pub async fn add(state: &State, args: GradeAddArgs, caller: &Caller) -> Handled 
             .unwrap_or_default(),
         label: optional_text("label", args.label, LABEL_MAX)?,
     };
-    let by = caller.session()?;
     let g = state
         .store
-        .grade_add(
-            &grade,
-            Actor {
-                username: &by.user.username,
-                at: unix_now(),
-            },
-        )
+        .grade_add(&grade, caller.write()?)
         .await
         .map_err(from_store)?;
     reply(&g)
@@ -64,33 +55,18 @@ pub async fn update(state: &State, args: GradeUpdateArgs, caller: &Caller) -> Ha
             .map(|l| optional_text("label", l, LABEL_MAX))
             .transpose()?,
     };
-    let by = caller.session()?;
     let g = state
         .store
-        .grade_update(
-            args.id,
-            &patch,
-            Actor {
-                username: &by.user.username,
-                at: unix_now(),
-            },
-        )
+        .grade_update(args.id, &patch, caller.write()?)
         .await
         .map_err(from_store)?;
     reply(&g)
 }
 
 pub async fn delete(state: &State, args: IdArgs, caller: &Caller) -> Handled {
-    let by = caller.session()?;
     state
         .store
-        .grade_delete(
-            args.id,
-            Actor {
-                username: &by.user.username,
-                at: unix_now(),
-            },
-        )
+        .grade_delete(args.id, caller.write()?)
         .await
         .map_err(from_store)?;
     done()

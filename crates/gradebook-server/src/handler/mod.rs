@@ -7,7 +7,8 @@ mod grade;
 mod promotion;
 mod student;
 
-use gradebook_proto::{Command, WireError};
+use gradebook_proto::{Command, ErrorCode, WireError};
+use gradebook_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -25,22 +26,22 @@ pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled
         C::Login(a) => account::login(state, a, caller).await,
         C::Logout(_) => account::logout(state, caller).await,
         C::Whoami(_) => account::whoami(caller),
-        C::UserCreate(a) => account::user_create(state, a).await,
+        C::UserCreate(a) => account::user_create(state, a, caller).await,
         C::UserList(_) => account::user_list(state).await,
         C::UserDelete(a) => account::user_delete(state, a, caller).await,
         C::UserPassword(a) => account::user_password(state, a, caller).await,
         C::PromotionCreate(a) => promotion::create(state, a, caller).await,
         C::PromotionList(_) => promotion::list(state, caller).await,
         C::PromotionShow(a) => promotion::show(state, a).await,
-        C::PromotionDelete(a) => promotion::delete(state, a).await,
-        C::PromotionGrant(a) => promotion::grant(state, a, true).await,
-        C::PromotionRevoke(a) => promotion::grant(state, a, false).await,
+        C::PromotionDelete(a) => promotion::delete(state, a, caller).await,
+        C::PromotionGrant(a) => promotion::grant(state, a, true, caller).await,
+        C::PromotionRevoke(a) => promotion::grant(state, a, false, caller).await,
         C::PromotionAverage(a) => promotion::average(state, a).await,
         C::PromotionSubjects(a) => promotion::subjects(state, a).await,
-        C::StudentAdd(a) => student::add(state, a).await,
+        C::StudentAdd(a) => student::add(state, a, caller).await,
         C::StudentList(a) => student::list(state, a).await,
-        C::StudentUpdate(a) => student::update(state, a).await,
-        C::StudentRemove(a) => student::remove(state, a).await,
+        C::StudentUpdate(a) => student::update(state, a, caller).await,
+        C::StudentRemove(a) => student::remove(state, a, caller).await,
         C::StudentShow(a) => student::show(state, a).await,
         C::StudentAverage(a) => student::average(state, a).await,
         C::StudentExplain(a) => student::explain(state, a).await,
@@ -49,6 +50,23 @@ pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled
         C::GradeDelete(a) => grade::delete(state, a, caller).await,
         C::GradeList(a) => grade::list(state, a).await,
         C::AuditList(a) => grade::audit(state, a).await,
+    }
+}
+
+/// Maps a store error to its reply, including the two ways a UDP write
+/// changes nothing: its request was already executed (`udp` then answers
+/// with the recorded reply instead), or its reply would not fit a datagram.
+fn from_store(e: StoreError) -> WireError {
+    match e {
+        StoreError::TooLarge => WireError::new(
+            ErrorCode::TooLarge,
+            "the reply would not fit a datagram, so nothing was changed: \
+             send this request over TCP",
+        ),
+        StoreError::Duplicate => {
+            WireError::conflict("this request id was already used in this session")
+        }
+        other => crate::error::from_store(other),
     }
 }
 

@@ -15,10 +15,8 @@ use gradebook_proto::data::{
 };
 use gradebook_store::PromotionGrades;
 
-use super::{Handled, done, reply};
+use super::{Handled, done, from_store, reply};
 use crate::dispatch::{Caller, State};
-use crate::error::from_store;
-use crate::unix_now;
 
 /// Years a promotion may have.
 const YEARS: std::ops::RangeInclusive<i64> = 1900..=9999;
@@ -45,7 +43,7 @@ pub async fn create(state: &State, args: PromotionCreateArgs, caller: &Caller) -
             args.year,
             args.description.as_deref(),
             Some(session.user_id),
-            unix_now(),
+            caller.write()?,
         )
         .await
         .map_err(from_store)?;
@@ -127,16 +125,16 @@ pub async fn show(state: &State, args: PromotionArgs) -> Handled {
     })
 }
 
-pub async fn delete(state: &State, args: PromotionDeleteArgs) -> Handled {
+pub async fn delete(state: &State, args: PromotionDeleteArgs, caller: &Caller) -> Handled {
     state
         .store
-        .promotion_delete(&args.name, args.force.unwrap_or(false))
+        .promotion_delete(&args.name, args.force.unwrap_or(false), caller.write()?)
         .await
         .map_err(from_store)?;
     done()
 }
 
-pub async fn grant(state: &State, args: GrantArgs, give: bool) -> Handled {
+pub async fn grant(state: &State, args: GrantArgs, give: bool, caller: &Caller) -> Handled {
     let user = state
         .store
         .user_credentials(&args.username)
@@ -153,10 +151,13 @@ pub async fn grant(state: &State, args: GrantArgs, give: bool) -> Handled {
         )));
     }
     let store = &state.store;
+    let ctx = caller.write()?;
     if give {
-        store.promotion_grant(&args.name, &args.username).await
+        store.promotion_grant(&args.name, &args.username, ctx).await
     } else {
-        store.promotion_revoke(&args.name, &args.username).await
+        store
+            .promotion_revoke(&args.name, &args.username, ctx)
+            .await
     }
     .map_err(from_store)?;
     done()

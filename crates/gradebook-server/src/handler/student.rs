@@ -7,10 +7,8 @@ use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverag
 use gradebook_store::{NewStudent, StudentPatch};
 
 use super::promotion::{ranks, summaries};
-use super::{Handled, done, optional_text, reply, text};
-use crate::dispatch::State;
-use crate::error::from_store;
-use crate::unix_now;
+use super::{Handled, done, from_store, optional_text, reply, text};
+use crate::dispatch::{Caller, State};
 
 const NAME_MAX: usize = 64;
 const NUMBER_MAX: usize = 32;
@@ -32,7 +30,7 @@ fn email(value: Option<String>) -> Result<Option<String>, WireError> {
     Ok(value)
 }
 
-pub async fn add(state: &State, args: StudentAddArgs) -> Handled {
+pub async fn add(state: &State, args: StudentAddArgs, caller: &Caller) -> Handled {
     let student = NewStudent {
         first_name: text("first_name", args.first_name, NAME_MAX)?,
         last_name: text("last_name", args.last_name, NAME_MAX)?,
@@ -41,7 +39,7 @@ pub async fn add(state: &State, args: StudentAddArgs) -> Handled {
     };
     let s = state
         .store
-        .student_add(&args.promotion, &student, unix_now())
+        .student_add(&args.promotion, &student, caller.write()?)
         .await
         .map_err(from_store)?;
     reply(&s)
@@ -56,7 +54,7 @@ pub async fn list(state: &State, args: StudentListArgs) -> Handled {
     reply(&Students { students })
 }
 
-pub async fn update(state: &State, args: StudentUpdateArgs) -> Handled {
+pub async fn update(state: &State, args: StudentUpdateArgs, caller: &Caller) -> Handled {
     let patch = StudentPatch {
         first_name: args
             .first_name
@@ -75,16 +73,16 @@ pub async fn update(state: &State, args: StudentUpdateArgs) -> Handled {
     };
     let s = state
         .store
-        .student_update(args.id, &patch)
+        .student_update(args.id, &patch, caller.write()?)
         .await
         .map_err(from_store)?;
     reply(&s)
 }
 
-pub async fn remove(state: &State, args: IdArgs) -> Handled {
+pub async fn remove(state: &State, args: IdArgs, caller: &Caller) -> Handled {
     state
         .store
-        .student_remove(args.id)
+        .student_remove(args.id, caller.write()?)
         .await
         .map_err(from_store)?;
     done()
