@@ -69,13 +69,13 @@ impl Request {
             Encoding::Json => {
                 serde_json::from_slice::<Request>(frame).map_err(|e| describe_json(&e))
             }
-            Encoding::Msgpack => rmp_serde::from_slice::<Request>(frame)
+            Encoding::Msgpack => from_msgpack::<Request>(frame)
                 .map_err(|e| format!("malformed MessagePack request: {e}")),
         };
         parsed.map_err(|message| {
             let id = match encoding {
                 Encoding::Json => serde_json::from_slice::<IdOnly>(frame).ok(),
-                Encoding::Msgpack => rmp_serde::from_slice::<IdOnly>(frame).ok(),
+                Encoding::Msgpack => from_msgpack::<IdOnly>(frame).ok(),
             }
             .and_then(|i| i.id);
             (id, WireError::bad_request(message))
@@ -86,6 +86,18 @@ impl Request {
     pub fn command(&mut self) -> Result<Command, WireError> {
         Command::parse(&self.cmd, self.args.take())
     }
+}
+
+/// How deeply MessagePack values may nest. Requests are flat objects; the
+/// decoder recurses once per level, so a few kilobytes of nested arrays
+/// would otherwise overflow the stack (serde_json stops at 128 by itself).
+const MSGPACK_MAX_DEPTH: usize = 64;
+
+/// Decodes MessagePack under the nesting limit.
+fn from_msgpack<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MSGPACK_MAX_DEPTH);
+    T::deserialize(&mut de)
 }
 
 /// Says what is wrong with a JSON request in words a person can act on.
@@ -129,7 +141,7 @@ impl Reply {
     pub fn decode(encoding: Encoding, frame: &[u8]) -> Result<Reply, String> {
         let raw: RawReply = match encoding {
             Encoding::Json => serde_json::from_slice(frame).map_err(|e| e.to_string())?,
-            Encoding::Msgpack => rmp_serde::from_slice(frame).map_err(|e| e.to_string())?,
+            Encoding::Msgpack => from_msgpack(frame).map_err(|e| e.to_string())?,
         };
         let result = match (raw.ok, raw.data, raw.error) {
             (true, data, None) => Ok(data.unwrap_or(Value::Object(Default::default()))),
@@ -203,6 +215,21 @@ mod tests {
             .expect_err("unknown envelope field");
         assert_eq!(id, Some(Id::Int(3)));
         assert!(e.message.contains("arg"), "{}", e.message);
+    }
+
+    #[test]
+    fn deeply_nested_messagepack_is_refused_not_a_stack_overflow() {
+        for depth in [MSGPACK_MAX_DEPTH + 1, 1_000, 60_000] {
+            // {"id": 1, "cmd": "ping", "args": [[[...nil...]]]}
+            let mut m = vec![0x83, 0xa2, b'i', b'd', 1, 0xa3, b'c', b'm', b'd'];
+            m.extend_from_slice(&[0xa4, b'p', b'i', b'n', b'g', 0xa4, b'a', b'r', b'g', b's']);
+            m.extend(std::iter::repeat_n(0x91, depth));
+            m.push(0xc0);
+            let (id, e) = Request::decode(Encoding::Msgpack, &m).expect_err("too deep");
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert_eq!(id, None);
+            assert!(Reply::decode(Encoding::Msgpack, &m).is_err());
+        }
     }
 
     #[test]
