@@ -1,33 +1,50 @@
 //! `gradebook`: the server and the command-line client in one binary.
 //!
-//! Thin on purpose: it parses arguments, sets up logging and calls the
-//! library crates.
+//! Thin on purpose: it parses arguments and hands over to `serve` or to
+//! the client commands (`app`).
 
 #![forbid(unsafe_code)]
 
+mod app;
+mod args;
+mod commands;
+mod config;
+mod connect;
+mod csv_io;
+mod error;
+mod input;
+mod output;
 mod serve;
+mod shell;
+mod values;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-/// Promotions, students, grades and averages: the gradebook server and client.
-#[derive(Debug, Parser)]
-#[command(name = "gradebook", version, about, long_about = None)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the server (TLS on 0.0.0.0:7302 and data in ./gradebook-data by default).
-    Serve(serve::ServeArgs),
-}
+use crate::args::{Cli, Command, ServeCli, ServeOnly};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `serve` is parsed alone: the client's connection flags would clash
+    // with its own `--plaintext` and clutter its help.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "serve") {
+        let ServeCli {
+            command: ServeOnly::Serve(args),
+        } = ServeCli::parse();
+        return serve::run(args);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with status 0; usage errors
+            // to stderr with status 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        command => app::run(cli.global, command),
     }
 }

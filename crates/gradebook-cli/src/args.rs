@@ -1,0 +1,632 @@
+//! The command line: global connection flags and one subcommand per
+//! protocol command, named like the protocol (`promotion.create` is
+//! `gradebook promotion create`). The shell parses its lines with the same
+//! definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::serve::ServeArgs;
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  gradebook serve                                   start a server (TLS, port 7302)
+  gradebook login admin                             log in; the session is saved
+  gradebook promotion create RT2-2026 --year 2026
+  gradebook import students students.csv --promotion RT2-2026
+  gradebook import grades grades.csv --promotion RT2-2026
+  gradebook promotion average RT2-2026              statistics and histogram
+  gradebook shell                                   the same commands, interactively
+
+Exit status: 0 ok, 1 the server answered an error (or an import found bad lines),
+2 usage error, 3 connection or TLS failure.";
+
+/// Promotions, students, grades and averages: the gradebook server and client.
+#[derive(Debug, Parser)]
+#[command(
+    name = "gradebook",
+    version,
+    about,
+    long_about = None,
+    after_help = TOP_EXAMPLES,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Connection and output settings.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `gradebook serve` alone, parsed without the client's flags (it has its
+/// own `--plaintext`, and `--server` would only confuse its help).
+#[derive(Debug, Parser)]
+#[command(name = "gradebook", version, max_term_width = 100)]
+pub struct ServeCli {
+    /// Only `serve`.
+    #[command(subcommand)]
+    pub command: ServeOnly,
+}
+
+/// See [`ServeCli`].
+#[derive(Debug, Subcommand)]
+pub enum ServeOnly {
+    /// Run the server (TLS on 0.0.0.0:7302 and data in ./gradebook-data by default).
+    Serve(ServeArgs),
+}
+
+/// How to reach the server and how to print; accepted before or after the
+/// subcommand.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Global {
+    /// The server's address (the port defaults to 7302).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_SERVER",
+        default_value = "localhost:7302",
+        value_name = "HOST:PORT"
+    )]
+    pub server: String,
+    /// Connect without TLS, to a server started with `gradebook serve --plaintext`.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_PLAINTEXT",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub plaintext: bool,
+    /// Trust the server's certificate when signed by this certificate authority (PEM).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_CA_CERT",
+        value_name = "FILE",
+        conflicts_with = "plaintext"
+    )]
+    pub ca_cert: Option<PathBuf>,
+    /// Trust the server's certificate when it has this SHA-256 fingerprint.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_ACCEPT_FINGERPRINT",
+        value_name = "SHA256:HEX"
+    )]
+    pub accept_fingerprint: Option<String>,
+    /// Print the server's data as JSON, unchanged, for scripts.
+    #[arg(long, global = true, help_heading = "Connection and output")]
+    pub json: bool,
+}
+
+/// Every command of the `gradebook` binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (TLS on 0.0.0.0:7302 and data in ./gradebook-data by default).
+    Serve(ServeArgs),
+    /// Log in; the session token is saved for this server (auth.login).
+    #[command(after_help = "\
+Examples:
+  gradebook login admin
+  GRADEBOOK_PASSWORD=... gradebook login admin        for scripts
+  echo \"$PASSWORD\" | gradebook login admin            the password from standard input")]
+    Login(LoginArgs),
+    /// Log out: revoke the saved session and forget its token (auth.logout).
+    #[command(after_help = "Example:\n  gradebook logout")]
+    Logout,
+    /// Who the saved session belongs to (auth.whoami).
+    #[command(after_help = "Example:\n  gradebook whoami")]
+    Whoami,
+    /// Sessions, named like the protocol: auth login, logout, whoami.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Check that the server answers, and how fast (ping).
+    #[command(after_help = "Example:\n  gradebook ping --server gradebook.example.org")]
+    Ping,
+    /// The server's name, version and protocol (hello).
+    #[command(after_help = "Example:\n  gradebook hello")]
+    Hello,
+    /// Accounts: create, list, delete, password (admin, except your own password).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Promotions (cohorts): create, list, show, average, subjects, delete, grant, revoke.
+    #[command(subcommand)]
+    Promotion(PromotionCommand),
+    /// Students: add, list, show, average, explain, update, remove.
+    #[command(subcommand)]
+    Student(StudentCommand),
+    /// Grades: add, list, update, delete.
+    #[command(subcommand)]
+    Grade(GradeCommand),
+    /// The record of grade changes.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Import students or grades from a CSV file (as spreadsheets write it).
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Export a promotion's students and grades as CSV.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// An interactive shell with the same commands over one connection.
+    Shell(ShellArgs),
+    /// Print a completion script for your shell.
+    #[command(after_help = "\
+Examples:
+  gradebook completions bash > ~/.local/share/bash-completion/completions/gradebook
+  gradebook completions zsh > ~/.zfunc/_gradebook
+  gradebook completions fish > ~/.config/fish/completions/gradebook.fish")]
+    Completions(CompletionsArgs),
+    /// Print the SHA-256 fingerprint of a certificate file, as clients see it.
+    #[command(after_help = "\
+Example (on the server, to tell users what to expect on first connection):
+  gradebook fingerprint gradebook-data/server-cert.pem")]
+    Fingerprint(FingerprintArgs),
+}
+
+/// `gradebook login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Your user name (asked when left out).
+    pub username: Option<String>,
+}
+
+/// `gradebook auth ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Log in; the session token is saved for this server.
+    #[command(after_help = "Example:\n  gradebook auth login admin")]
+    Login(LoginArgs),
+    /// Revoke the saved session and forget its token.
+    #[command(after_help = "Example:\n  gradebook auth logout")]
+    Logout,
+    /// Who the saved session belongs to.
+    #[command(after_help = "Example:\n  gradebook auth whoami")]
+    Whoami,
+}
+
+/// A role, as `user create --role` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Everything, including accounts.
+    Admin,
+    /// The promotions they created or were granted.
+    Teacher,
+    /// Their own record (link it with --student).
+    Student,
+}
+
+impl RoleArg {
+    /// The role's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Admin => "admin",
+            RoleArg::Teacher => "teacher",
+            RoleArg::Student => "student",
+        }
+    }
+}
+
+/// `gradebook user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account.
+    ///
+    /// Its password is asked twice (or read from GRADEBOOK_NEW_PASSWORD, or from
+    /// standard input when it is not a terminal).
+    #[command(after_help = "\
+Examples:
+  gradebook user create dupont --role teacher
+  gradebook user create alice --role student --student 12")]
+    Create {
+        /// The login name (no spaces).
+        username: String,
+        /// What the account may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The student record of a student account (its id).
+        #[arg(long, value_name = "ID")]
+        student: Option<i64>,
+    },
+    /// List accounts.
+    #[command(after_help = "Example:\n  gradebook user list")]
+    List,
+    /// Delete an account.
+    #[command(after_help = "Example:\n  gradebook user delete dupont")]
+    Delete {
+        /// The login name.
+        username: String,
+    },
+    /// Change your password, or (admin) someone else's.
+    ///
+    /// That user's sessions are closed.
+    #[command(after_help = "\
+Examples:
+  gradebook user password                  your own: the old one, then the new one twice
+  gradebook user password --user dupont    an admin resets dupont's
+
+Without a terminal, the old then the new password are read from GRADEBOOK_PASSWORD and
+GRADEBOOK_NEW_PASSWORD, or one per line from standard input.")]
+    Password {
+        /// Whose password (admin only); yours when left out.
+        #[arg(long = "user", value_name = "USERNAME")]
+        username: Option<String>,
+    },
+}
+
+/// `gradebook promotion ...`.
+#[derive(Debug, Subcommand)]
+pub enum PromotionCommand {
+    /// Create a promotion.
+    #[command(after_help = "\
+Examples:
+  gradebook promotion create RT2-2026 --year 2026
+  gradebook promotion create RT1-2027 --description \"Réseaux et télécoms, 1st year\"")]
+    Create {
+        /// Its unique name (1–64 characters).
+        name: String,
+        /// Its year.
+        #[arg(long, allow_negative_numbers = true)]
+        year: Option<i64>,
+        /// A description.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List promotions (a teacher sees theirs).
+    #[command(after_help = "Example:\n  gradebook promotion list")]
+    List,
+    /// A promotion's students by rank, with their averages.
+    #[command(after_help = "Example:\n  gradebook promotion show RT2-2026")]
+    Show {
+        /// The promotion's name.
+        name: String,
+    },
+    /// The promotion's average, statistics, and the histogram of student averages.
+    #[command(after_help = "Example:\n  gradebook promotion average RT2-2026")]
+    Average {
+        /// The promotion's name.
+        name: String,
+    },
+    /// Per-subject statistics.
+    #[command(after_help = "Example:\n  gradebook promotion subjects RT2-2026")]
+    Subjects {
+        /// The promotion's name.
+        name: String,
+    },
+    /// Delete a promotion (with --force, also its students and grades).
+    #[command(after_help = "\
+Examples:
+  gradebook promotion delete RT2-2025
+  gradebook promotion delete RT2-2025 --force     also when it has students")]
+    Delete {
+        /// The promotion's name.
+        name: String,
+        /// Delete it even if it has students (their grades go too).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Let a teacher manage a promotion (admin).
+    #[command(after_help = "Example:\n  gradebook promotion grant RT2-2026 dupont")]
+    Grant {
+        /// The promotion's name.
+        name: String,
+        /// The teacher's user name.
+        username: String,
+    },
+    /// Take a promotion back from a teacher (admin).
+    #[command(after_help = "Example:\n  gradebook promotion revoke RT2-2026 dupont")]
+    Revoke {
+        /// The promotion's name.
+        name: String,
+        /// The teacher's user name.
+        username: String,
+    },
+}
+
+/// `gradebook student ...`.
+#[derive(Debug, Subcommand)]
+pub enum StudentCommand {
+    /// Add a student to a promotion.
+    #[command(after_help = "\
+Examples:
+  gradebook student add RT2-2026 Alice Dupont
+  gradebook student add RT2-2026 Bob Martin --number 22001234 --email bob@example.org")]
+    Add {
+        /// The promotion's name.
+        promotion: String,
+        /// First name.
+        first_name: String,
+        /// Last name.
+        last_name: String,
+        /// Institutional student number (unique).
+        #[arg(long)]
+        number: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// List a promotion's students.
+    #[command(after_help = "Example:\n  gradebook student list RT2-2026")]
+    List {
+        /// The promotion's name.
+        promotion: String,
+    },
+    /// A student's grades by subject, subject averages, general average and rank.
+    #[command(after_help = "Example:\n  gradebook student show 12")]
+    Show {
+        /// The student's id.
+        id: i64,
+    },
+    /// A student's general average.
+    #[command(after_help = "Example:\n  gradebook student average 12")]
+    Average {
+        /// The student's id.
+        id: i64,
+    },
+    /// How a student's average is computed, grade by grade.
+    #[command(after_help = "Example:\n  gradebook student explain 12")]
+    Explain {
+        /// The student's id.
+        id: i64,
+    },
+    /// Change a student's identity or promotion.
+    #[command(after_help = "\
+Examples:
+  gradebook student update 12 --email alice@example.org
+  gradebook student update 12 --promotion RT2-2027
+  gradebook student update 12 --clear-number")]
+    Update {
+        /// The student's id.
+        id: i64,
+        /// New first name.
+        #[arg(long)]
+        first_name: Option<String>,
+        /// New last name.
+        #[arg(long)]
+        last_name: Option<String>,
+        /// New institutional number.
+        #[arg(long, conflicts_with = "clear_number")]
+        number: Option<String>,
+        /// Remove the institutional number.
+        #[arg(long)]
+        clear_number: bool,
+        /// New e-mail address.
+        #[arg(long, conflicts_with = "clear_email")]
+        email: Option<String>,
+        /// Remove the e-mail address.
+        #[arg(long)]
+        clear_email: bool,
+        /// Move to this promotion.
+        #[arg(long)]
+        promotion: Option<String>,
+    },
+    /// Remove a student and their grades.
+    #[command(after_help = "Example:\n  gradebook student remove 12")]
+    Remove {
+        /// The student's id.
+        id: i64,
+    },
+}
+
+/// `gradebook grade ...`.
+#[derive(Debug, Subcommand)]
+pub enum GradeCommand {
+    /// Add a grade: a number from 0 to 20 (12.5 or 12,5), or ABS, EXC, ATT.
+    #[command(after_help = "\
+Examples:
+  gradebook grade add 12 Networks 14.5 --coef 2
+  gradebook grade add 12 Networks ABS --label Midterm
+
+ABS (unjustified absence) counts as 0; EXC (excused) and ATT (pending) are not counted.")]
+    Add {
+        /// The student's id.
+        student: i64,
+        /// The subject.
+        subject: String,
+        /// The grade: 0 to 20 with at most 2 decimals, or ABS, EXC, ATT.
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+        /// Its coefficient (default 1).
+        #[arg(long, alias = "coefficient", allow_negative_numbers = true)]
+        coef: Option<String>,
+        /// A label, such as Midterm.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List a student's grades with their ids.
+    #[command(after_help = "Example:\n  gradebook grade list 12")]
+    List {
+        /// The student's id.
+        student: i64,
+    },
+    /// Change a grade.
+    #[command(after_help = "\
+Examples:
+  gradebook grade update 31 --value 15.5
+  gradebook grade update 31 --coef 3 --label Final")]
+    Update {
+        /// The grade's id.
+        id: i64,
+        /// New value: 0 to 20, or ABS, EXC, ATT.
+        #[arg(long, allow_negative_numbers = true)]
+        value: Option<String>,
+        /// New coefficient.
+        #[arg(long, alias = "coefficient", allow_negative_numbers = true)]
+        coef: Option<String>,
+        /// New subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// New label.
+        #[arg(long, conflicts_with = "clear_label")]
+        label: Option<String>,
+        /// Remove the label.
+        #[arg(long)]
+        clear_label: bool,
+    },
+    /// Delete a grade.
+    #[command(after_help = "Example:\n  gradebook grade delete 31")]
+    Delete {
+        /// The grade's id.
+        id: i64,
+    },
+}
+
+/// `gradebook audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Grade changes, newest first: who changed what, when.
+    #[command(after_help = "\
+Examples:
+  gradebook audit list --promotion RT2-2026
+  gradebook audit list --student 12 --limit 20")]
+    List {
+        /// Only this promotion's.
+        #[arg(long)]
+        promotion: Option<String>,
+        /// Only this student's (id).
+        #[arg(long)]
+        student: Option<i64>,
+        /// At most this many entries (default 100, at most 1000).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+/// Options shared by both imports.
+#[derive(Debug, Clone, Args)]
+pub struct ImportOptions {
+    /// Check every line and report the bad ones; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the good lines and report the bad ones (by default one bad line
+    /// means nothing is imported).
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+/// `gradebook import ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Add students to a promotion from a CSV file.
+    ///
+    /// Columns: first_name, last_name, and optionally number, email, in any order;
+    /// other columns are ignored.
+    #[command(after_help = "\
+Examples:
+  gradebook import students students.csv --promotion RT2-2026 --dry-run
+  gradebook import students students.csv --promotion RT2-2026
+
+The file may use , or ; as separator, be UTF-8 with or without BOM, and quote fields.
+Headers are matched without regard to case; French names work too (prénom, nom,
+numéro, courriel). A student repeated on several lines (as in an export, one line per
+grade) is added once.")]
+    Students {
+        /// The CSV file (- for standard input).
+        file: PathBuf,
+        /// The promotion to add them to.
+        #[arg(long, short)]
+        promotion: String,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+    /// Add grades from a CSV file.
+    ///
+    /// Columns: subject, value, and optionally coefficient, label, in any order; the
+    /// student by id (student), or with --promotion by number, or by last_name and
+    /// first_name.
+    #[command(after_help = "\
+Examples:
+  gradebook import grades grades.csv --promotion RT2-2026
+  gradebook import grades grades.csv --dry-run
+
+Values: 0 to 20 with at most 2 decimals (12.5 or 12,5), or ABS, EXC, ATT.
+With --promotion, each line's student is found in that promotion by its number, or else
+by last and first name, so a file exported from another promotion or server imports as is.
+Without it, the student column gives the student's id. Lines with no subject and no value
+(a student without grades, in an export) are skipped.")]
+    Grades {
+        /// The CSV file (- for standard input).
+        file: PathBuf,
+        /// Find students in this promotion by number or name.
+        #[arg(long, short)]
+        promotion: Option<String>,
+        #[command(flatten)]
+        options: ImportOptions,
+    },
+}
+
+/// `gradebook export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A promotion's students and grades as CSV.
+    ///
+    /// One line per grade (a student without grades gets one line): importing the
+    /// file gives the same data back.
+    #[command(after_help = "\
+Examples:
+  gradebook export promotion RT2-2026 -o rt2.csv
+  gradebook export promotion RT2-2026 --separator ';' --decimal-comma > rt2.csv   for a French spreadsheet
+
+Round trip into another promotion or server:
+  gradebook import students rt2.csv --promotion RT2-COPY
+  gradebook import grades rt2.csv --promotion RT2-COPY")]
+    Promotion {
+        /// The promotion's name.
+        name: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The field separator.
+        #[arg(long, default_value = ",", value_parser = parse_separator)]
+        separator: u8,
+        /// Write decimals with a comma (12,5).
+        #[arg(long)]
+        decimal_comma: bool,
+    },
+}
+
+fn parse_separator(s: &str) -> Result<u8, String> {
+    match s {
+        "," => Ok(b','),
+        ";" => Ok(b';'),
+        "\\t" | "\t" | "tab" => Ok(b'\t'),
+        _ => Err("the separator is , or ; or tab".into()),
+    }
+}
+
+/// `gradebook shell`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  gradebook shell
+  gradebook shell < script.txt               run a script; stop at the first error
+  gradebook shell --keep-going < script.txt  run every line, report the errors
+
+In the shell: the commands without the `gradebook` prefix (promotion list, student show 12),
+help, help COMMAND, exit. Lines starting with # are comments.")]
+pub struct ShellArgs {
+    /// With a script on standard input, go on after a failed line (the exit
+    /// status still tells that one failed).
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+/// `gradebook completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `gradebook fingerprint`.
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// A PEM certificate (the server's is DATA/server-cert.pem).
+    pub cert: PathBuf,
+}

@@ -1,0 +1,179 @@
+//! `promotion create|list|show|average|subjects|delete|grant|revoke`.
+
+use gradebook_proto::data::{
+    Promotion, PromotionAverage, PromotionShow, PromotionSubjects, Promotions,
+};
+use serde_json::json;
+
+use super::call;
+use crate::app::Ctx;
+use crate::args::PromotionCommand;
+use crate::error::CliError;
+use crate::output::{self, decode, fmt2, opt2};
+
+/// Runs one `promotion` subcommand.
+pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliError> {
+    match command {
+        PromotionCommand::Create {
+            name,
+            year,
+            description,
+        } => {
+            let mut args = json!({ "name": name });
+            if let Some(map) = args.as_object_mut() {
+                if let Some(y) = year {
+                    map.insert("year".into(), y.into());
+                }
+                if let Some(d) = description {
+                    map.insert("description".into(), d.into());
+                }
+            }
+            if let Some(data) = call(ctx, "promotion.create", args).await? {
+                let p: Promotion = decode(data)?;
+                let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
+                output::print(&format!("Created promotion {}{year}.", p.name));
+            }
+        }
+        PromotionCommand::List => {
+            if let Some(data) = call(ctx, "promotion.list", json!({})).await? {
+                let list: Promotions = decode(data)?;
+                let mut t = output::table(&["Promotion", "Year", "Students"], &[1, 2]);
+                for p in &list.promotions {
+                    t.add_row(vec![
+                        p.name.clone(),
+                        p.year.map(|y| y.to_string()).unwrap_or_default(),
+                        p.students.to_string(),
+                    ]);
+                }
+                output::print(&t.to_string());
+            }
+        }
+        PromotionCommand::Show { name } => {
+            if let Some(data) = call(ctx, "promotion.show", json!({ "name": name })).await? {
+                show(decode(data)?);
+            }
+        }
+        PromotionCommand::Average { name } => {
+            if let Some(data) = call(ctx, "promotion.average", json!({ "name": name })).await? {
+                average(&decode(data)?);
+            }
+        }
+        PromotionCommand::Subjects { name } => {
+            if let Some(data) = call(ctx, "promotion.subjects", json!({ "name": name })).await? {
+                let s: PromotionSubjects = decode(data)?;
+                let mut t = output::table(
+                    &["Subject", "Average", "Min", "Max", "Students"],
+                    &[1, 2, 3, 4],
+                );
+                for row in &s.subjects {
+                    t.add_row(vec![
+                        row.subject.clone(),
+                        opt2(row.average),
+                        opt2(row.min),
+                        opt2(row.max),
+                        row.count.to_string(),
+                    ]);
+                }
+                output::print(&format!("{}: {} subjects\n{t}", s.name, s.subjects.len()));
+            }
+        }
+        PromotionCommand::Delete { name, force } => {
+            let mut args = json!({ "name": name });
+            if force && let Some(map) = args.as_object_mut() {
+                map.insert("force".into(), true.into());
+            }
+            if call(ctx, "promotion.delete", args).await?.is_some() {
+                output::print(&format!("Deleted promotion {name}."));
+            }
+        }
+        PromotionCommand::Grant { name, username } => {
+            let args = json!({ "name": name, "username": username });
+            if call(ctx, "promotion.grant", args).await?.is_some() {
+                output::print(&format!("{username} may now manage {name}."));
+            }
+        }
+        PromotionCommand::Revoke { name, username } => {
+            let args = json!({ "name": name, "username": username });
+            if call(ctx, "promotion.revoke", args).await?.is_some() {
+                output::print(&format!("{username} no longer manages {name}."));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The students by rank.
+fn show(p: PromotionShow) {
+    let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
+    let ranked = p.students.iter().filter(|s| s.rank.is_some()).count();
+    let mut out = format!(
+        "{}{year}: {} students, {ranked} ranked\n",
+        p.name,
+        p.students.len()
+    );
+    if let Some(d) = &p.description {
+        out.push_str(d);
+        out.push('\n');
+    }
+    let mut t = output::table(
+        &["Rank", "Id", "Last name", "First name", "Number", "Average"],
+        &[0, 1, 5],
+    );
+    let mut pending = false;
+    for s in &p.students {
+        let mark = if s.incomplete {
+            pending = true;
+            " *"
+        } else {
+            ""
+        };
+        t.add_row(vec![
+            s.rank.map(|r| r.to_string()).unwrap_or_else(|| "—".into()),
+            s.id.to_string(),
+            s.last_name.clone(),
+            s.first_name.clone(),
+            s.number.clone().unwrap_or_default(),
+            format!("{}{mark}", opt2(s.average)),
+        ]);
+    }
+    out.push_str(&t.to_string());
+    if pending {
+        out.push_str("\n* a grade is pending (ATT): the average may change");
+    }
+    output::print(&out);
+}
+
+/// The statistics, then the histogram under them.
+fn average(a: &PromotionAverage) {
+    let mut out = format!(
+        "{}: {} students enrolled, {} with an average",
+        a.name, a.students, a.count
+    );
+    if a.incomplete > 0 {
+        out.push_str(&format!(", {} with a pending grade (ATT)", a.incomplete));
+    }
+    out.push('\n');
+    let mut t = output::table(&["Statistic", "Value"], &[1]);
+    for (name, value) in [
+        ("average", a.average),
+        ("median", a.median),
+        ("q1", a.q1),
+        ("q3", a.q3),
+        ("min", a.min),
+        ("max", a.max),
+        ("stddev", a.stddev),
+    ] {
+        t.add_row(vec![name.to_owned(), opt2(value)]);
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    if a.count > 0 {
+        out.push_str(&format!(
+            "\nStudent averages (20 bins; {} students, mean {}):\n",
+            a.count,
+            a.average.map(fmt2).unwrap_or_default()
+        ));
+        out.push_str(&output::histogram(&a.histogram, output::colour(false)));
+    }
+    output::print(&out);
+}

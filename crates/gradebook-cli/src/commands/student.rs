@@ -1,0 +1,262 @@
+//! `student add|list|show|average|explain|update|remove`.
+
+use gradebook_proto::data::{Student, StudentAverage, StudentShow, Students};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::call;
+use crate::app::Ctx;
+use crate::args::StudentCommand;
+use crate::error::CliError;
+use crate::output::{self, decode, fmt2, opt2};
+
+/// Runs one `student` subcommand.
+pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError> {
+    match command {
+        StudentCommand::Add {
+            promotion,
+            first_name,
+            last_name,
+            number,
+            email,
+        } => {
+            let mut args = serde_json::Map::new();
+            args.insert("promotion".into(), promotion.into());
+            args.insert("first_name".into(), first_name.into());
+            args.insert("last_name".into(), last_name.into());
+            if let Some(n) = number {
+                args.insert("number".into(), n.into());
+            }
+            if let Some(e) = email {
+                args.insert("email".into(), e.into());
+            }
+            if let Some(data) = call(ctx, "student.add", Value::Object(args)).await? {
+                let s: Student = decode(data)?;
+                output::print(&format!(
+                    "Added {} {} to {} with id {}.",
+                    s.first_name, s.last_name, s.promotion, s.id
+                ));
+            }
+        }
+        StudentCommand::List { promotion } => {
+            let args = json!({ "promotion": promotion });
+            if let Some(data) = call(ctx, "student.list", args).await? {
+                let list: Students = decode(data)?;
+                output::print(&students_table(&list.students));
+            }
+        }
+        StudentCommand::Show { id } => {
+            if let Some(data) = call(ctx, "student.show", json!({ "id": id })).await? {
+                output::print(&show(&decode(data)?));
+            }
+        }
+        StudentCommand::Average { id } => {
+            if let Some(data) = call(ctx, "student.average", json!({ "id": id })).await? {
+                let a: StudentAverage = decode(data)?;
+                let mut line = format!(
+                    "Student {}: average {} ({} grades counted, coefficients {})",
+                    a.id,
+                    opt2(a.average),
+                    a.counted,
+                    fmt2(a.coefficients)
+                );
+                if a.incomplete {
+                    line.push_str("\nA grade is pending (ATT): the average may change.");
+                }
+                output::print(&line);
+            }
+        }
+        StudentCommand::Explain { id } => {
+            if let Some(data) = call(ctx, "student.explain", json!({ "id": id })).await? {
+                output::print(&explain(id, decode(data)?));
+            }
+        }
+        StudentCommand::Update {
+            id,
+            first_name,
+            last_name,
+            number,
+            clear_number,
+            email,
+            clear_email,
+            promotion,
+        } => {
+            let mut args = serde_json::Map::new();
+            args.insert("id".into(), id.into());
+            if let Some(v) = first_name {
+                args.insert("first_name".into(), v.into());
+            }
+            if let Some(v) = last_name {
+                args.insert("last_name".into(), v.into());
+            }
+            if let Some(v) = number {
+                args.insert("number".into(), v.into());
+            } else if clear_number {
+                args.insert("number".into(), Value::Null);
+            }
+            if let Some(v) = email {
+                args.insert("email".into(), v.into());
+            } else if clear_email {
+                args.insert("email".into(), Value::Null);
+            }
+            if let Some(v) = promotion {
+                args.insert("promotion".into(), v.into());
+            }
+            if args.len() == 1 {
+                return Err(CliError::usage(
+                    "nothing to change: give --first-name, --last-name, --number, --email or --promotion",
+                ));
+            }
+            if let Some(data) = call(ctx, "student.update", Value::Object(args)).await? {
+                let s: Student = decode(data)?;
+                output::print(&format!(
+                    "Updated student {}.\n{}",
+                    s.id,
+                    students_table(std::slice::from_ref(&s))
+                ));
+            }
+        }
+        StudentCommand::Remove { id } => {
+            if call(ctx, "student.remove", json!({ "id": id }))
+                .await?
+                .is_some()
+            {
+                output::print(&format!("Removed student {id} and their grades."));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn students_table(students: &[Student]) -> String {
+    let mut t = output::table(
+        &[
+            "Id",
+            "Last name",
+            "First name",
+            "Number",
+            "Email",
+            "Promotion",
+        ],
+        &[0],
+    );
+    for s in students {
+        t.add_row(vec![
+            s.id.to_string(),
+            s.last_name.clone(),
+            s.first_name.clone(),
+            s.number.clone().unwrap_or_default(),
+            s.email.clone().unwrap_or_default(),
+            s.promotion.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+/// A student's grades grouped by subject, each subject with its average,
+/// then the general average and the rank.
+fn show(s: &StudentShow) -> String {
+    let mut out = format!("{} {} · id {}", s.first_name, s.last_name, s.id);
+    if let Some(n) = &s.number {
+        out.push_str(&format!(" · number {n}"));
+    }
+    if let Some(e) = &s.email {
+        out.push_str(&format!(" · {e}"));
+    }
+    out.push_str(&format!(" · {}\n", s.promotion));
+    if s.grades.is_empty() {
+        out.push_str("No grades yet.\n");
+    } else {
+        let mut t = output::table(
+            &["Subject", "Average", "Grade", "Coef", "Label", "Grade id"],
+            &[1, 2, 3, 5],
+        );
+        // The server lists subjects by name; grades keep their order.
+        let mut subjects: Vec<&str> = s.subjects.iter().map(|x| x.subject.as_str()).collect();
+        for g in &s.grades {
+            if !subjects.contains(&g.subject.as_str()) {
+                subjects.push(&g.subject);
+            }
+        }
+        for subject in subjects {
+            let average = s
+                .subjects
+                .iter()
+                .find(|x| x.subject == subject)
+                .and_then(|x| x.average);
+            for (i, g) in s.grades.iter().filter(|g| g.subject == subject).enumerate() {
+                let (name, avg) = if i == 0 {
+                    (subject.to_owned(), opt2(average))
+                } else {
+                    (String::new(), String::new())
+                };
+                t.add_row(vec![
+                    name,
+                    avg,
+                    output::grade_value(&g.value),
+                    output::coefficient(&g.coefficient),
+                    g.label.clone().unwrap_or_default(),
+                    g.id.to_string(),
+                ]);
+            }
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    out.push_str(&format!("General average: {}", opt2(s.average)));
+    if s.incomplete {
+        out.push_str(" (a grade is pending: ATT)");
+    }
+    out.push('\n');
+    match s.rank {
+        Some(r) => out.push_str(&format!("Rank: {r}/{}", s.of)),
+        None => out.push_str(&format!("Rank: — ({} ranked)", s.of)),
+    }
+    out
+}
+
+/// `student.explain`, as the server writes it out.
+#[derive(Debug, Deserialize)]
+struct Explanation {
+    lines: Vec<ExplainLine>,
+    weighted_sum: f64,
+    coefficient_sum: f64,
+    #[serde(default)]
+    incomplete: bool,
+    formula: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ExplainLine {
+    grade: i64,
+    subject: String,
+    value: Value,
+    coefficient: f64,
+    reason: String,
+}
+
+fn explain(id: i64, e: Explanation) -> String {
+    let mut t = output::table(
+        &["Grade id", "Subject", "Grade", "Coef", "How it counts"],
+        &[0, 2, 3],
+    );
+    for l in &e.lines {
+        t.add_row(vec![
+            l.grade.to_string(),
+            l.subject.clone(),
+            output::wire_value(&l.value),
+            fmt2(l.coefficient),
+            l.reason.clone(),
+        ]);
+    }
+    let mut out = format!("Average of student {id}, grade by grade:\n{t}\n");
+    out.push_str(&format!(
+        "Σ value × coefficient = {}   Σ coefficients = {}\n",
+        e.weighted_sum, e.coefficient_sum
+    ));
+    out.push_str(&format!("Average = {}", e.formula));
+    if e.incomplete {
+        out.push_str("\nA grade is pending (ATT): the average may change.");
+    }
+    out
+}
