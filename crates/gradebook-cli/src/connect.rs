@@ -48,6 +48,8 @@ pub struct Conn {
     /// `HOST:PORT`, the key of saved sessions and known servers.
     pub server: String,
     client: Option<Client>,
+    /// No reply has come on this connection yet.
+    fresh: bool,
     last_used: Instant,
     /// Whether the trust question may read standard input (not when
     /// standard input carries a shell script).
@@ -62,6 +64,7 @@ impl Conn {
             global,
             server,
             client: None,
+            fresh: true,
             last_used: Instant::now(),
             prompts_on_stdin,
         }
@@ -76,7 +79,9 @@ impl Conn {
         match &mut self.client {
             Some(c) => Ok(c),
             slot @ None => {
-                Ok(slot.insert(open(&self.global, &self.server, self.prompts_on_stdin).await?))
+                let client = open(&self.global, &self.server, self.prompts_on_stdin).await?;
+                self.fresh = true;
+                Ok(slot.insert(client))
             }
         }
     }
@@ -110,9 +115,14 @@ impl Conn {
             Some(t) => client.call_with_token(t, cmd, args).await,
             None => client.call(cmd, args).await,
         };
+        let fresh = std::mem::replace(&mut self.fresh, false);
         result.map_err(|e| {
-            let e = CliError::from_client(e, token.is_some());
-            if e.is_connection() {
+            let mut e = CliError::from_client(e, token.is_some());
+            if let CliError::Connection(m) = &mut e {
+                // A TLS server closes a plaintext connection at once.
+                if fresh && self.global.plaintext {
+                    m.push_str(" (if the server uses TLS, leave out --plaintext)");
+                }
                 self.reset();
             }
             e

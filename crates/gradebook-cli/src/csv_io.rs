@@ -738,7 +738,7 @@ fn finish(
     target: &str,
     options: &ImportOptions,
     mut outcome: Outcome,
-    skipped_why: &str,
+    skipped_why: (&str, &str),
 ) -> Result<(), CliError> {
     report_bad(&mut outcome.bad);
     let bad = outcome.bad.len();
@@ -756,10 +756,10 @@ fn finish(
             "bad": bad_lines,
         }));
     }
-    let skipped = if outcome.skipped > 0 {
-        format!(" ({} {skipped_why})", outcome.skipped)
-    } else {
-        String::new()
+    let skipped = match outcome.skipped {
+        0 => String::new(),
+        1 => format!(" (1 {})", skipped_why.0),
+        n => format!(" ({n} {})", skipped_why.1),
     };
     if options.dry_run {
         if bad > 0 {
@@ -901,7 +901,7 @@ pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliErro
                 &promotion,
                 &options,
                 outcome,
-                "repeated lines merged",
+                ("repeated line merged", "repeated lines merged"),
             )
         }
         ImportCommand::Grades {
@@ -968,7 +968,10 @@ pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliErro
                 &target,
                 &options,
                 outcome,
-                "lines without a grade skipped",
+                (
+                    "line without a grade skipped",
+                    "lines without a grade skipped",
+                ),
             )
         }
     }

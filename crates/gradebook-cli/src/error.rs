@@ -49,11 +49,6 @@ impl CliError {
         CliError::Connection(message.into())
     }
 
-    /// Whether the connection is gone (so a shell reconnects next time).
-    pub fn is_connection(&self) -> bool {
-        matches!(self, CliError::Connection(_))
-    }
-
     /// A client library error, mapped to what the user should understand.
     /// `with_token` says whether the request carried a saved session token,
     /// so `unauthenticated` can be told apart: expired session or none.

@@ -4,6 +4,7 @@
 //! can drive every prompt.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradebook_proto::Secret;
 
@@ -12,6 +13,15 @@ use crate::error::CliError;
 /// Whether standard input is a terminal.
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
+}
+
+/// Lines read from standard input so far, by anyone: a shell script's
+/// line numbers count the passwords read by its commands too.
+static LINES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// How many lines [`read_stdin_line`] has read.
+pub fn stdin_lines_read() -> u64 {
+    LINES_READ.load(Ordering::Relaxed)
 }
 
 /// Reads one line from standard input, without its line ending; `None` at
@@ -25,6 +35,7 @@ pub fn read_stdin_line() -> Result<Option<String>, CliError> {
     if n == 0 {
         return Ok(None);
     }
+    LINES_READ.fetch_add(1, Ordering::Relaxed);
     let trimmed = line.strip_suffix('\n').unwrap_or(&line);
     let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
     Ok(Some(trimmed.to_owned()))

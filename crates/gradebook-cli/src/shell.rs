@@ -130,7 +130,6 @@ fn script_loop(
     global: &Global,
     keep_going: bool,
 ) -> u8 {
-    let mut number = 0;
     let mut status = 0;
     loop {
         // One line at a time, the lock released in between: a command
@@ -143,7 +142,7 @@ fn script_loop(
                 return e.exit_code();
             }
         };
-        number += 1;
+        let number = input::stdin_lines_read();
         match run_line(rt, ctx, global, &line) {
             Ok(Next::Exit) => break,
             Ok(Next::Continue) => {}

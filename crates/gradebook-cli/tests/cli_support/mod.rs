@@ -1,0 +1,222 @@
+//! Shared by the `cli_*` tests: a server process per test (killed on
+//! drop), and a user environment per test (its own HOME, so its own saved
+//! sessions and known servers) that runs the `gradebook` binary.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The admin password the test servers start with.
+pub const ADMIN_PASSWORD: &str = "an-admin-password-for-tests";
+
+const BIN: &str = env!("CARGO_BIN_EXE_gradebook");
+
+/// A `gradebook serve` process; killed when dropped.
+pub struct Server {
+    child: Child,
+    /// `HOST:PORT` from its listening line.
+    pub addr: String,
+    /// Whether it serves TLS.
+    pub tls: bool,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// A plaintext server on a free loopback port.
+    pub fn plaintext() -> Server {
+        Self::start(true)
+    }
+
+    /// A TLS server (self-signed certificate) on a free loopback port.
+    pub fn tls() -> Server {
+        Self::start(false)
+    }
+
+    fn start(plaintext: bool) -> Server {
+        let data = tempfile::tempdir().expect("a data directory");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env("GRADEBOOK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("GRADEBOOK_PLAINTEXT")
+            .env_remove("GRADEBOOK_LISTEN")
+            .env_remove("GRADEBOOK_DATA")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if plaintext {
+            cmd.arg("--plaintext");
+        }
+        let mut child = cmd.spawn().expect("the server starts");
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reads the listening line");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("tcp="))
+            .unwrap_or_else(|| panic!("no tcp= in {line:?}"))
+            .to_owned();
+        assert_eq!(line.contains("tls=on"), !plaintext, "{line}");
+        Server {
+            child,
+            addr,
+            tls: !plaintext,
+            data,
+        }
+    }
+
+    /// The generated certificate (TLS servers).
+    pub fn cert(&self) -> PathBuf {
+        self.data.path().join("server-cert.pem")
+    }
+}
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+pub struct Out {
+    /// The exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts success and returns standard output.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts the exit code and returns standard error.
+    #[track_caller]
+    pub fn fails(&self, code: i32) -> &str {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stderr
+    }
+
+    /// Standard output as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// A user of the command line: a home directory of their own, and the
+/// server they talk to.
+pub struct User {
+    home: tempfile::TempDir,
+    server: String,
+    plaintext: bool,
+}
+
+impl User {
+    /// A new user of `server`, with nothing saved yet.
+    pub fn new(server: &Server) -> User {
+        User {
+            home: tempfile::tempdir().expect("a home directory"),
+            server: server.addr.clone(),
+            plaintext: !server.tls,
+        }
+    }
+
+    /// Where this user's configuration lives (`$XDG_CONFIG_HOME/gradebook`).
+    pub fn config_dir(&self) -> PathBuf {
+        self.home.path().join("config").join("gradebook")
+    }
+
+    /// The home directory (for files the tests write).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// The binary with this user's environment and `args`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_DATA_HOME", self.home.path().join("data"))
+            .env("GRADEBOOK_SERVER", &self.server)
+            .env("NO_COLOR", "1")
+            .env_remove("GRADEBOOK_PLAINTEXT")
+            .env_remove("GRADEBOOK_CA_CERT")
+            .env_remove("GRADEBOOK_ACCEPT_FINGERPRINT")
+            .env_remove("GRADEBOOK_PASSWORD")
+            .env_remove("GRADEBOOK_NEW_PASSWORD");
+        if self.plaintext {
+            cmd.env("GRADEBOOK_PLAINTEXT", "true");
+        }
+        cmd
+    }
+
+    /// Runs `args` with nothing on standard input.
+    pub fn run(&self, args: &[&str]) -> Out {
+        self.run_with(self.command(args), "")
+    }
+
+    /// Runs `args` with `input` on standard input.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Out {
+        self.run_with(self.command(args), input)
+    }
+
+    /// Runs a prepared command with `input` on standard input.
+    pub fn run_with(&self, mut cmd: Command, input: &str) -> Out {
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("gradebook runs");
+        {
+            let mut stdin = child.stdin.take().expect("stdin");
+            // The command may exit without reading everything.
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        let out = child.wait_with_output().expect("gradebook finishes");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Logs in as the admin (password on standard input).
+    pub fn login_admin(&self) {
+        self.login("admin", ADMIN_PASSWORD);
+    }
+
+    /// Logs in as `username`.
+    #[track_caller]
+    pub fn login(&self, username: &str, password: &str) {
+        let out = self.run_stdin(&["login", username], &format!("{password}\n"));
+        assert!(out.ok().contains("Logged in"), "{}", out.stdout);
+    }
+
+    /// Writes a file in the home directory; returns its path as text.
+    pub fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, bytes).expect("writes the file");
+        path.to_str().expect("a UTF-8 path").to_owned()
+    }
+}
