@@ -630,7 +630,7 @@ fn progress_bar(len: usize, what: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    let template = format!("{what} {{bar:40}} {{pos}}/{{len}} {{per_sec}} eta {{eta}}");
+    let template = format!("{what} {{bar:40}} {{pos}}/{{len}} eta {{eta}}");
     if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
     }
@@ -764,14 +764,15 @@ fn finish(
     if options.dry_run {
         if bad > 0 {
             return Err(CliError::Failed(format!(
-                "dry run: {} lines checked, {bad} bad (listed above); nothing was changed",
-                outcome.lines
+                "dry run: {} checked, {bad} bad (listed above); nothing was changed",
+                output::count(outcome.lines as u64, "line")
             )));
         }
         if !ctx.json {
             output::print(&format!(
-                "Dry run: {} lines checked, all good: {} {what} would be imported into {target}{skipped}. Nothing was changed.",
-                outcome.lines, outcome.imported
+                "Dry run: {} checked, all good: {} would be imported{target}{skipped}. Nothing was changed.",
+                output::count(outcome.lines as u64, "line"),
+                output::count(outcome.imported as u64, what)
             ));
         }
         return Ok(());
@@ -785,8 +786,8 @@ fn finish(
     }
     if !ctx.json {
         let mut line = format!(
-            "Imported {} {what} into {target}{skipped}.",
-            outcome.imported
+            "Imported {}{target}{skipped}.",
+            output::count(outcome.imported as u64, what)
         );
         if bad > 0 {
             line.push_str(&format!(
@@ -897,8 +898,8 @@ pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliErro
             }
             finish(
                 ctx,
-                "students",
-                &promotion,
+                "student",
+                &format!(" into {promotion}"),
                 &options,
                 outcome,
                 ("repeated line merged", "repeated lines merged"),
@@ -961,10 +962,10 @@ pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliErro
                 )
                 .await?;
             }
-            let target = promotion.unwrap_or_else(|| "their students".into());
+            let target = promotion.map(|p| format!(" into {p}")).unwrap_or_default();
             finish(
                 ctx,
-                "grades",
+                "grade",
                 &target,
                 &options,
                 outcome,
@@ -1076,7 +1077,7 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
             "label",
         ])
         .map_err(io)?;
-    let mut grade_count = 0;
+    let mut grade_count = 0u64;
     for (s, result) in students.iter().zip(results) {
         let grades: Grades = decode(result.map_err(CliError::Server)?)?;
         let identity = [
@@ -1115,8 +1116,9 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
             std::fs::write(&p, &bytes)
                 .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display())))?;
             eprintln!(
-                "Exported {} students and {grade_count} grades of {name} to {}.",
-                students.len(),
+                "Exported {} and {} of {name} to {}.",
+                output::count(students.len() as u64, "student"),
+                output::count(grade_count, "grade"),
                 p.display()
             );
         }

@@ -63,6 +63,16 @@ pub fn round2(x: f64) -> f64 {
     nudged.round() / 100.0
 }
 
+/// `n` and a noun, plural when `n` is not 1: "1 student", "3 students".
+pub fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A number with two decimals.
 pub fn fmt2(x: f64) -> String {
     format!("{:.2}", round2(x))

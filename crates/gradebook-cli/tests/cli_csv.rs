@@ -434,7 +434,7 @@ fn grades_by_student_id_and_a_long_pipelined_import() {
     }
     let file = u.file("big.csv", csv.as_bytes());
     let out = u.run(&["import", "grades", &file]);
-    assert_eq!(out.ok().trim(), "Imported 2000 grades into their students.");
+    assert_eq!(out.ok().trim(), "Imported 2000 grades.");
     let mut total = 0u64;
     let mut count = 0;
     for id in &ids {

@@ -74,7 +74,11 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
                         row.count.to_string(),
                     ]);
                 }
-                output::print(&format!("{}: {} subjects\n{t}", s.name, s.subjects.len()));
+                output::print(&format!(
+                    "{}: {}\n{t}",
+                    s.name,
+                    output::count(s.subjects.len() as u64, "subject")
+                ));
             }
         }
         PromotionCommand::Delete { name, force } => {
@@ -107,9 +111,9 @@ fn show(p: PromotionShow) {
     let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
     let ranked = p.students.iter().filter(|s| s.rank.is_some()).count();
     let mut out = format!(
-        "{}{year}: {} students, {ranked} ranked\n",
+        "{}{year}: {}, {ranked} ranked\n",
         p.name,
-        p.students.len()
+        output::count(p.students.len() as u64, "student")
     );
     if let Some(d) = &p.description {
         out.push_str(d);
@@ -146,8 +150,10 @@ fn show(p: PromotionShow) {
 /// The statistics, then the histogram under them.
 fn average(a: &PromotionAverage) {
     let mut out = format!(
-        "{}: {} students enrolled, {} with an average",
-        a.name, a.students, a.count
+        "{}: {} enrolled, {} with an average",
+        a.name,
+        output::count(a.students, "student"),
+        a.count
     );
     if a.incomplete > 0 {
         out.push_str(&format!(", {} with a pending grade (ATT)", a.incomplete));
@@ -169,8 +175,8 @@ fn average(a: &PromotionAverage) {
     out.push('\n');
     if a.count > 0 {
         out.push_str(&format!(
-            "\nStudent averages (20 bins; {} students, mean {}):\n",
-            a.count,
+            "\nStudent averages (20 bins; {}, mean {}):\n",
+            output::count(a.count, "student"),
             a.average.map(fmt2).unwrap_or_default()
         ));
         out.push_str(&output::histogram(&a.histogram, output::colour(false)));

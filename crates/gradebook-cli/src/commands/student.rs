@@ -54,10 +54,10 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             if let Some(data) = call(ctx, "student.average", json!({ "id": id })).await? {
                 let a: StudentAverage = decode(data)?;
                 let mut line = format!(
-                    "Student {}: average {} ({} grades counted, coefficients {})",
+                    "Student {}: average {} ({} counted, coefficients {})",
                     a.id,
                     opt2(a.average),
-                    a.counted,
+                    output::count(a.counted, "grade"),
                     fmt2(a.coefficients)
                 );
                 if a.incomplete {
