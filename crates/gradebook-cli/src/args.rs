@@ -27,7 +27,6 @@ Exit status: 0 ok, 1 the server answered an error (or an import found bad lines)
 #[command(
     name = "gradebook",
     version,
-    about,
     long_about = None,
     after_help = TOP_EXAMPLES,
     max_term_width = 100
