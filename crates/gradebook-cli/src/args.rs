@@ -123,7 +123,10 @@ Examples:
     #[command(after_help = "Example:\n  gradebook whoami")]
     Whoami,
     /// Sessions, named like the protocol: auth login, logout, whoami.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gradebook auth login admin\n  gradebook auth whoami"
+    )]
     Auth(AuthCommand),
     /// Check that the server answers, and how fast (ping).
     #[command(after_help = "Example:\n  gradebook ping --server gradebook.example.org")]
@@ -132,25 +135,46 @@ Examples:
     #[command(after_help = "Example:\n  gradebook hello")]
     Hello,
     /// Accounts: create, list, delete, password (admin, except your own password).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gradebook user create dupont --role teacher\n  gradebook user list"
+    )]
     User(UserCommand),
     /// Promotions (cohorts): create, list, show, average, subjects, delete, grant, revoke.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gradebook promotion create RT2-2026 --year 2026\n  gradebook promotion average RT2-2026"
+    )]
     Promotion(PromotionCommand),
     /// Students: add, list, show, average, explain, update, remove.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gradebook student add RT2-2026 Alice Dupont\n  gradebook student show 12"
+    )]
     Student(StudentCommand),
     /// Grades: add, list, update, delete.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gradebook grade add 12 Networks 14.5 --coef 2\n  gradebook grade list 12"
+    )]
     Grade(GradeCommand),
     /// The record of grade changes.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  gradebook audit list --promotion RT2-2026"
+    )]
     Audit(AuditCommand),
     /// Import students or grades from a CSV file (as spreadsheets write it).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gradebook import students students.csv --promotion RT2-2026\n  gradebook import grades grades.csv --promotion RT2-2026 --dry-run"
+    )]
     Import(ImportCommand),
     /// Export a promotion's students and grades as CSV.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  gradebook export promotion RT2-2026 -o rt2.csv"
+    )]
     Export(ExportCommand),
     /// An interactive shell with the same commands over one connection.
     Shell(ShellArgs),
