@@ -1,4 +1,5 @@
-//! An async client for the gradebook protocol, over TCP or TLS 1.3.
+//! An async client for the gradebook protocol, over TCP or TLS 1.3, or
+//! over UDP datagrams ([`UdpClient`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), gradebook_client::ClientError> {
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod tls;
+mod udp;
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -30,6 +32,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
 pub use tls::{Trust, fingerprint};
+pub use udp::{Retry, UdpClient, UdpOptions};
 
 /// Replies can be larger than requests (a whole promotion); the client
 /// still bounds what it buffers.

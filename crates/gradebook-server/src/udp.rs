@@ -10,12 +10,15 @@
 //!    an `id` it is refused before anything runs; with TLS on, only `hello`
 //!    and `ping` are served (a token must not cross the network in clear);
 //! 3. a request carrying a session token whose id was already answered gets
-//!    the same reply again, from memory ([`cache`]) or, for a write, from
-//!    the store, which recorded (session, id) and the reply in the
-//!    transaction that made the change: a retried write never runs twice,
-//!    not even across a restart, and of two copies racing each other only
-//!    one commits (the other is answered with the first one's reply);
-//! 4. otherwise it runs like a TCP request;
+//!    the same reply again, from memory ([`cache`]); a copy arriving while
+//!    the first still runs is dropped (the first one's reply answers both);
+//! 4. otherwise it runs like a TCP request, except that a write records
+//!    (session, id) and its reply in the transaction that makes the change.
+//!    So a write cannot run twice, even when memory has forgotten it (a
+//!    restart): the store refuses the second copy (primary key), which
+//!    rolls back, and the reply recorded by the first is sent instead. The
+//!    store is only asked when a write fails: the common path costs no
+//!    extra read;
 //! 5. the reply is made to fit: over `udp_max_reply` bytes it becomes
 //!    `too_large` (a write whose reply would not fit is rolled back, so the
 //!    client can simply retry over TCP); and a reply to a request that is
@@ -32,8 +35,9 @@
 mod cache;
 mod limit;
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gradebook_proto::codec::to_datagram;
@@ -63,6 +67,38 @@ const HOUSEKEEPING: Duration = Duration::from_secs(10);
 struct Endpoint {
     state: Arc<State>,
     replies: ReplyCache,
+    /// The (session, id) of the requests running now.
+    running: Mutex<HashSet<(TokenHash, String)>>,
+}
+
+/// Marks a request as running until dropped.
+struct Running<'a> {
+    endpoint: &'a Endpoint,
+    key: (TokenHash, String),
+}
+
+impl Endpoint {
+    /// Marks (session, id) as running, unless it already is.
+    fn start(&self, session: TokenHash, id: &str) -> Option<Running<'_>> {
+        let key = (session, id.to_owned());
+        let fresh = lock(&self.running).insert(key.clone());
+        fresh.then_some(Running {
+            endpoint: self,
+            key,
+        })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        lock(&self.endpoint.running).remove(&self.key);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // One insert or remove per critical section: a poisoned lock still
+    // holds a consistent set.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Serves datagrams until shutdown, then lets the ones being answered
@@ -75,6 +111,7 @@ pub async fn serve(socket: UdpSocket, state: Arc<State>, shutdown: CancellationT
     let endpoint = Arc::new(Endpoint {
         state: state.clone(),
         replies: ReplyCache::default(),
+        running: Mutex::default(),
     });
     let tasks = TaskTracker::new();
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
@@ -220,17 +257,18 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
     {
         return replay(sent, encoding);
     }
+    // A copy of a request still running is dropped: the first copy's
+    // reply answers both, and running it again would only queue a write
+    // that the store must then refuse.
+    let _running = match &session {
+        Some(hash) => Some(endpoint.start(*hash, &id_key)?),
+        None => None,
+    };
     let command = match request.command() {
         Ok(c) => c,
         Err(e) => return refuse(Some(id), e),
     };
     let write = is_write(&command);
-    if write
-        && let Some(hash) = &session
-        && let Some(reply) = recorded(state, hash, &id_key, &id).await
-    {
-        return remember(endpoint, *hash, id_key, encoding, &reply, state);
-    }
 
     let udp = session.map(|_| UdpRequest {
         id: id_key.clone(),
