@@ -386,10 +386,10 @@ fn shape(state: &State, encoding: Encoding, reply: &Reply, room: Room) -> Option
         Ok(_) if room.pre_auth && bytes.len() <= max => WireError::new(
             ErrorCode::TooLarge,
             format!(
-                "the reply is {} bytes, more than three times the request: \
-                 pad the request to {} bytes (pad), or use TCP",
-                bytes.len(),
-                bytes.len().div_ceil(3)
+                "pad the request to {} bytes (pad) or use TCP: the reply is {} bytes, \
+                 and before login a reply is at most three times its request",
+                bytes.len().div_ceil(3),
+                bytes.len()
             ),
         ),
         Ok(_) => WireError::new(
@@ -414,13 +414,31 @@ fn shape(state: &State, encoding: Encoding, reply: &Reply, room: Room) -> Option
             );
             return None;
         }
-        let excess = bytes.len() - room.bytes;
-        let mut keep = error.message.len().saturating_sub(excess.max(1));
-        while !error.message.is_char_boundary(keep) {
-            keep -= 1;
-        }
-        error.message.truncate(keep);
+        error.message = shorten(&error.message, bytes.len() - room.bytes);
     }
+}
+
+/// A message `excess` bytes shorter at least: cut after a word, with an
+/// ellipsis; or empty when too little of it would be left to read.
+fn shorten(message: &str, excess: usize) -> String {
+    const ELLIPSIS: &str = "…";
+    const SHORTEST: usize = 12;
+    let Some(mut keep) = message
+        .len()
+        .checked_sub(excess.max(1) + ELLIPSIS.len())
+        .filter(|k| *k >= SHORTEST)
+    else {
+        return String::new();
+    };
+    while !message.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    let cut = &message[..keep];
+    let cut = match cut.rfind(' ') {
+        Some(space) if space >= SHORTEST => &cut[..space],
+        _ => cut,
+    };
+    format!("{}{ELLIPSIS}", cut.trim_end_matches([' ', ',', ':', ';']))
 }
 
 /// The id as the store and the cache know it: its JSON text, so that `7`
@@ -457,6 +475,20 @@ fn is_write(command: &Command) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_shortened_after_a_word_or_emptied() {
+        let m = "the reply is 110 bytes, more than three times the request";
+        let short = shorten(m, 20);
+        assert_eq!(short, "the reply is 110 bytes, more than…");
+        assert!(short.len() <= m.len() - 20);
+        assert_eq!(shorten(m, m.len() - 10), "");
+        assert_eq!(shorten("", 1), "");
+        // Never in the middle of a character.
+        let accents = "é".repeat(40);
+        let short = shorten(&accents, 5);
+        assert!(short.ends_with('…') && short.len() <= accents.len() - 5);
+    }
 
     #[test]
     fn ids_keep_their_type_in_keys() {
