@@ -72,6 +72,9 @@ pub async fn execute(ctx: &mut Ctx, command: Command) -> Result<(), CliError> {
         Command::Serve(_) => Err(CliError::usage(
             "serve runs on its own: gradebook serve (not in the shell)",
         )),
+        Command::Bench(_) => Err(CliError::usage(
+            "bench runs on its own: gradebook bench (not in the shell)",
+        )),
         Command::Shell(_) => Err(CliError::usage("already in the shell")),
         Command::Completions(args) => misc::completions(args.shell),
         Command::Fingerprint(args) => misc::fingerprint(&args.cert),

@@ -109,6 +109,8 @@ pub struct Global {
 pub enum Command {
     /// Run the server (TLS on 0.0.0.0:7302 and data in ./gradebook-data by default).
     Serve(ServeArgs),
+    /// Load-test a server: requests/s and latency percentiles, like redis-benchmark.
+    Bench(crate::bench::BenchArgs),
     /// Log in; the session token is saved for this server (auth.login).
     #[command(after_help = "\
 Examples:

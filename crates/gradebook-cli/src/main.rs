@@ -7,6 +7,7 @@
 
 mod app;
 mod args;
+mod bench;
 mod commands;
 mod config;
 mod connect;
@@ -45,6 +46,17 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => {
+            let g = cli.global;
+            let target = bench::Target {
+                server: g.server,
+                plaintext: g.plaintext,
+                ca_cert: g.ca_cert,
+                fingerprint: g.accept_fingerprint,
+                json: g.json,
+            };
+            bench::run(target, args)
+        }
         command => app::run(cli.global, command),
     }
 }

@@ -218,13 +218,16 @@ fn run_line(
             "the shell keeps its connection: give --server and TLS flags when starting it",
         ));
     }
-    if matches!(cli.command, Command::Serve(_) | Command::Shell(_)) {
+    if matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bench(_) | Command::Shell(_)
+    ) {
         return Err(CliError::usage(format!(
             "not in the shell: run gradebook {} from your terminal",
-            if matches!(cli.command, Command::Serve(_)) {
-                "serve"
-            } else {
-                "shell"
+            match cli.command {
+                Command::Serve(_) => "serve",
+                Command::Bench(_) => "bench",
+                _ => "shell",
             }
         )));
     }

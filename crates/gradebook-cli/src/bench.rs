@@ -1,0 +1,499 @@
+//! `gradebook bench`: a load generator in the spirit of `redis-benchmark`.
+//!
+//! It logs in as the admin only to create its own teacher account, then
+//! builds its own data set under that login (promotions × students ×
+//! grades), opens `-c` connections that each keep `-P` requests in flight,
+//! and reports requests/s, latency percentiles and errors. The data set is
+//! deleted at the end unless `--keep`.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use gradebook_client::{Client, ClientError, ConnectOptions, Trust};
+use gradebook_proto::Encoding;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// What the benchmark sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Reads: student.average, student.show and promotion.average in turn.
+    Read,
+    /// Only student.average (the read the performance targets quote).
+    Average,
+    /// Writes: grade.add, each acknowledged after its commit.
+    Write,
+    /// 90% reads (as `read`), 10% writes.
+    Mixed,
+    /// Only ping: the protocol's floor, no storage.
+    Ping,
+}
+
+/// The encoding of the benchmark's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchEncoding {
+    /// JSON Lines.
+    Json,
+    /// Length-prefixed MessagePack (after `hello`).
+    Msgpack,
+}
+
+/// Settings of `gradebook bench`. The connection flags (`--server`,
+/// `--plaintext`, `--ca-cert`, `--accept-fingerprint`, `--json`) are the
+/// global ones; without `--ca-cert` or `--accept-fingerprint` the benchmark
+/// accepts the server's certificate and prints its fingerprint.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  GRADEBOOK_PASSWORD=... gradebook bench --plaintext --server 127.0.0.1:7302 -c 50 -n 200000 --workload average
+  gradebook bench -c 50 -P 16 --duration 10 --workload read --json
+  gradebook bench -c 50 --workload write --encoding msgpack
+  gradebook bench --fsync-baseline 2000                 single-row commits on this disk, for comparison")]
+pub struct BenchArgs {
+    /// Admin account used to create the benchmark's own account.
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// The admin's password.
+    #[arg(
+        long,
+        env = "GRADEBOOK_PASSWORD",
+        hide_env_values = true,
+        required_unless_present = "fsync_baseline"
+    )]
+    password: Option<String>,
+    /// Connections sending requests.
+    #[arg(short = 'c', long, default_value_t = 50)]
+    connections: usize,
+    /// Requests in all (ignored with --duration).
+    #[arg(short = 'n', long, default_value_t = 100_000)]
+    requests: u64,
+    /// Run for this many seconds instead of -n requests.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Requests in flight per connection (pipelining).
+    #[arg(short = 'P', long, default_value_t = 1)]
+    pipeline: usize,
+    /// What to send.
+    #[arg(long, value_enum, default_value = "read")]
+    workload: Workload,
+    /// Wire encoding.
+    #[arg(long, value_enum, default_value = "json")]
+    encoding: BenchEncoding,
+    /// Extra connections opened and left idle during the run.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
+    /// Promotions in the data set.
+    #[arg(long, default_value_t = 10)]
+    promotions: usize,
+    /// Students per promotion.
+    #[arg(long, default_value_t = 30)]
+    students: usize,
+    /// Grades per student.
+    #[arg(long, default_value_t = 20)]
+    grades: usize,
+    /// Keep the data set and the account afterwards.
+    #[arg(long)]
+    keep: bool,
+    /// Instead of the server: time this many single-row commits with
+    /// synchronous=FULL in a scratch SQLite file of the current directory.
+    #[arg(long, value_name = "N")]
+    fsync_baseline: Option<u32>,
+}
+
+/// Where and how to connect, from the global flags.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `HOST:PORT`.
+    pub server: String,
+    /// No TLS.
+    pub plaintext: bool,
+    /// A CA to verify the server with.
+    pub ca_cert: Option<PathBuf>,
+    /// A pinned certificate fingerprint.
+    pub fingerprint: Option<String>,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// The data set the workers draw from.
+#[derive(Debug)]
+struct DataSet {
+    promotions: Vec<String>,
+    students: Vec<i64>,
+}
+
+/// What one worker measured.
+struct Tally {
+    latencies: Histogram<u64>,
+    errors: u64,
+    done: u64,
+}
+
+/// Runs the benchmark.
+pub fn run(target: Target, args: BenchArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gradebook bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(n) = args.fsync_baseline {
+        return runtime.block_on(fsync_baseline(n, target.json));
+    }
+    match runtime.block_on(bench(target, args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gradebook bench: {e}");
+            ExitCode::from(match e {
+                ClientError::Server(_) => 1,
+                _ => 3,
+            })
+        }
+    }
+}
+
+/// Times single-row durable commits: the rate group commit is measured
+/// against.
+async fn fsync_baseline(n: u32, json: bool) -> ExitCode {
+    let path = PathBuf::from(format!("gradebook-fsync-baseline-{}.db", random_tag()));
+    match gradebook_store::baseline::single_row_commits(&path, n.max(1)).await {
+        Ok(took) => {
+            let rate = f64::from(n.max(1)) / took.as_secs_f64().max(1e-9);
+            if json {
+                println!(
+                    "{}",
+                    json!({"workload": "fsync-baseline", "requests": n, "seconds": took.as_secs_f64(), "rps": rate})
+                );
+            } else {
+                println!(
+                    "fsync baseline: {n} single-row commits (synchronous=FULL) in {:.2} s: {rate:.0} commits/s",
+                    took.as_secs_f64()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("gradebook bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn options(target: &Target) -> ConnectOptions {
+    if target.plaintext {
+        ConnectOptions::plaintext(target.server.clone())
+    } else {
+        let trust = match (&target.ca_cert, &target.fingerprint) {
+            (Some(ca), _) => Trust::CaFile(ca.clone()),
+            (None, Some(fp)) => Trust::Fingerprint(fp.clone()),
+            (None, None) => Trust::Tofu,
+        };
+        ConnectOptions::tls(target.server.clone(), trust)
+    }
+}
+
+async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
+    let options = options(&target);
+    let mut admin = Client::connect(&options).await?;
+    if let Some(fp) = admin.server_fingerprint()
+        && target.ca_cert.is_none()
+        && target.fingerprint.is_none()
+    {
+        eprintln!("server certificate {fp} (not verified: use --ca-cert to verify)");
+    }
+    let admin_password = args.password.clone().unwrap_or_default();
+    admin.login(&args.user, &admin_password).await?;
+
+    // The benchmark's own account and data set.
+    let tag = random_tag();
+    let username = format!("bench-{tag}");
+    let password = format!("bench-password-{tag}-{tag}");
+    admin
+        .call(
+            "user.create",
+            json!({"username": username, "password": password, "role": "teacher"}),
+        )
+        .await?;
+    let mut owner = Client::connect(&options).await?;
+    owner.login(&username, &password).await?;
+    let started = Instant::now();
+    let data = build(&mut owner, &args, &tag).await?;
+    if !target.json {
+        eprintln!(
+            "data set: {} promotions × {} students × {} grades in {:.1} s",
+            args.promotions,
+            args.students,
+            args.grades,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let data = Arc::new(data);
+
+    let mut idle = Vec::with_capacity(args.idle);
+    for _ in 0..args.idle {
+        idle.push(Client::connect(&options).await?);
+    }
+
+    // Log every worker in before the clock starts.
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        let mut c = Client::connect(&options).await?;
+        c.login(&username, &password).await?;
+        if args.encoding == BenchEncoding::Msgpack {
+            c.use_encoding(Encoding::Msgpack).await?;
+        }
+        clients.push(c);
+    }
+    let budget = Arc::new(AtomicI64::new(
+        i64::try_from(args.requests).unwrap_or(i64::MAX),
+    ));
+    let deadline = args
+        .duration
+        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.1)));
+    let counter = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients.len());
+    for (i, client) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(worker(
+            client,
+            i as u64,
+            args.workload,
+            args.pipeline.max(1),
+            data.clone(),
+            budget.clone(),
+            deadline,
+            counter.clone(),
+        )));
+    }
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let (mut errors, mut done) = (0, 0);
+    for t in tasks {
+        let tally = t
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))??;
+        let _ = latencies.add(&tally.latencies);
+        errors += tally.errors;
+        done += tally.done;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(idle);
+
+    report(&target, &args, done, errors, seconds, &latencies);
+
+    if !args.keep {
+        for p in &data.promotions {
+            owner
+                .call("promotion.delete", json!({"name": p, "force": true}))
+                .await?;
+        }
+        admin
+            .call("user.delete", json!({"username": username}))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates the data set, pipelined.
+async fn build(c: &mut Client, args: &BenchArgs, tag: &str) -> Result<DataSet, ClientError> {
+    let promotions: Vec<String> = (0..args.promotions)
+        .map(|i| format!("bench-{tag}-{i}"))
+        .collect();
+    for p in &promotions {
+        c.send("promotion.create", json!({"name": p, "year": 2026}))?;
+    }
+    expect_ok(c, promotions.len()).await?;
+    for p in &promotions {
+        for s in 0..args.students {
+            c.send(
+                "student.add",
+                json!({"promotion": p, "first_name": format!("F{s}"), "last_name": format!("L{s}")}),
+            )?;
+        }
+    }
+    let mut students = Vec::with_capacity(promotions.len() * args.students);
+    for _ in 0..promotions.len() * args.students {
+        let data = c.recv().await?.result.map_err(ClientError::Server)?;
+        students.push(data["id"].as_i64().unwrap_or_default());
+    }
+    let subjects = ["Networks", "Maths", "Programming", "English", "Physics"];
+    let mut sent: usize = 0;
+    for (k, s) in students.iter().enumerate() {
+        for g in 0..args.grades {
+            let value = ((k * 7 + g * 13) % 2001) as f64 / 100.0;
+            c.send(
+                "grade.add",
+                json!({"student": s, "subject": subjects[g % subjects.len()], "value": value, "coefficient": 1 + g % 3}),
+            )?;
+            sent += 1;
+            // Bounded batches: the server answers while we send.
+            if sent.is_multiple_of(512) {
+                expect_ok(c, 512).await?;
+            }
+        }
+    }
+    expect_ok(c, sent % 512).await?;
+    Ok(DataSet {
+        promotions,
+        students,
+    })
+}
+
+async fn expect_ok(c: &mut Client, n: usize) -> Result<(), ClientError> {
+    for _ in 0..n {
+        c.recv().await?.result.map_err(ClientError::Server)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    mut client: Client,
+    seed: u64,
+    workload: Workload,
+    pipeline: usize,
+    data: Arc<DataSet>,
+    budget: Arc<AtomicI64>,
+    deadline: Option<Instant>,
+    counter: Arc<AtomicU64>,
+) -> Result<Tally, ClientError> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut tally = Tally {
+        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?,
+        errors: 0,
+        done: 0,
+    };
+    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(pipeline);
+    let more = |budget: &AtomicI64| match deadline {
+        Some(d) => Instant::now() < d,
+        None => budget.fetch_sub(1, Ordering::Relaxed) > 0,
+    };
+    loop {
+        while in_flight.len() < pipeline && more(&budget) {
+            let (cmd, args) = next_request(workload, &data, &mut rng, &counter);
+            client.send(cmd, args)?;
+            in_flight.push_back(Instant::now());
+        }
+        let Some(sent_at) = in_flight.pop_front() else {
+            break;
+        };
+        let reply = client.recv().await?;
+        let micros = sent_at.elapsed().as_micros().max(1);
+        let _ = tally
+            .latencies
+            .record(u64::try_from(micros).unwrap_or(u64::MAX));
+        tally.done += 1;
+        if reply.result.is_err() {
+            tally.errors += 1;
+        }
+    }
+    Ok(tally)
+}
+
+/// xorshift64: cheap, good enough to spread requests over the data set.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn next_request(
+    workload: Workload,
+    data: &DataSet,
+    rng: &mut u64,
+    counter: &AtomicU64,
+) -> (&'static str, Value) {
+    let r = next_random(rng);
+    let student = data.students[(r % data.students.len().max(1) as u64) as usize];
+    let read = |r: u64| match r % 3 {
+        0 => ("student.average", json!({"id": student})),
+        1 => ("student.show", json!({"id": student})),
+        _ => (
+            "promotion.average",
+            json!({"name": data.promotions[(r / 3) as usize % data.promotions.len()]}),
+        ),
+    };
+    let write = || {
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        (
+            "grade.add",
+            json!({"student": student, "subject": "Bench", "value": (n % 2001) as f64 / 100.0}),
+        )
+    };
+    match workload {
+        Workload::Ping => ("ping", json!({})),
+        Workload::Average => ("student.average", json!({"id": student})),
+        Workload::Read => read(r >> 8),
+        Workload::Write => write(),
+        Workload::Mixed if r.is_multiple_of(10) => write(),
+        Workload::Mixed => read(r >> 8),
+    }
+}
+
+fn report(
+    target: &Target,
+    args: &BenchArgs,
+    done: u64,
+    errors: u64,
+    seconds: f64,
+    h: &Histogram<u64>,
+) {
+    let rps = done as f64 / seconds.max(1e-9);
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    if target.json {
+        let out = json!({
+            "workload": format!("{:?}", args.workload).to_lowercase(),
+            "connections": args.connections,
+            "pipeline": args.pipeline,
+            "encoding": format!("{:?}", args.encoding).to_lowercase(),
+            "tls": !target.plaintext,
+            "idle": args.idle,
+            "requests": done,
+            "errors": errors,
+            "seconds": seconds,
+            "rps": rps,
+            "p50_ms": ms(0.5),
+            "p99_ms": ms(0.99),
+            "p999_ms": ms(0.999),
+            "max_ms": h.max() as f64 / 1000.0,
+        });
+        println!("{out}");
+    } else {
+        println!(
+            "{:?}: {} connections, pipeline {}, {:?}, {}",
+            args.workload,
+            args.connections,
+            args.pipeline,
+            args.encoding,
+            if target.plaintext { "plaintext" } else { "TLS" }
+        );
+        println!("  {done} requests in {seconds:.2} s: {rps:.0} requests/s, {errors} errors");
+        println!(
+            "  latency ms: p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            h.max() as f64 / 1000.0
+        );
+    }
+}
+
+/// Six hex digits, so concurrent or repeated runs never share names.
+fn random_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mixed = (nanos as u64 ^ u64::from(std::process::id())).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    format!("{:06x}", mixed >> 40)
+}
