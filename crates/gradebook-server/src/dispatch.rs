@@ -12,6 +12,7 @@ use gradebook_store::{RequestKey, Store, WriteContext};
 use serde_json::Value;
 
 use crate::auth::Auth;
+use crate::cache::{ReadCache, ReadKey, changes_nothing_read};
 use crate::config::Limits;
 use crate::error::from_store;
 use crate::handler;
@@ -32,6 +33,8 @@ pub struct State {
     pub limits: Limits,
     /// Whether the TCP listener uses TLS.
     pub tls: bool,
+    /// Reads and permission decisions served from memory between writes.
+    pub cache: ReadCache,
 }
 
 /// Which transport a request came over.
@@ -265,12 +268,38 @@ async fn run(
         session,
         udp,
     };
-    authorize(state, &command, &caller)
-        .await
-        .map_err(|e| (e, Effect::None))?;
-    handler::handle(state, command, &caller)
-        .await
-        .map_err(|e| (e, Effect::None))
+    // Read before anything is read from the store: a write that lands
+    // meanwhile makes what we compute stale, never wrong.
+    let generation = state.cache.generation.current();
+    let read = ReadKey::of(&command);
+    let user = caller.session.as_ref().map(|s| s.user_id);
+    let allowed_key = read.clone().zip(user).map(|(r, u)| (u, r));
+    let known_allowed = allowed_key
+        .as_ref()
+        .is_some_and(|k| state.cache.allowed.get(k, generation).is_some());
+    if !known_allowed {
+        authorize(state, &command, &caller)
+            .await
+            .map_err(|e| (e, Effect::None))?;
+        if let Some(k) = allowed_key {
+            state.cache.allowed.put(k, generation, ());
+        }
+    }
+    if let Some(key) = &read
+        && let Some(data) = state.cache.replies.get(key, generation)
+    {
+        return Ok((data, Effect::None));
+    }
+    let changes = !changes_nothing_read(&command);
+    let result = handler::handle(state, command, &caller).await;
+    if changes {
+        state.cache.generation.bump();
+    }
+    let (data, effect) = result.map_err(|e| (e, Effect::None))?;
+    if let Some(key) = read {
+        state.cache.replies.put(key, generation, data.clone());
+    }
+    Ok((data, effect))
 }
 
 /// The one permission check: the table's rule for the command and the

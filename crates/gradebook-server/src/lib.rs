@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cache;
 mod config;
 mod connection;
 mod dispatch;

@@ -118,6 +118,7 @@ impl Server {
             auth,
             limits: config.limits.clone(),
             tls: tls.is_some(),
+            cache: Default::default(),
         });
         Ok(Server {
             tcp,

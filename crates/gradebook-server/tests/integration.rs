@@ -708,3 +708,62 @@ async fn a_plaintext_client_needs_the_plaintext_option() {
     let mut c = Client::connect(&options).await.expect("TCP connects");
     assert!(c.call("ping", json!({})).await.is_err());
 }
+
+#[tokio::test]
+async fn a_read_after_a_write_sees_it_even_when_cached() {
+    let server = TestServer::start().await;
+    let mut c = server.admin().await;
+    let ids = promotion_with_students(&mut c, "P", 1).await;
+    ok(
+        &mut c,
+        "grade.add",
+        json!({"student": ids[0], "subject": "S", "value": 10}),
+    )
+    .await;
+    for _ in 0..3 {
+        let a = ok(&mut c, "student.average", json!({"id": ids[0]})).await;
+        assert_eq!(f(&a["average"]), 10.0);
+    }
+    // Another connection writes; this one reads the new value at once.
+    let mut other = server.admin().await;
+    ok(
+        &mut other,
+        "grade.add",
+        json!({"student": ids[0], "subject": "S", "value": 20}),
+    )
+    .await;
+    let a = ok(&mut c, "student.average", json!({"id": ids[0]})).await;
+    assert_eq!(f(&a["average"]), 15.0);
+    let p = ok(&mut c, "promotion.average", json!({"name": "P"})).await;
+    assert_eq!(f(&p["average"]), 15.0);
+
+    // A permission granted, used, then revoked: refused at once.
+    ok(
+        &mut c,
+        "user.create",
+        json!({"username": "prof", "password": "teacher-password", "role": "teacher"}),
+    )
+    .await;
+    ok(
+        &mut c,
+        "promotion.grant",
+        json!({"name": "P", "username": "prof"}),
+    )
+    .await;
+    let mut t = server.connect().await;
+    t.login("prof", "teacher-password").await.expect("logs in");
+    ok(&mut t, "student.average", json!({"id": ids[0]})).await;
+    ok(
+        &mut c,
+        "promotion.revoke",
+        json!({"name": "P", "username": "prof"}),
+    )
+    .await;
+    err(
+        &mut t,
+        "student.average",
+        json!({"id": ids[0]}),
+        "forbidden",
+    )
+    .await;
+}

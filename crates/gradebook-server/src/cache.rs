@@ -1,0 +1,153 @@
+//! Read replies served from memory while the store is unchanged.
+//!
+//! Every write bumps a generation number; a cached reply (or permission
+//! decision) is used only if it was computed at the current generation. So
+//! a read that follows a write always sees it, and between writes the same
+//! `student.average` is computed once instead of once per request.
+//!
+//! This is only sound while one server process owns the database, which is
+//! the case with SQLite. A backend shared by several servers must not use
+//! it (or must learn of the others' writes).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gradebook_proto::Command;
+
+/// Entries kept before the cache starts over; a bound on its memory.
+const MAX_ENTRIES: usize = 100_000;
+
+/// A map of values valid for one generation of the store.
+#[derive(Debug)]
+pub struct Generational<K, V> {
+    entries: Mutex<HashMap<K, (u64, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Default for Generational<K, V> {
+    fn default() -> Self {
+        Generational {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Generational<K, V> {
+    /// The value for `key` if it was stored at `generation`.
+    pub fn get(&self, key: &K, generation: u64) -> Option<V> {
+        let entries = self.lock();
+        match entries.get(key) {
+            Some((g, v)) if *g == generation => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stores `value` for `key` as computed at `generation`.
+    pub fn put(&self, key: K, generation: u64, value: V) {
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (generation, value));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (u64, V)>> {
+        // Every change is a single insert or clear: a poisoned lock still
+        // holds a consistent map.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The store's generation: bumped after every write.
+#[derive(Debug, Default)]
+pub struct Generation(AtomicU64);
+
+impl Generation {
+    /// The current generation. Read it *before* reading the store, so a
+    /// write that lands during the read makes the result stale, not wrong.
+    pub fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks every cached value stale.
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_valid_for_one_generation() {
+        let generation = Generation::default();
+        let cache: Generational<&str, i32> = Generational::default();
+        let g = generation.current();
+        cache.put("a", g, 1);
+        assert_eq!(cache.get(&"a", generation.current()), Some(1));
+        generation.bump();
+        assert_eq!(cache.get(&"a", generation.current()), None);
+    }
+}
+
+/// What a cached read is about: its command and its one argument.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReadKey {
+    /// A read of one student or their grades (`student.show`, …).
+    Id(&'static str, i64),
+    /// A read of one promotion (`promotion.average`, …).
+    Name(&'static str, String),
+}
+
+impl ReadKey {
+    /// The key of a read whose reply depends only on its argument, not on
+    /// who asks once the permission check has passed; `None` for anything
+    /// else.
+    pub fn of(command: &Command) -> Option<ReadKey> {
+        use Command as C;
+        let name = command.name();
+        Some(match command {
+            C::StudentShow(a) | C::StudentAverage(a) | C::StudentExplain(a) => {
+                ReadKey::Id(name, a.id)
+            }
+            C::GradeList(a) => ReadKey::Id(name, a.student),
+            C::PromotionShow(a) | C::PromotionAverage(a) | C::PromotionSubjects(a) => {
+                ReadKey::Name(name, a.name.clone())
+            }
+            C::StudentList(a) => ReadKey::Name(name, a.promotion.clone()),
+            _ => return None,
+        })
+    }
+}
+
+/// Whether a command can change what reads or permission checks see; every
+/// other command bumps the generation when it has run.
+pub fn changes_nothing_read(command: &Command) -> bool {
+    use Command as C;
+    ReadKey::of(command).is_some()
+        || matches!(
+            command,
+            C::Hello(_)
+                | C::Ping(_)
+                | C::Login(_)
+                | C::Logout(_)
+                | C::Whoami(_)
+                | C::UserList(_)
+                | C::UserPassword(_)
+                | C::PromotionList(_)
+                | C::AuditList(_)
+        )
+}
+
+/// The caches of the request path.
+#[derive(Debug, Default)]
+pub struct ReadCache {
+    /// Bumped after every write.
+    pub generation: Generation,
+    /// Replies of keyed reads.
+    pub replies: Generational<ReadKey, serde_json::Value>,
+    /// Permission decisions already taken: (user id, read) → allowed.
+    pub allowed: Generational<(i64, ReadKey), ()>,
+}
