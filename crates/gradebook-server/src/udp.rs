@@ -251,7 +251,10 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
     let id_key = id_key(&id);
     let session = request.token.as_ref().map(session::hash_token);
 
-    // A request already answered gets the same reply.
+    // A request already answered gets the same reply, before the session
+    // is checked: a retried `auth.logout` gets its "ok" although the
+    // session is gone, and the reply goes to no one who did not hold the
+    // token it was first sent for.
     if let Some(hash) = &session
         && let Some(sent) = endpoint.replies.get(hash, &id_key)
     {
@@ -292,9 +295,10 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
         && let Some(hash) = &session
         && let Some(first) = recorded(state, hash, &id_key, &id).await
     {
-        // A copy of this datagram committed while this one ran (the store
-        // refused this one as a duplicate, or found its change already
-        // made): answer as that one was answered.
+        // This (session, id) already made its write: a copy committed
+        // while this one ran, or before a restart, and the store refused
+        // this one as a duplicate (or found its change already made).
+        // Answer as that one was answered.
         reply = first;
         authenticated = true;
     }
