@@ -741,3 +741,18 @@ async fn a_flood_from_one_address_is_rate_limited() {
     // Refusals are answered sparingly, not one for one.
     assert!(served + limited < 20, "{codes:?}");
 }
+
+#[tokio::test]
+async fn a_retried_logout_gets_its_ok_and_the_session_stays_closed() {
+    let server = TestServer::start().await;
+    let token = admin_token(&server).await;
+    let socket = raw_socket().await;
+    let logout = json!({"id": 1, "cmd": "auth.logout", "token": token.expose()}).to_string();
+    let first = exchange(&socket, server.addr, logout.as_bytes()).await;
+    assert_eq!(json_reply(&first)["ok"], true);
+    let again = exchange(&socket, server.addr, logout.as_bytes()).await;
+    assert_eq!(first, again);
+    let list = json!({"id": 2, "cmd": "promotion.list", "token": token.expose()}).to_string();
+    let reply = json_reply(&exchange(&socket, server.addr, list.as_bytes()).await);
+    assert_eq!(reply["error"]["code"], "unauthenticated");
+}
