@@ -135,7 +135,9 @@ struct Tally {
 
 /// Runs the benchmark.
 pub fn run(target: Target, args: BenchArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread, like redis-benchmark: on a small machine the load
+    // generator should leave the cores to the server it measures.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
