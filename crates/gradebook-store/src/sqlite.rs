@@ -2,8 +2,9 @@
 //! `synchronous=FULL`, one writer connection and a small pool of readers.
 //!
 //! SQLite allows one writer at a time; giving writes their own connection
-//! makes them queue in the pool instead of failing with `SQLITE_BUSY`, while
-//! readers go on in parallel against the last committed state. The SQL uses
+//! makes them queue instead of failing with `SQLITE_BUSY`, and lets them
+//! share commits ([`group`]), while readers go on in parallel against the
+//! last committed state. The SQL uses
 //! `$1` placeholders and standard statements so the PostgreSQL backend can
 //! share it.
 
@@ -15,7 +16,11 @@ use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{ConnectOptions, SqliteConnection};
+
+mod group;
+
+use group::Writer;
 
 use crate::{
     AuditEntry, AuditFilter, Credentials, GradePatch, NewGrade, NewStudent, PromotionGrades,
@@ -27,7 +32,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
+    writer: std::sync::Arc<Writer>,
     reader: SqlitePool,
 }
 
@@ -67,12 +72,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await?;
-        MIGRATOR.run(&writer).await?;
+        let mut conn = options.connect().await?;
+        MIGRATOR.run(&mut conn).await?;
+        let writer = Writer::new(conn);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -145,23 +147,23 @@ fn conflict_on_unique(e: sqlx::Error, message: impl FnOnce() -> String) -> Store
     }
 }
 
-async fn promotion_id(tx: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64> {
+async fn promotion_id(tx: &mut SqliteConnection, name: &str) -> Result<i64> {
     sqlx::query_scalar::<_, i64>("SELECT id FROM promotions WHERE name = $1")
         .bind(name)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| no_promotion(name))
 }
 
-async fn user_id(tx: &mut Transaction<'_, Sqlite>, username: &str) -> Result<i64> {
+async fn user_id(tx: &mut SqliteConnection, username: &str) -> Result<i64> {
     sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
         .bind(username)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| no_user(username))
 }
 
-async fn student_in_tx(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Student> {
+async fn student_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Student> {
     sqlx::query_as::<_, StudentRow>(concat!(
         "SELECT ",
         student_columns!(),
@@ -169,23 +171,42 @@ async fn student_in_tx(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Stud
          WHERE s.id = $1"
     ))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .map(student_from_row)
     .ok_or_else(|| no_student(id))
 }
 
-async fn grade_in_tx(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Grade> {
+async fn grade_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Grade> {
     let row = sqlx::query_as::<_, GradeRow>(concat!(
         "SELECT ",
         grade_columns!(),
         " FROM grades g WHERE g.id = $1"
     ))
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| no_grade(id))?;
     grade_from_row(row)
+}
+
+/// Ends a write: records its UDP request (if any) and commits. A request
+/// already executed undoes this copy's change and reports
+/// [`StoreError::Duplicate`] only once the first copy is durable, so its
+/// recorded reply can be read and sent.
+async fn finish<T: serde::Serialize>(
+    mut tx: group::WriteGuard,
+    ctx: &WriteContext<'_>,
+    result: &T,
+) -> Result<()> {
+    match record(&mut tx, ctx, result).await {
+        Ok(()) => tx.commit().await,
+        Err(StoreError::Duplicate) => {
+            tx.undo_and_wait().await?;
+            Err(StoreError::Duplicate)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Records the UDP request a write was made for, with its reply data, in
@@ -193,7 +214,7 @@ async fn grade_in_tx(tx: &mut Transaction<'_, Sqlite>, id: i64) -> Result<Grade>
 /// the result is known; on error the caller drops the transaction, which
 /// rolls the change back.
 async fn record<T: serde::Serialize>(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     ctx: &WriteContext<'_>,
     result: &T,
 ) -> Result<()> {
@@ -212,7 +233,7 @@ async fn record<T: serde::Serialize>(
     .bind(key.id)
     .bind(ctx.at)
     .bind(data.to_string())
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
@@ -228,7 +249,7 @@ fn nothing() -> serde_json::Value {
 
 /// Records a grade change in the same transaction as the change itself.
 async fn audit(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     by: &WriteContext<'_>,
     action: &str,
     old: Option<&Grade>,
@@ -250,7 +271,7 @@ async fn audit(
     .bind(grade.student)
     .bind(to_json(old))
     .bind(to_json(new))
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }
@@ -262,13 +283,13 @@ const LINKED_TO_STUDENT: &str = "SELECT u.username FROM users u \
 
 /// Refuses to delete students that a student account still points to.
 async fn check_no_linked_account(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut SqliteConnection,
     query: &'static str,
     key: i64,
 ) -> Result<()> {
     let linked: Option<String> = sqlx::query_scalar(query)
         .bind(key)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?;
     match linked {
         Some(u) => Err(StoreError::Conflict(format!(
@@ -316,8 +337,7 @@ impl Store for SqliteStore {
                 )
             })
         })?;
-        record(&mut tx, &ctx, user).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, user).await?;
         Ok(user.clone())
     }
 
@@ -367,8 +387,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(no_user(username));
         }
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -389,8 +408,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -401,6 +419,7 @@ impl Store for SqliteStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at) \
              VALUES ($1, $2, $3, $3, $4)",
@@ -409,9 +428,9 @@ impl Store for SqliteStore {
         .bind(user_id)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn session_get(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
@@ -443,12 +462,13 @@ impl Store for SqliteStore {
     }
 
     async fn session_touch(&self, token_hash: &[u8], now: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(token_hash)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn session_delete(&self, token_hash: &[u8], ctx: WriteContext<'_>) -> Result<()> {
@@ -457,17 +477,18 @@ impl Store for SqliteStore {
             .bind(token_hash)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
     async fn sessions_purge(&self, now: i64, idle_before: i64) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen < $2")
             .bind(now)
             .bind(idle_before)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -502,8 +523,7 @@ impl Store for SqliteStore {
             description: description.map(str::to_owned),
             students: 0,
         };
-        record(&mut tx, &ctx, &promotion).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &promotion).await?;
         Ok(promotion)
     }
 
@@ -565,8 +585,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -587,8 +606,7 @@ impl Store for SqliteStore {
         .bind(uid)
         .execute(&mut *tx)
         .await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -606,8 +624,7 @@ impl Store for SqliteStore {
             .bind(uid)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -683,8 +700,7 @@ impl Store for SqliteStore {
             email: student.email.clone(),
             promotion: promotion.to_owned(),
         };
-        record(&mut tx, &ctx, &s).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &s).await?;
         Ok(s)
     }
 
@@ -751,8 +767,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(|e| conflict_on_unique(e, || number_taken(s.number.as_deref())))?;
-        record(&mut tx, &ctx, &s).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &s).await?;
         Ok(s)
     }
 
@@ -764,8 +779,7 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -793,8 +807,7 @@ impl Store for SqliteStore {
             label: grade.label.clone(),
         };
         audit(&mut tx, &ctx, "grade.add", None, Some(&g)).await?;
-        record(&mut tx, &ctx, &g).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &g).await?;
         Ok(g)
     }
 
@@ -837,8 +850,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         audit(&mut tx, &ctx, "grade.update", Some(&old), Some(&g)).await?;
-        record(&mut tx, &ctx, &g).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &g).await?;
         Ok(g)
     }
 
@@ -850,8 +862,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         audit(&mut tx, &ctx, "grade.delete", Some(&old), None).await?;
-        record(&mut tx, &ctx, &nothing()).await?;
-        tx.commit().await?;
+        finish(tx, &ctx, &nothing()).await?;
         Ok(())
     }
 
@@ -931,10 +942,12 @@ impl Store for SqliteStore {
     }
 
     async fn requests_purge(&self, before: i64) -> Result<u64> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM udp_requests WHERE at < $1")
             .bind(before)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -1000,6 +1013,46 @@ mod tests {
             coefficient: Coefficient::default(),
             label: None,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writes_share_commits_and_failures_undo_only_themselves() {
+        let (dir, store, student) = store_with_student().await;
+        let mut tasks = Vec::new();
+        for i in 0..300i64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                // Every third write names a student that does not exist.
+                let target = if i % 3 == 0 { 9999 } else { student };
+                store
+                    .grade_add(&grade(target), WriteContext::new("admin", i))
+                    .await
+                    .is_ok()
+            }));
+        }
+        let mut acknowledged = 0;
+        for t in tasks {
+            if t.await.expect("task") {
+                acknowledged += 1;
+            }
+        }
+        assert_eq!(acknowledged, 200);
+        assert_eq!(store.grade_list(student).await.expect("list").len(), 200);
+        // Durable: a fresh store on the same file sees them all.
+        store.close().await;
+        let again = SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("reopens");
+        assert_eq!(again.grade_list(student).await.expect("list").len(), 200);
+        let audit = again
+            .audit_list(AuditFilter {
+                promotion: None,
+                student: Some(student),
+                limit: 1000,
+            })
+            .await
+            .expect("audit");
+        assert_eq!(audit.len(), 200, "one audit entry per acknowledged write");
     }
 
     #[tokio::test]
