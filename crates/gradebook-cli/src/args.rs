@@ -18,6 +18,8 @@ Examples:
   gradebook import grades grades.csv --promotion RT2-2026
   gradebook promotion average RT2-2026              statistics and histogram
   gradebook shell                                   the same commands, interactively
+  gradebook --encoding msgpack student show 12      MessagePack on the wire, same output
+  gradebook --udp --plaintext student show 12       one UDP datagram each way (plaintext server)
 
 Exit status: 0 ok, 1 the server answered an error (or an import found bad lines),
 2 usage error, 3 connection or TLS failure.";
@@ -102,7 +104,37 @@ pub struct Global {
     /// Print the server's data as JSON, unchanged, for scripts.
     #[arg(long, global = true, help_heading = "Connection and output")]
     pub json: bool,
+    /// The encoding on the wire: json, or msgpack (MessagePack, smaller); what is
+    /// printed is the same either way.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_ENCODING",
+        value_enum,
+        default_value = "json",
+        value_name = "ENCODING",
+        hide_possible_values = true
+    )]
+    pub encoding: WireEncoding,
+    /// Send each request in a UDP datagram instead of a TCP connection (one-shot
+    /// commands only, not shell, import or export). UDP carries session tokens
+    /// only to a --plaintext server; a TLS server refuses all but ping and hello.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_UDP",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub udp: bool,
 }
+
+/// The wire encoding of `--encoding`. It is the very type of `gradebook
+/// bench --encoding`: clap shares a global argument's value with a
+/// subcommand's argument of the same name, so both must have one type
+/// (`gradebook --encoding msgpack bench` then benchmarks MessagePack).
+pub type WireEncoding = crate::bench::BenchEncoding;
 
 /// Every command of the `gradebook` binary.
 #[derive(Debug, Subcommand)]
@@ -549,7 +581,7 @@ Examples:
 The file may use , or ; as separator, be UTF-8 with or without BOM, and quote fields.
 Headers are matched without regard to case; French names work too (prénom, nom,
 numéro, courriel). A student repeated on several lines (as in an export, one line per
-grade) is added once.")]
+grade) is added once. Imports pipeline their requests over TCP (not --udp).")]
     Students {
         /// The CSV file (- for standard input).
         file: PathBuf,
@@ -573,7 +605,7 @@ Values: 0 to 20 with at most 2 decimals (12.5 or 12,5), or ABS, EXC, ATT.
 With --promotion, each line's student is found in that promotion by its number, or else
 by last and first name, so a file exported from another promotion or server imports as is.
 Without it, the student column gives the student's id. Lines with no subject and no value
-(a student without grades, in an export) are skipped.")]
+(a student without grades, in an export) are skipped. Over TCP (not --udp).")]
     Grades {
         /// The CSV file (- for standard input).
         file: PathBuf,
@@ -633,7 +665,8 @@ Examples:
   gradebook shell --keep-going < script.txt  run every line, report the errors
 
 In the shell: the commands without the `gradebook` prefix (promotion list, student show 12),
-help, help COMMAND, exit. Lines starting with # are comments.")]
+help, help COMMAND, exit. Lines starting with # are comments. Connection flags (--server,
+--plaintext, --encoding ...) are given when starting the shell; it runs over TCP (not --udp).")]
 pub struct ShellArgs {
     /// With a script on standard input, go on after a failed line (the exit
     /// status still tells that one failed).

@@ -2,14 +2,18 @@
 //! trusted on first use (the fingerprint shown, asked about and remembered
 //! in the known-servers file, like ssh); then calls that carry the saved
 //! session token.
+//!
+//! This is the one place that knows the transport: a TCP (or TLS)
+//! connection in the chosen encoding, or UDP datagrams with `--udp`
+//! ([`Transport`]). The commands call [`Conn::call`] either way.
 
 use std::time::{Duration, Instant};
 
-use gradebook_client::{Client, ConnectOptions, Trust};
-use gradebook_proto::Secret;
-use serde_json::Value;
+use gradebook_client::{Client, ClientError, ConnectOptions, Trust, UdpClient, UdpOptions};
+use gradebook_proto::{Encoding, ErrorCode, Secret};
+use serde_json::{Value, json};
 
-use crate::args::Global;
+use crate::args::{Command, Global, WireEncoding};
 use crate::config::{Known, KnownServers, Sessions, normalise_fingerprint};
 use crate::error::CliError;
 use crate::input;
@@ -39,6 +43,90 @@ pub fn server_address(server: &str) -> String {
     }
 }
 
+/// How requests travel: one TCP (or TLS) connection, or one UDP datagram
+/// each way per request.
+#[derive(Debug)]
+pub enum Transport {
+    /// A connection, switched to the chosen encoding.
+    Tcp(Client),
+    /// Datagrams; a reply too large for one is fetched again over TCP.
+    Udp {
+        /// The datagram client, its TCP fallback set like [`open`]'s
+        /// (boxed: it is much larger than a connection).
+        client: Box<UdpClient>,
+        /// The server uses TLS: nothing private may go in a datagram.
+        tls: bool,
+    },
+}
+
+impl Transport {
+    /// Sends `cmd` with `token` in its envelope (or none); returns its data.
+    pub async fn call(
+        &mut self,
+        token: Option<&Secret>,
+        cmd: &str,
+        args: Value,
+    ) -> Result<Value, ClientError> {
+        match self {
+            Transport::Tcp(client) => match token {
+                Some(t) => client.call_with_token(t, cmd, args).await,
+                None => client.call(cmd, args).await,
+            },
+            Transport::Udp { client, tls: false } => {
+                client.set_token(token.cloned());
+                client.call(cmd, args).await
+            }
+            Transport::Udp { client, tls: true } => {
+                // A TLS server serves only hello and ping over UDP (§6) and
+                // refuses the rest with insecure_transport. Its users chose
+                // TLS so that tokens, passwords and names never cross the
+                // network in clear: the datagram carries no token, and
+                // other commands go without their arguments, just to
+                // hear the server's answer.
+                client.set_token(None);
+                let args = if matches!(cmd, "hello" | "ping") {
+                    args
+                } else {
+                    json!({})
+                };
+                client.call(cmd, args).await
+            }
+        }
+    }
+
+    fn is_udp(&self) -> bool {
+        matches!(self, Transport::Udp { .. })
+    }
+}
+
+/// Refuses, with `--udp`, the commands that do not fit datagrams.
+pub fn check_udp(command: &Command) -> Result<(), CliError> {
+    let why = match command {
+        Command::Shell(_) => {
+            "the shell keeps one connection open for many commands; over UDP each command \
+             is its own datagram: run the shell without --udp, or run one-shot commands with --udp"
+        }
+        Command::Import(_) => {
+            "an import pipelines many requests over one TCP connection: run it without --udp"
+        }
+        Command::Export(_) => {
+            "an export reads a whole promotion, more than a datagram holds: run it without --udp"
+        }
+        Command::Bench(_) => "bench measures TCP connections: run it without --udp",
+        Command::Serve(_) => "--udp is a client flag (the server always listens on UDP too)",
+        _ => return Ok(()),
+    };
+    Err(CliError::usage(format!("--udp: {why}")))
+}
+
+/// The wire encoding of the protocol library.
+fn encoding(e: WireEncoding) -> Encoding {
+    match e {
+        WireEncoding::Json => Encoding::Json,
+        WireEncoding::Msgpack => Encoding::Msgpack,
+    }
+}
+
 /// A connection to the server, opened on first use, with the session
 /// token saved for that server.
 #[derive(Debug)]
@@ -47,7 +135,7 @@ pub struct Conn {
     pub global: Global,
     /// `HOST:PORT`, the key of saved sessions and known servers.
     pub server: String,
-    client: Option<Client>,
+    transport: Option<Transport>,
     /// No reply has come on this connection yet.
     fresh: bool,
     last_used: Instant,
@@ -63,32 +151,46 @@ impl Conn {
         Conn {
             global,
             server,
-            client: None,
+            transport: None,
             fresh: true,
             last_used: Instant::now(),
             prompts_on_stdin,
         }
     }
 
-    /// The open connection, opening (or reopening) it when needed.
-    pub async fn client(&mut self) -> Result<&mut Client, CliError> {
+    /// The transport, opening (or reopening) it when needed: the server's
+    /// certificate is settled, and a TCP connection switched to the chosen
+    /// encoding.
+    pub async fn connect(&mut self) -> Result<&mut Transport, CliError> {
         if self.last_used.elapsed() > REUSE_IDLE {
-            self.client = None;
+            self.transport = None;
         }
         self.last_used = Instant::now();
-        match &mut self.client {
-            Some(c) => Ok(c),
+        match &mut self.transport {
+            Some(t) => Ok(t),
             slot @ None => {
-                let client = open(&self.global, &self.server, self.prompts_on_stdin).await?;
+                let transport =
+                    open_transport(&self.global, &self.server, self.prompts_on_stdin).await?;
                 self.fresh = true;
-                Ok(slot.insert(client))
+                Ok(slot.insert(transport))
             }
+        }
+    }
+
+    /// The open TCP connection, for what only a connection does
+    /// (pipelining); opened when needed. Not with `--udp`.
+    pub async fn client(&mut self) -> Result<&mut Client, CliError> {
+        match self.connect().await? {
+            Transport::Tcp(client) => Ok(client),
+            Transport::Udp { .. } => Err(CliError::usage(
+                "--udp: this command needs a TCP connection: run it without --udp",
+            )),
         }
     }
 
     /// Forgets the connection (after a failure), so the next call reopens.
     pub fn reset(&mut self) {
-        self.client = None;
+        self.transport = None;
     }
 
     /// The token saved for this server, if any.
@@ -110,44 +212,135 @@ impl Conn {
         cmd: &str,
         args: Value,
     ) -> Result<Value, CliError> {
-        let client = self.client().await?;
-        let result = match token {
-            Some(t) => client.call_with_token(t, cmd, args).await,
-            None => client.call(cmd, args).await,
-        };
+        let transport = self.connect().await?;
+        let udp = transport.is_udp();
+        let result = transport.call(token, cmd, args).await;
         let fresh = std::mem::replace(&mut self.fresh, false);
         result.map_err(|e| {
+            let udp_timeout = match e {
+                ClientError::Timeout(waited) if udp => Some(waited),
+                _ => None,
+            };
             let mut e = CliError::from_client(e, token.is_some());
-            if let CliError::Connection(m) = &mut e {
-                // A TLS server closes a plaintext connection at once.
-                if fresh && self.global.plaintext {
-                    m.push_str(" (if the server uses TLS, leave out --plaintext)");
+            match &mut e {
+                CliError::Connection(m) => {
+                    if let Some(waited) = udp_timeout {
+                        *m = format!(
+                            "no reply from {} over UDP after {:.1} s of retries: is the server \
+                             running, and does UDP reach it? (without --udp, commands use TCP)",
+                            self.server,
+                            waited.as_secs_f64()
+                        );
+                    } else if fresh && self.global.plaintext && !udp {
+                        // A TLS server closes a plaintext connection at once.
+                        m.push_str(" (if the server uses TLS, leave out --plaintext)");
+                    }
+                    self.reset();
                 }
-                self.reset();
+                CliError::Server(w) if udp && w.code == ErrorCode::InsecureTransport => {
+                    w.message.push_str(
+                        " (UDP carries session tokens only in plaintext mode, to a server \
+                         started with --plaintext; with TLS, leave out --udp)",
+                    );
+                }
+                _ => {}
             }
             e
         })
     }
 }
 
+/// Opens the transport the settings choose.
+async fn open_transport(
+    global: &Global,
+    server: &str,
+    prompts_on_stdin: bool,
+) -> Result<Transport, CliError> {
+    if global.udp {
+        let mut options = UdpOptions::new(server);
+        options.encoding = encoding(global.encoding);
+        options.fallback = Some(fallback_options(global, server, prompts_on_stdin).await?);
+        let client = UdpClient::connect(&options)
+            .await
+            .map_err(|e| connect_error(server, e, global.plaintext))?;
+        return Ok(Transport::Udp {
+            client: Box::new(client),
+            tls: !global.plaintext,
+        });
+    }
+    let mut client = open(global, server, prompts_on_stdin).await?;
+    let encoding = encoding(global.encoding);
+    if encoding != Encoding::Json {
+        client
+            .use_encoding(encoding)
+            .await
+            .map_err(|e| CliError::from_client(e, false))?;
+    }
+    Ok(Transport::Tcp(client))
+}
+
+/// How [`open`] connects, before it checks the certificate: plaintext, a
+/// certificate authority, or any certificate (trust on first use, checked
+/// against the known servers once the handshake shows it).
+fn tcp_options(global: &Global, server: &str) -> ConnectOptions {
+    if global.plaintext {
+        ConnectOptions::plaintext(server)
+    } else if let Some(ca) = &global.ca_cert {
+        ConnectOptions::tls(server, Trust::CaFile(ca.clone()))
+    } else {
+        ConnectOptions::tls(server, Trust::Tofu)
+    }
+}
+
+/// Where a UDP request whose reply is `too_large` goes again: the TCP
+/// connection [`open`] would make. The client library connects it on its
+/// own, with no chance to ask about the certificate, so trust on first
+/// use becomes the fingerprint trusted for this server: the remembered
+/// one, or (an unknown or changed server) the one that [`open`] settles
+/// now with its usual question and checks.
+async fn fallback_options(
+    global: &Global,
+    server: &str,
+    prompts_on_stdin: bool,
+) -> Result<ConnectOptions, CliError> {
+    let mut options = tcp_options(global, server);
+    if options.tls == Some(Trust::Tofu) {
+        let accepted = global
+            .accept_fingerprint
+            .as_deref()
+            .map(normalise_fingerprint);
+        let pinned = match KnownServers::load()?.lookup(server) {
+            Known::Fingerprint { fingerprint, .. }
+                if accepted.as_ref().is_none_or(|a| *a == fingerprint) =>
+            {
+                fingerprint
+            }
+            _ => {
+                let client = open(global, server, prompts_on_stdin).await?;
+                client
+                    .server_fingerprint()
+                    .map(normalise_fingerprint)
+                    .ok_or_else(|| CliError::connection("the server sent no certificate"))?
+            }
+        };
+        options.tls = Some(Trust::Fingerprint(pinned));
+    }
+    Ok(options)
+}
+
 /// Opens a connection as the settings say, asking about an unknown
 /// server's certificate when they leave trust open.
 async fn open(global: &Global, server: &str, prompts_on_stdin: bool) -> Result<Client, CliError> {
-    if global.plaintext {
-        let client = Client::connect(&ConnectOptions::plaintext(server))
+    let options = tcp_options(global, server);
+    if options.tls != Some(Trust::Tofu) {
+        return Client::connect(&options)
             .await
-            .map_err(|e| connect_error(server, e, true))?;
-        return Ok(client);
-    }
-    if let Some(ca) = &global.ca_cert {
-        return Client::connect(&ConnectOptions::tls(server, Trust::CaFile(ca.clone())))
-            .await
-            .map_err(|e| connect_error(server, e, false));
+            .map_err(|e| connect_error(server, e, global.plaintext));
     }
     let mut known = KnownServers::load()?;
     // The handshake proves the server holds its certificate's key; which
     // certificate to trust is decided here, before anything is sent.
-    let client = Client::connect(&ConnectOptions::tls(server, Trust::Tofu))
+    let client = Client::connect(&options)
         .await
         .map_err(|e| connect_error(server, e, false))?;
     let seen = client
@@ -216,8 +409,7 @@ or connect once with --accept-fingerprint and the new fingerprint.",
 }
 
 /// Words for a failed connection, with a hint for the usual mistakes.
-fn connect_error(server: &str, e: gradebook_client::ClientError, plaintext: bool) -> CliError {
-    use gradebook_client::ClientError;
+fn connect_error(server: &str, e: ClientError, plaintext: bool) -> CliError {
     let hint = if plaintext {
         " (is the server running? if it uses TLS, leave out --plaintext)"
     } else {

@@ -44,6 +44,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if cli.global.udp
+        && let Err(e) = connect::check_udp(&cli.command)
+    {
+        app::report(&e);
+        return ExitCode::from(e.exit_code());
+    }
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => {

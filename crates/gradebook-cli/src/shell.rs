@@ -7,7 +7,8 @@
 use std::borrow::Cow;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -59,7 +60,7 @@ pub fn run(global: Global, args: ShellArgs) -> ExitCode {
 fn interactive_loop(rt: &tokio::runtime::Runtime, ctx: &mut Ctx, global: &Global) -> u8 {
     // Connect now: a certificate question or an unreachable server is
     // better met before the first command.
-    if let Err(e) = rt.block_on(ctx.conn.client()) {
+    if let Err(e) = rt.block_on(ctx.conn.connect()) {
         app::report(&e);
         return e.exit_code();
     }
@@ -190,7 +191,10 @@ fn run_line(
         }
         _ => {}
     }
-    let cli = match Cli::try_parse_from(std::iter::once("gradebook".to_owned()).chain(words)) {
+    let parsed = Cli::command()
+        .try_get_matches_from(std::iter::once("gradebook".to_owned()).chain(words))
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -209,13 +213,32 @@ fn run_line(
             )));
         }
     };
-    let same_connection = cli.global.server == global.server
-        && cli.global.plaintext == global.plaintext
-        && cli.global.ca_cert == global.ca_cert
-        && cli.global.accept_fingerprint == global.accept_fingerprint;
-    if !same_connection {
+    // A line's connection flags come from the environment, as the
+    // shell's did, unless the line gives them: only those can differ.
+    let g = &cli.global;
+    let changed = [
+        ("server", g.server == global.server),
+        ("plaintext", g.plaintext == global.plaintext),
+        ("ca_cert", g.ca_cert == global.ca_cert),
+        (
+            "accept_fingerprint",
+            g.accept_fingerprint == global.accept_fingerprint,
+        ),
+        ("encoding", g.encoding == global.encoding),
+        ("udp", g.udp == global.udp),
+    ]
+    .into_iter()
+    .filter(|(id, same)| !same && matches.value_source(id) == Some(ValueSource::CommandLine))
+    .map(|(id, _)| id)
+    .collect::<Vec<_>>();
+    if changed.contains(&"udp") {
         return Err(CliError::usage(
-            "the shell keeps its connection: give --server and TLS flags when starting it",
+            "--udp is not for the shell, which keeps one connection: run gradebook --udp COMMAND",
+        ));
+    }
+    if !changed.is_empty() {
+        return Err(CliError::usage(
+            "the shell keeps its connection: give --server, TLS flags and --encoding when starting it",
         ));
     }
     if matches!(

@@ -1,7 +1,7 @@
 //! `login`, `logout`, `whoami` (the protocol's `auth.*`): the session
 //! token is saved per server, mode 0600, and sent with each command.
 
-use gradebook_proto::data::Whoami;
+use gradebook_proto::data::{Login, Whoami};
 use serde_json::json;
 
 use crate::app::Ctx;
@@ -27,16 +27,20 @@ pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<(), CliError> {
     }
     // Connect first: the server's certificate is settled before a password
     // is typed, and a server that is down is known at once.
-    ctx.conn.client().await?;
+    ctx.conn.connect().await?;
     let password = input::secret(
         &format!("Password for {username}@{}: ", ctx.conn.server),
         Some("GRADEBOOK_PASSWORD"),
     )?;
-    let client = ctx.conn.client().await?;
-    let login = client
-        .login(&username, password.expose())
-        .await
-        .map_err(|e| CliError::from_client(e, false))?;
+    let data = ctx
+        .conn
+        .call_as(
+            None,
+            "auth.login",
+            json!({ "username": username, "password": password.expose() }),
+        )
+        .await?;
+    let login: Login = decode(data)?;
     let mut sessions = Sessions::load()?;
     sessions.set(
         &ctx.conn.server,

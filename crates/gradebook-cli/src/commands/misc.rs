@@ -16,7 +16,7 @@ use crate::output::{self, decode};
 /// `gradebook ping`: the round trip, measured.
 pub async fn ping(ctx: &mut Ctx) -> Result<(), CliError> {
     // Connect first, so the time is one request's, not the handshake's.
-    ctx.conn.client().await?;
+    ctx.conn.connect().await?;
     let start = Instant::now();
     let data = ctx.conn.call_as(None, "ping", json!({})).await?;
     let elapsed = start.elapsed();
