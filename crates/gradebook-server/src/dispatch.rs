@@ -102,7 +102,7 @@ impl Caller {
             request: self.udp.as_ref().map(|r| RequestKey {
                 session: &session.token_hash,
                 id: &r.id,
-                fits: &*r.fits,
+                fits: &r.fits,
             }),
         })
     }

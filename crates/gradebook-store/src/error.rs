@@ -23,6 +23,16 @@ pub enum StoreError {
     /// The database failed (the log gets the details, with the SQL).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The writing connection failed (the log gets the details).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The write succeeded but the transaction it shared with others did
+    /// not commit, so it was undone.
+    #[error("the write's transaction did not commit: {0}")]
+    NotCommitted(std::sync::Arc<rusqlite::Error>),
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
     /// Migrations failed at start-up.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

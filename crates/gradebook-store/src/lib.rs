@@ -138,9 +138,14 @@ pub struct RequestKey<'a> {
     pub session: &'a [u8],
     /// The request id, as JSON text (`7` and `"7"` are different ids).
     pub id: &'a str,
-    /// Whether the reply data may be sent (fits a datagram).
-    pub fits: &'a (dyn Fn(&serde_json::Value) -> bool + Send + Sync),
+    /// Whether the reply data may be sent (fits a datagram). In an `Arc`
+    /// because the write runs on the backend's writer thread, which takes
+    /// its own handle on it.
+    pub fits: &'a Fits,
 }
+
+/// The check that a UDP write's reply data fits its datagram.
+pub type Fits = std::sync::Arc<dyn Fn(&serde_json::Value) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for RequestKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

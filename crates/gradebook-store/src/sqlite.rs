@@ -1,12 +1,12 @@
 //! The SQLite backend: one database file in WAL mode with
-//! `synchronous=FULL`, one writer connection and a small pool of readers.
+//! `synchronous=FULL`, one writer thread and a small pool of readers.
 //!
-//! SQLite allows one writer at a time; giving writes their own connection
-//! makes them queue instead of failing with `SQLITE_BUSY`, and lets them
-//! share commits ([`group`]), while readers go on in parallel against the
-//! last committed state. The SQL uses
-//! `$1` placeholders and standard statements so the PostgreSQL backend can
-//! share it.
+//! SQLite allows one writer at a time; giving writes their own connection,
+//! on their own thread ([`writer`]), makes them queue instead of failing
+//! with `SQLITE_BUSY` and lets them share commits, while readers go on in
+//! parallel, through sqlx, against the last committed state. The writes
+//! themselves are in [`write`]. The SQL uses `$1` placeholders and standard
+//! statements so the PostgreSQL backend can share it.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,11 +16,11 @@ use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
-mod group;
+mod writer;
 
-use group::Writer;
+use writer::Writer;
 
 use crate::{
     AuditEntry, AuditFilter, Credentials, GradePatch, NewGrade, NewStudent, PromotionGrades,
@@ -60,9 +60,15 @@ macro_rules! promotion_columns {
     };
 }
 
+// After the column macros, which it uses.
+mod write;
+
+use write::Context;
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `url` (`sqlite://path`)
-    /// and brings its schema up to date.
+    /// Opens (creating if needed) the database file at `url`
+    /// (`sqlite://path`; not an in-memory database, which the writer's own
+    /// connection would not see) and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -74,7 +80,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let mut conn = options.connect().await?;
         MIGRATOR.run(&mut conn).await?;
-        let writer = Writer::new(conn);
+        conn.close().await?;
+        // The writer opens its own connection, on a schema now up to date.
+        let writer = std::sync::Arc::new(Writer::open(options.get_filename())?);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -139,28 +147,12 @@ fn no_user(username: &str) -> StoreError {
     StoreError::NotFound(format!("no user named '{}'", username.escape_debug()))
 }
 
-/// Turns a unique-constraint violation into `conflict` with `message`.
-fn conflict_on_unique(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
-        _ => StoreError::Database(e),
-    }
-}
-
 async fn promotion_id(tx: &mut SqliteConnection, name: &str) -> Result<i64> {
     sqlx::query_scalar::<_, i64>("SELECT id FROM promotions WHERE name = $1")
         .bind(name)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| no_promotion(name))
-}
-
-async fn user_id(tx: &mut SqliteConnection, username: &str) -> Result<i64> {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| no_user(username))
 }
 
 async fn student_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Student> {
@@ -190,115 +182,6 @@ async fn grade_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Grade> {
     grade_from_row(row)
 }
 
-/// Ends a write: records its UDP request (if any) and commits. A request
-/// already executed undoes this copy's change and reports
-/// [`StoreError::Duplicate`] only once the first copy is durable, so its
-/// recorded reply can be read and sent.
-async fn finish<T: serde::Serialize>(
-    mut tx: group::WriteGuard,
-    ctx: &WriteContext<'_>,
-    result: &T,
-) -> Result<()> {
-    match record(&mut tx, ctx, result).await {
-        Ok(()) => tx.commit().await,
-        Err(StoreError::Duplicate) => {
-            tx.undo_and_wait().await?;
-            Err(StoreError::Duplicate)
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Records the UDP request a write was made for, with its reply data, in
-/// the write's transaction (see [`crate::RequestKey`]). Called last, once
-/// the result is known; on error the caller drops the transaction, which
-/// rolls the change back.
-async fn record<T: serde::Serialize>(
-    tx: &mut SqliteConnection,
-    ctx: &WriteContext<'_>,
-    result: &T,
-) -> Result<()> {
-    let Some(key) = &ctx.request else {
-        return Ok(());
-    };
-    let data = serde_json::to_value(result)
-        .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
-    if !(key.fits)(&data) {
-        return Err(StoreError::TooLarge);
-    }
-    sqlx::query(
-        "INSERT INTO udp_requests (session, request_id, at, reply) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(key.session)
-    .bind(key.id)
-    .bind(ctx.at)
-    .bind(data.to_string())
-    .execute(&mut *tx)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Duplicate,
-        _ => StoreError::Database(e),
-    })?;
-    Ok(())
-}
-
-/// The reply data of a write that returns nothing: `{}`.
-fn nothing() -> serde_json::Value {
-    serde_json::Value::Object(Default::default())
-}
-
-/// Records a grade change in the same transaction as the change itself.
-async fn audit(
-    tx: &mut SqliteConnection,
-    by: &WriteContext<'_>,
-    action: &str,
-    old: Option<&Grade>,
-    new: Option<&Grade>,
-) -> Result<()> {
-    let Some(grade) = new.or(old) else {
-        return Ok(());
-    };
-    let to_json = |g: Option<&Grade>| g.and_then(|g| serde_json::to_string(g).ok());
-    sqlx::query(
-        "INSERT INTO audit (at, username, action, grade_id, student_id, promotion_id, \
-         old_value, new_value) \
-         VALUES ($1, $2, $3, $4, $5, (SELECT promotion_id FROM students WHERE id = $5), $6, $7)",
-    )
-    .bind(by.at)
-    .bind(by.by)
-    .bind(action)
-    .bind(grade.id)
-    .bind(grade.student)
-    .bind(to_json(old))
-    .bind(to_json(new))
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
-const LINKED_IN_PROMOTION: &str = "SELECT u.username FROM users u \
-     JOIN students s ON s.id = u.student_id WHERE s.promotion_id = $1 LIMIT 1";
-const LINKED_TO_STUDENT: &str = "SELECT u.username FROM users u \
-     JOIN students s ON s.id = u.student_id WHERE s.id = $1 LIMIT 1";
-
-/// Refuses to delete students that a student account still points to.
-async fn check_no_linked_account(
-    tx: &mut SqliteConnection,
-    query: &'static str,
-    key: i64,
-) -> Result<()> {
-    let linked: Option<String> = sqlx::query_scalar(query)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-    match linked {
-        Some(u) => Err(StoreError::Conflict(format!(
-            "the account '{u}' is linked to this student: delete the account first"
-        ))),
-        None => Ok(()),
-    }
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn user_count(&self) -> Result<u64> {
@@ -314,31 +197,10 @@ impl Store for SqliteStore {
         password_hash: &str,
         ctx: WriteContext<'_>,
     ) -> Result<User> {
-        let mut tx = self.writer.begin().await?;
-        if let Some(student) = user.student {
-            student_in_tx(&mut tx, student).await?;
-        }
-        sqlx::query(
-            "INSERT INTO users (username, password_hash, role, student_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&user.username)
-        .bind(password_hash)
-        .bind(user.role.as_str())
-        .bind(user.student)
-        .bind(ctx.at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            conflict_on_unique(e, || {
-                format!(
-                    "a user named '{}' already exists",
-                    user.username.escape_debug()
-                )
-            })
-        })?;
-        finish(tx, &ctx, user).await?;
-        Ok(user.clone())
+        let (user, hash, ctx) = (user.clone(), password_hash.to_owned(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::user_create(tx, &user, &hash, &ctx))
+            .await
     }
 
     async fn user_credentials(&self, username: &str) -> Result<Option<Credentials>> {
@@ -379,16 +241,10 @@ impl Store for SqliteStore {
     }
 
     async fn user_delete(&self, username: &str, ctx: WriteContext<'_>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("DELETE FROM users WHERE username = $1")
-            .bind(username)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(no_user(username));
-        }
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let (username, ctx) = (username.to_owned(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::user_delete(tx, &username, &ctx))
+            .await
     }
 
     async fn user_set_password(
@@ -397,19 +253,11 @@ impl Store for SqliteStore {
         password_hash: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let id = user_id(&mut tx, username).await?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::user_set_password(tx, &username, &hash, &ctx))
+            .await
     }
 
     async fn session_create(
@@ -419,18 +267,10 @@ impl Store for SqliteStore {
         now: i64,
         expires_at: i64,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at) \
-             VALUES ($1, $2, $3, $3, $4)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+        let token_hash = token_hash.to_vec();
+        self.writer
+            .run(move |tx| write::session_create(tx, &token_hash, user_id, now, expires_at))
+            .await
     }
 
     async fn session_get(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
@@ -462,34 +302,23 @@ impl Store for SqliteStore {
     }
 
     async fn session_touch(&self, token_hash: &[u8], now: i64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")
-            .bind(now)
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await
+        let token_hash = token_hash.to_vec();
+        self.writer
+            .run(move |tx| write::session_touch(tx, &token_hash, now))
+            .await
     }
 
     async fn session_delete(&self, token_hash: &[u8], ctx: WriteContext<'_>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let (token_hash, ctx) = (token_hash.to_vec(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::session_delete(tx, &token_hash, &ctx))
+            .await
     }
 
     async fn sessions_purge(&self, now: i64, idle_before: i64) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen < $2")
-            .bind(now)
-            .bind(idle_before)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        self.writer
+            .run(move |tx| write::sessions_purge(tx, now, idle_before))
+            .await
     }
 
     async fn promotion_create(
@@ -500,31 +329,16 @@ impl Store for SqliteStore {
         created_by: Option<i64>,
         ctx: WriteContext<'_>,
     ) -> Result<Promotion> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO promotions (name, year, description, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(name)
-        .bind(year)
-        .bind(description)
-        .bind(created_by)
-        .bind(ctx.at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            conflict_on_unique(e, || {
-                format!("a promotion named '{}' already exists", name.escape_debug())
-            })
-        })?;
         let promotion = Promotion {
             name: name.to_owned(),
             year,
             description: description.map(str::to_owned),
             students: 0,
         };
-        finish(tx, &ctx, &promotion).await?;
-        Ok(promotion)
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::promotion_create(tx, promotion, created_by, &ctx))
+            .await
     }
 
     async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>> {
@@ -567,26 +381,10 @@ impl Store for SqliteStore {
     }
 
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let id = promotion_id(&mut tx, name).await?;
-        let students: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM students WHERE promotion_id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if students > 0 && !force {
-            return Err(StoreError::Conflict(format!(
-                "promotion '{}' has {students} student(s): remove them first, or pass force",
-                name.escape_debug()
-            )));
-        }
-        check_no_linked_account(&mut tx, LINKED_IN_PROMOTION, id).await?;
-        sqlx::query("DELETE FROM promotions WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let (name, ctx) = (name.to_owned(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::promotion_delete(tx, &name, force, &ctx))
+            .await
     }
 
     async fn promotion_grant(
@@ -595,19 +393,11 @@ impl Store for SqliteStore {
         username: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let pid = promotion_id(&mut tx, name).await?;
-        let uid = user_id(&mut tx, username).await?;
-        sqlx::query(
-            "INSERT INTO grants (promotion_id, user_id) VALUES ($1, $2) \
-             ON CONFLICT (promotion_id, user_id) DO NOTHING",
-        )
-        .bind(pid)
-        .bind(uid)
-        .execute(&mut *tx)
-        .await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let (name, username) = (name.to_owned(), username.to_owned());
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::promotion_grant(tx, &name, &username, &ctx))
+            .await
     }
 
     async fn promotion_revoke(
@@ -616,16 +406,11 @@ impl Store for SqliteStore {
         username: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let pid = promotion_id(&mut tx, name).await?;
-        let uid = user_id(&mut tx, username).await?;
-        sqlx::query("DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2")
-            .bind(pid)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let (name, username) = (name.to_owned(), username.to_owned());
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::promotion_revoke(tx, &name, &username, &ctx))
+            .await
     }
 
     async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades> {
@@ -677,31 +462,11 @@ impl Store for SqliteStore {
         student: &NewStudent,
         ctx: WriteContext<'_>,
     ) -> Result<Student> {
-        let mut tx = self.writer.begin().await?;
-        let pid = promotion_id(&mut tx, promotion).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO students (promotion_id, first_name, last_name, number, email, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(pid)
-        .bind(&student.first_name)
-        .bind(&student.last_name)
-        .bind(&student.number)
-        .bind(&student.email)
-        .bind(ctx.at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, || number_taken(student.number.as_deref())))?;
-        let s = Student {
-            id,
-            first_name: student.first_name.clone(),
-            last_name: student.last_name.clone(),
-            number: student.number.clone(),
-            email: student.email.clone(),
-            promotion: promotion.to_owned(),
-        };
-        finish(tx, &ctx, &s).await?;
-        Ok(s)
+        let (promotion, student) = (promotion.to_owned(), student.clone());
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::student_add(tx, &promotion, &student, &ctx))
+            .await
     }
 
     async fn student_list(&self, promotion: &str) -> Result<Vec<Student>> {
@@ -733,82 +498,24 @@ impl Store for SqliteStore {
         patch: &StudentPatch,
         ctx: WriteContext<'_>,
     ) -> Result<Student> {
-        let mut tx = self.writer.begin().await?;
-        let mut s = student_in_tx(&mut tx, id).await?;
-        let pid = match &patch.promotion {
-            Some(p) => Some(promotion_id(&mut tx, p).await?),
-            None => None,
-        };
-        if let Some(v) = &patch.first_name {
-            s.first_name = v.clone();
-        }
-        if let Some(v) = &patch.last_name {
-            s.last_name = v.clone();
-        }
-        if let Some(v) = &patch.number {
-            s.number = v.clone();
-        }
-        if let Some(v) = &patch.email {
-            s.email = v.clone();
-        }
-        if let Some(p) = &patch.promotion {
-            s.promotion = p.clone();
-        }
-        sqlx::query(
-            "UPDATE students SET first_name = $1, last_name = $2, number = $3, email = $4, \
-             promotion_id = COALESCE($5, promotion_id) WHERE id = $6",
-        )
-        .bind(&s.first_name)
-        .bind(&s.last_name)
-        .bind(&s.number)
-        .bind(&s.email)
-        .bind(pid)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, || number_taken(s.number.as_deref())))?;
-        finish(tx, &ctx, &s).await?;
-        Ok(s)
+        let (patch, ctx) = (patch.clone(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::student_update(tx, id, &patch, &ctx))
+            .await
     }
 
     async fn student_remove(&self, id: i64, ctx: WriteContext<'_>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        student_in_tx(&mut tx, id).await?;
-        check_no_linked_account(&mut tx, LINKED_TO_STUDENT, id).await?;
-        sqlx::query("DELETE FROM students WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::student_remove(tx, id, &ctx))
+            .await
     }
 
     async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade> {
-        let mut tx = self.writer.begin().await?;
-        student_in_tx(&mut tx, grade.student).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(grade.student)
-        .bind(&grade.subject)
-        .bind(grade.value.to_code())
-        .bind(i64::from(grade.coefficient.hundredths()))
-        .bind(&grade.label)
-        .bind(ctx.at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let g = Grade {
-            id,
-            student: grade.student,
-            subject: grade.subject.clone(),
-            value: grade.value,
-            coefficient: grade.coefficient,
-            label: grade.label.clone(),
-        };
-        audit(&mut tx, &ctx, "grade.add", None, Some(&g)).await?;
-        finish(tx, &ctx, &g).await?;
-        Ok(g)
+        let (grade, ctx) = (grade.clone(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::grade_add(tx, &grade, &ctx))
+            .await
     }
 
     async fn grade_get(&self, id: i64) -> Result<Grade> {
@@ -824,46 +531,17 @@ impl Store for SqliteStore {
         patch: &GradePatch,
         ctx: WriteContext<'_>,
     ) -> Result<Grade> {
-        let mut tx = self.writer.begin().await?;
-        let old = grade_in_tx(&mut tx, id).await?;
-        let mut g = old.clone();
-        if let Some(v) = patch.value {
-            g.value = v;
-        }
-        if let Some(c) = patch.coefficient {
-            g.coefficient = c;
-        }
-        if let Some(s) = &patch.subject {
-            g.subject = s.clone();
-        }
-        if let Some(l) = &patch.label {
-            g.label = l.clone();
-        }
-        sqlx::query(
-            "UPDATE grades SET subject = $1, value = $2, coefficient = $3, label = $4 WHERE id = $5",
-        )
-        .bind(&g.subject)
-        .bind(g.value.to_code())
-        .bind(i64::from(g.coefficient.hundredths()))
-        .bind(&g.label)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        audit(&mut tx, &ctx, "grade.update", Some(&old), Some(&g)).await?;
-        finish(tx, &ctx, &g).await?;
-        Ok(g)
+        let (patch, ctx) = (patch.clone(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::grade_update(tx, id, &patch, &ctx))
+            .await
     }
 
     async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let old = grade_in_tx(&mut tx, id).await?;
-        sqlx::query("DELETE FROM grades WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        audit(&mut tx, &ctx, "grade.delete", Some(&old), None).await?;
-        finish(tx, &ctx, &nothing()).await?;
-        Ok(())
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::grade_delete(tx, id, &ctx))
+            .await
     }
 
     async fn grade_list(&self, student: i64) -> Result<Vec<Grade>> {
@@ -942,13 +620,9 @@ impl Store for SqliteStore {
     }
 
     async fn requests_purge(&self, before: i64) -> Result<u64> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("DELETE FROM udp_requests WHERE at < $1")
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+        self.writer
+            .run(move |tx| write::requests_purge(tx, before))
+            .await
     }
 
     async fn close(&self) {
@@ -1058,7 +732,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_key_is_recorded_with_its_write_and_only_once() {
         let (_dir, store, student) = store_with_student().await;
-        let fits = |_: &serde_json::Value| true;
+        let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| true);
         let ctx = WriteContext {
             by: "admin",
             at: 10,
@@ -1119,7 +793,7 @@ mod tests {
     #[tokio::test]
     async fn a_result_that_does_not_fit_rolls_the_write_back() {
         let (_dir, store, student) = store_with_student().await;
-        let fits = |_: &serde_json::Value| false;
+        let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
         let ctx = WriteContext {
             by: "admin",
             at: 10,

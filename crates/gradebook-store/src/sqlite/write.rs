@@ -1,0 +1,568 @@
+//! The SQLite writes, as the writer thread ([`super::writer`]) runs them:
+//! synchronous, on the batch's transaction, each inside its own savepoint.
+//! An error returned here undoes the write's changes only.
+//!
+//! Placeholders are `$1`, `$2`… as in the reads. SQLite numbers them by
+//! first appearance, and every statement here names them in increasing
+//! order, so positional parameters bind as numbered.
+
+use gradebook_core::{Grade, Promotion, Student, User};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use super::{
+    GradeRow, StudentRow, grade_from_row, no_grade, no_promotion, no_student, no_user,
+    number_taken, student_from_row,
+};
+use crate::{
+    Fits, GradePatch, NewGrade, NewStudent, Result, StoreError, StudentPatch, WriteContext,
+};
+
+/// A [`WriteContext`] that the writer thread can own.
+#[derive(Debug)]
+pub(super) struct Context {
+    by: String,
+    at: i64,
+    request: Option<Request>,
+}
+
+/// An owned [`crate::RequestKey`].
+struct Request {
+    session: Vec<u8>,
+    id: String,
+    fits: Fits,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Copies what the write needs out of `ctx`.
+    pub(super) fn new(ctx: &WriteContext<'_>) -> Self {
+        Context {
+            by: ctx.by.to_owned(),
+            at: ctx.at,
+            request: ctx.request.map(|key| Request {
+                session: key.session.to_vec(),
+                id: key.id.to_owned(),
+                fits: key.fits.clone(),
+            }),
+        }
+    }
+}
+
+/// Whether `e` is a unique (or primary key) constraint violation.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error().is_some_and(|e| {
+        e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    })
+}
+
+/// Turns a unique-constraint violation into `conflict` with `message`.
+fn conflict_on_unique(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(message())
+    } else {
+        StoreError::Sqlite(e)
+    }
+}
+
+fn grade_row(r: &Row<'_>) -> rusqlite::Result<GradeRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn student_row(r: &Row<'_>) -> rusqlite::Result<StudentRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
+}
+
+fn promotion_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
+    tx.prepare_cached("SELECT id FROM promotions WHERE name = $1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| no_promotion(name))
+}
+
+fn user_id(tx: &Transaction<'_>, username: &str) -> Result<i64> {
+    tx.prepare_cached("SELECT id FROM users WHERE username = $1")?
+        .query_row([username], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| no_user(username))
+}
+
+fn student(tx: &Transaction<'_>, id: i64) -> Result<Student> {
+    tx.prepare_cached(concat!(
+        "SELECT ",
+        student_columns!(),
+        " FROM students s JOIN promotions p ON p.id = s.promotion_id \
+         WHERE s.id = $1"
+    ))?
+    .query_row([id], student_row)
+    .optional()?
+    .map(student_from_row)
+    .ok_or_else(|| no_student(id))
+}
+
+fn grade(tx: &Transaction<'_>, id: i64) -> Result<Grade> {
+    let row = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g WHERE g.id = $1"
+        ))?
+        .query_row([id], grade_row)
+        .optional()?
+        .ok_or_else(|| no_grade(id))?;
+    grade_from_row(row)
+}
+
+/// Records the UDP request a write was made for, with its reply data, in
+/// the write's savepoint (see [`crate::RequestKey`]). Called last, once the
+/// result is known. On error the write is undone; a duplicate is reported
+/// only after the batch commits, so the first copy, and its recorded reply,
+/// is durable by then.
+fn record<T: serde::Serialize>(tx: &Transaction<'_>, ctx: &Context, result: &T) -> Result<()> {
+    let Some(key) = &ctx.request else {
+        return Ok(());
+    };
+    let data = serde_json::to_value(result)
+        .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
+    if !(key.fits)(&data) {
+        return Err(StoreError::TooLarge);
+    }
+    tx.prepare_cached(
+        "INSERT INTO udp_requests (session, request_id, at, reply) VALUES ($1, $2, $3, $4)",
+    )?
+    .execute(params![key.session, key.id, ctx.at, data.to_string()])
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::Duplicate
+        } else {
+            StoreError::Sqlite(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// The reply data of a write that returns nothing: `{}`.
+fn nothing() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// Records a grade change in the same savepoint as the change itself.
+fn audit(
+    tx: &Transaction<'_>,
+    ctx: &Context,
+    action: &str,
+    old: Option<&Grade>,
+    new: Option<&Grade>,
+) -> Result<()> {
+    let Some(grade) = new.or(old) else {
+        return Ok(());
+    };
+    let to_json = |g: Option<&Grade>| g.and_then(|g| serde_json::to_string(g).ok());
+    tx.prepare_cached(
+        "INSERT INTO audit (at, username, action, grade_id, student_id, promotion_id, \
+         old_value, new_value) \
+         VALUES ($1, $2, $3, $4, $5, (SELECT promotion_id FROM students WHERE id = $5), $6, $7)",
+    )?
+    .execute(params![
+        ctx.at,
+        ctx.by,
+        action,
+        grade.id,
+        grade.student,
+        to_json(old),
+        to_json(new)
+    ])?;
+    Ok(())
+}
+
+const LINKED_IN_PROMOTION: &str = "SELECT u.username FROM users u \
+     JOIN students s ON s.id = u.student_id WHERE s.promotion_id = $1 LIMIT 1";
+const LINKED_TO_STUDENT: &str = "SELECT u.username FROM users u \
+     JOIN students s ON s.id = u.student_id WHERE s.id = $1 LIMIT 1";
+
+/// Refuses to delete students that a student account still points to.
+fn check_no_linked_account(tx: &Transaction<'_>, query: &'static str, key: i64) -> Result<()> {
+    let linked: Option<String> = tx
+        .prepare_cached(query)?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    match linked {
+        Some(u) => Err(StoreError::Conflict(format!(
+            "the account '{u}' is linked to this student: delete the account first"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+// Accounts and sessions.
+
+pub(super) fn user_create(
+    tx: &Transaction<'_>,
+    user: &User,
+    password_hash: &str,
+    ctx: &Context,
+) -> Result<User> {
+    if let Some(id) = user.student {
+        student(tx, id)?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO users (username, password_hash, role, student_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )?
+    .execute(params![
+        user.username,
+        password_hash,
+        user.role.as_str(),
+        user.student,
+        ctx.at
+    ])
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!(
+                "a user named '{}' already exists",
+                user.username.escape_debug()
+            )
+        })
+    })?;
+    record(tx, ctx, user)?;
+    Ok(user.clone())
+}
+
+pub(super) fn user_delete(tx: &Transaction<'_>, username: &str, ctx: &Context) -> Result<()> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM users WHERE username = $1")?
+        .execute([username])?;
+    if deleted == 0 {
+        return Err(no_user(username));
+    }
+    record(tx, ctx, &nothing())
+}
+
+pub(super) fn user_set_password(
+    tx: &Transaction<'_>,
+    username: &str,
+    password_hash: &str,
+    ctx: &Context,
+) -> Result<()> {
+    let id = user_id(tx, username)?;
+    tx.prepare_cached("UPDATE users SET password_hash = $1 WHERE id = $2")?
+        .execute(params![password_hash, id])?;
+    tx.prepare_cached("DELETE FROM sessions WHERE user_id = $1")?
+        .execute([id])?;
+    record(tx, ctx, &nothing())
+}
+
+pub(super) fn session_create(
+    tx: &Transaction<'_>,
+    token_hash: &[u8],
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at) \
+         VALUES ($1, $2, $3, $3, $4)",
+    )?
+    .execute(params![token_hash, user_id, now, expires_at])?;
+    Ok(())
+}
+
+pub(super) fn session_touch(tx: &Transaction<'_>, token_hash: &[u8], now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")?
+        .execute(params![now, token_hash])?;
+    Ok(())
+}
+
+pub(super) fn session_delete(tx: &Transaction<'_>, token_hash: &[u8], ctx: &Context) -> Result<()> {
+    tx.prepare_cached("DELETE FROM sessions WHERE token_hash = $1")?
+        .execute([token_hash])?;
+    record(tx, ctx, &nothing())
+}
+
+pub(super) fn sessions_purge(tx: &Transaction<'_>, now: i64, idle_before: i64) -> Result<u64> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen < $2")?
+        .execute([now, idle_before])?;
+    Ok(count(deleted))
+}
+
+// Promotions.
+
+pub(super) fn promotion_create(
+    tx: &Transaction<'_>,
+    promotion: Promotion,
+    created_by: Option<i64>,
+    ctx: &Context,
+) -> Result<Promotion> {
+    tx.prepare_cached(
+        "INSERT INTO promotions (name, year, description, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )?
+    .execute(params![
+        promotion.name,
+        promotion.year,
+        promotion.description,
+        created_by,
+        ctx.at
+    ])
+    .map_err(|e| {
+        conflict_on_unique(e, || {
+            format!(
+                "a promotion named '{}' already exists",
+                promotion.name.escape_debug()
+            )
+        })
+    })?;
+    record(tx, ctx, &promotion)?;
+    Ok(promotion)
+}
+
+pub(super) fn promotion_delete(
+    tx: &Transaction<'_>,
+    name: &str,
+    force: bool,
+    ctx: &Context,
+) -> Result<()> {
+    let id = promotion_id(tx, name)?;
+    let students: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM students WHERE promotion_id = $1")?
+        .query_row([id], |r| r.get(0))?;
+    if students > 0 && !force {
+        return Err(StoreError::Conflict(format!(
+            "promotion '{}' has {students} student(s): remove them first, or pass force",
+            name.escape_debug()
+        )));
+    }
+    check_no_linked_account(tx, LINKED_IN_PROMOTION, id)?;
+    tx.prepare_cached("DELETE FROM promotions WHERE id = $1")?
+        .execute([id])?;
+    record(tx, ctx, &nothing())
+}
+
+pub(super) fn promotion_grant(
+    tx: &Transaction<'_>,
+    name: &str,
+    username: &str,
+    ctx: &Context,
+) -> Result<()> {
+    let pid = promotion_id(tx, name)?;
+    let uid = user_id(tx, username)?;
+    tx.prepare_cached(
+        "INSERT INTO grants (promotion_id, user_id) VALUES ($1, $2) \
+         ON CONFLICT (promotion_id, user_id) DO NOTHING",
+    )?
+    .execute([pid, uid])?;
+    record(tx, ctx, &nothing())
+}
+
+pub(super) fn promotion_revoke(
+    tx: &Transaction<'_>,
+    name: &str,
+    username: &str,
+    ctx: &Context,
+) -> Result<()> {
+    let pid = promotion_id(tx, name)?;
+    let uid = user_id(tx, username)?;
+    tx.prepare_cached("DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2")?
+        .execute([pid, uid])?;
+    record(tx, ctx, &nothing())
+}
+
+// Students.
+
+pub(super) fn student_add(
+    tx: &Transaction<'_>,
+    promotion: &str,
+    new: &NewStudent,
+    ctx: &Context,
+) -> Result<Student> {
+    let pid = promotion_id(tx, promotion)?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO students (promotion_id, first_name, last_name, number, email, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )?
+        .query_row(
+            params![
+                pid,
+                new.first_name,
+                new.last_name,
+                new.number,
+                new.email,
+                ctx.at
+            ],
+            |r| r.get(0),
+        )
+        .map_err(|e| conflict_on_unique(e, || number_taken(new.number.as_deref())))?;
+    let s = Student {
+        id,
+        first_name: new.first_name.clone(),
+        last_name: new.last_name.clone(),
+        number: new.number.clone(),
+        email: new.email.clone(),
+        promotion: promotion.to_owned(),
+    };
+    record(tx, ctx, &s)?;
+    Ok(s)
+}
+
+pub(super) fn student_update(
+    tx: &Transaction<'_>,
+    id: i64,
+    patch: &StudentPatch,
+    ctx: &Context,
+) -> Result<Student> {
+    let mut s = student(tx, id)?;
+    let pid = match &patch.promotion {
+        Some(p) => Some(promotion_id(tx, p)?),
+        None => None,
+    };
+    if let Some(v) = &patch.first_name {
+        s.first_name = v.clone();
+    }
+    if let Some(v) = &patch.last_name {
+        s.last_name = v.clone();
+    }
+    if let Some(v) = &patch.number {
+        s.number = v.clone();
+    }
+    if let Some(v) = &patch.email {
+        s.email = v.clone();
+    }
+    if let Some(p) = &patch.promotion {
+        s.promotion = p.clone();
+    }
+    tx.prepare_cached(
+        "UPDATE students SET first_name = $1, last_name = $2, number = $3, email = $4, \
+         promotion_id = COALESCE($5, promotion_id) WHERE id = $6",
+    )?
+    .execute(params![
+        s.first_name,
+        s.last_name,
+        s.number,
+        s.email,
+        pid,
+        id
+    ])
+    .map_err(|e| conflict_on_unique(e, || number_taken(s.number.as_deref())))?;
+    record(tx, ctx, &s)?;
+    Ok(s)
+}
+
+pub(super) fn student_remove(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Result<()> {
+    student(tx, id)?;
+    check_no_linked_account(tx, LINKED_TO_STUDENT, id)?;
+    tx.prepare_cached("DELETE FROM students WHERE id = $1")?
+        .execute([id])?;
+    record(tx, ctx, &nothing())
+}
+
+// Grades.
+
+pub(super) fn grade_add(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+    student(tx, new.student)?;
+    let id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )?
+        .query_row(
+            params![
+                new.student,
+                new.subject,
+                new.value.to_code(),
+                i64::from(new.coefficient.hundredths()),
+                new.label,
+                ctx.at
+            ],
+            |r| r.get(0),
+        )?;
+    let g = Grade {
+        id,
+        student: new.student,
+        subject: new.subject.clone(),
+        value: new.value,
+        coefficient: new.coefficient,
+        label: new.label.clone(),
+    };
+    audit(tx, ctx, "grade.add", None, Some(&g))?;
+    record(tx, ctx, &g)?;
+    Ok(g)
+}
+
+pub(super) fn grade_update(
+    tx: &Transaction<'_>,
+    id: i64,
+    patch: &GradePatch,
+    ctx: &Context,
+) -> Result<Grade> {
+    let old = grade(tx, id)?;
+    let mut g = old.clone();
+    if let Some(v) = patch.value {
+        g.value = v;
+    }
+    if let Some(c) = patch.coefficient {
+        g.coefficient = c;
+    }
+    if let Some(s) = &patch.subject {
+        g.subject = s.clone();
+    }
+    if let Some(l) = &patch.label {
+        g.label = l.clone();
+    }
+    tx.prepare_cached(
+        "UPDATE grades SET subject = $1, value = $2, coefficient = $3, label = $4 WHERE id = $5",
+    )?
+    .execute(params![
+        g.subject,
+        g.value.to_code(),
+        i64::from(g.coefficient.hundredths()),
+        g.label,
+        id
+    ])?;
+    audit(tx, ctx, "grade.update", Some(&old), Some(&g))?;
+    record(tx, ctx, &g)?;
+    Ok(g)
+}
+
+pub(super) fn grade_delete(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Result<()> {
+    let old = grade(tx, id)?;
+    tx.prepare_cached("DELETE FROM grades WHERE id = $1")?
+        .execute([id])?;
+    audit(tx, ctx, "grade.delete", Some(&old), None)?;
+    record(tx, ctx, &nothing())
+}
+
+// UDP requests.
+
+pub(super) fn requests_purge(tx: &Transaction<'_>, before: i64) -> Result<u64> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM udp_requests WHERE at < $1")?
+        .execute([before])?;
+    Ok(count(deleted))
+}

@@ -1,0 +1,394 @@
+//! Group commit on one writer thread: the writes that arrive together share
+//! one transaction and one fsync, and each is acknowledged only once that
+//! commit is on disk.
+//!
+//! SQLite has one writer at a time and `synchronous=FULL` makes every
+//! commit wait for the disk, so one transaction per write caps writes at
+//! the disk's fsync rate. Writes are therefore closures sent to a thread
+//! that owns the writing connection. It takes every write queued, opens one
+//! transaction, runs each write synchronously inside its own savepoint (so
+//! a failing write undoes only itself), commits once, and only then tells
+//! each caller its result. While it commits, the next writes queue up, so
+//! batches grow exactly when the disk is the bottleneck.
+//!
+//! Why a thread and not the async driver: a write is a handful of
+//! statements, and an async driver that hands each statement to a worker
+//! thread pays two context switches per statement, which on a small machine
+//! costs more than the fsync it shares.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::{Result, StoreError};
+
+/// The most writes one transaction takes: bounds how long the first of
+/// them waits for its acknowledgement.
+const MAX_BATCH: usize = 1024;
+
+/// The writer: a queue to the thread that owns the writing connection.
+#[derive(Debug)]
+pub struct Writer {
+    queue: mpsc::Sender<Message>,
+}
+
+enum Message {
+    /// A write to run in the next batch.
+    Job(Box<dyn Job>),
+    /// Commit what is queued before this, close the connection, stop, and
+    /// say so.
+    Close(oneshot::Sender<()>),
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Job(_) => f.write_str("Job"),
+            Message::Close(_) => f.write_str("Close"),
+        }
+    }
+}
+
+/// One write, as the thread sees it: run now, report after the commit.
+trait Job: Send {
+    /// Runs the write inside its savepoint; whether it succeeded (and so
+    /// is kept).
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Tells the caller the outcome, now that the batch has committed
+    /// (`Ok`) or failed to.
+    fn report(self: Box<Self>, batch: std::result::Result<(), &Arc<rusqlite::Error>>);
+}
+
+/// A write and the caller waiting for its result.
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Transaction<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let result = match self.work.take() {
+            // A panicking write is undone like a failing one, and the
+            // thread goes on with the others.
+            Some(work) => catch_unwind(AssertUnwindSafe(|| work(tx))).unwrap_or_else(|_| {
+                Err(StoreError::Corrupt(
+                    "a write panicked; it was undone".into(),
+                ))
+            }),
+            None => Err(StoreError::Corrupt("a write was run twice".into())),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn report(self: Box<Self>, batch: std::result::Result<(), &Arc<rusqlite::Error>>) {
+        let result = match (self.result, batch) {
+            // A duplicate means "the first copy is durable": not so if its
+            // batch (possibly this one) failed.
+            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(StoreError::NotCommitted(e.clone())),
+            // A write that failed changed nothing, whatever became of the
+            // batch.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(e)) => Err(StoreError::NotCommitted(e.clone())),
+            (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
+        };
+        // The caller may have gone away; the write stands all the same.
+        let _ = self.reply.send(result);
+    }
+}
+
+impl Writer {
+    /// Opens the writing connection to the database file at `path` (whose
+    /// schema is up to date) and starts its thread.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before it returns, so an `ok` reply
+        // survives a power cut, not only a crash of the server.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        // Every write statement stays prepared.
+        conn.set_prepared_statement_cache_capacity(128);
+        let (queue, jobs) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("gradebook-writer".into())
+            .spawn(move || serve(conn, &jobs))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { queue })
+    }
+
+    /// Runs `write` in the next batch, in its own savepoint, and returns
+    /// its result once the batch has committed. An error from `write`
+    /// undoes its changes only; if the commit fails, the write fails too.
+    /// The write runs even if this future is dropped.
+    pub async fn run<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit(write)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `write`; the receiver gets its result after the commit.
+    fn submit<T, F>(&self, write: F) -> Result<oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job = Pending {
+            work: Some(write),
+            result: None,
+            reply,
+        };
+        self.queue
+            .send(Message::Job(Box::new(job)))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(result)
+    }
+
+    /// Commits the writes queued so far, closes the connection and stops
+    /// the thread. Writes sent afterwards fail with [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// The writer thread: one batch after another until closed, or until every
+/// [`Writer`] is gone.
+fn serve(mut conn: Connection, jobs: &mpsc::Receiver<Message>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut closing = None;
+    while closing.is_none() {
+        match jobs.recv() {
+            Ok(Message::Job(job)) => batch.push(job),
+            Ok(Message::Close(done)) => closing = Some(done),
+            Err(mpsc::RecvError) => break,
+        }
+        while closing.is_none() && batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(Message::Job(job)) => batch.push(job),
+                Ok(Message::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&mut conn, &mut batch);
+        }
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::error!(error = %e, "closing the writing connection failed");
+    }
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+/// Runs `jobs` in one transaction, each in its own savepoint, commits, and
+/// then reports to each.
+fn run_batch(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) {
+    let outcome = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => {
+            let ran = run_all(&tx, jobs.as_mut_slice());
+            // On error the transaction is dropped, which rolls it back.
+            ran.and_then(|()| tx.commit())
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = outcome.map_err(|e| {
+        tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
+        Arc::new(e)
+    });
+    for job in jobs.drain(..) {
+        job.report(outcome.as_ref().map(|_| ()));
+    }
+}
+
+/// Runs each job in its own savepoint. Fails (and the whole batch with it)
+/// only if the transaction itself is broken.
+fn run_all(tx: &Transaction<'_>, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    for job in jobs {
+        tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+        if job.run(tx) {
+            tx.prepare_cached("RELEASE write")?.execute([])?;
+        } else {
+            tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
+            tx.prepare_cached("RELEASE write")?.execute([])?;
+        }
+        // Some errors (a full disk, I/O) make SQLite roll back the whole
+        // transaction: the writes before this one are gone, so the batch
+        // must fail.
+        if tx.is_autocommit() {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("the write transaction was rolled back".into()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database file with a table `t`, and a table whose foreign key is
+    /// only checked at commit.
+    fn database() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("w.db");
+        let conn = Connection::open(&path).expect("opens");
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; \
+             CREATE TABLE t (v INTEGER NOT NULL); \
+             CREATE TABLE parent (id INTEGER PRIMARY KEY); \
+             CREATE TABLE child (parent INTEGER REFERENCES parent (id) \
+                 DEFERRABLE INITIALLY DEFERRED);",
+        )
+        .expect("creates");
+        (dir, path)
+    }
+
+    fn insert(v: i64) -> impl FnOnce(&Transaction<'_>) -> Result<i64> + Send + 'static {
+        move |tx| {
+            tx.execute("INSERT INTO t (v) VALUES ($1)", [v])?;
+            Ok(v)
+        }
+    }
+
+    /// The values in `t`, read through a connection of its own: only what
+    /// was committed.
+    fn committed(path: &Path) -> Vec<i64> {
+        let conn = Connection::open(path).expect("opens");
+        let mut stmt = conn
+            .prepare("SELECT v FROM t ORDER BY v")
+            .expect("prepares");
+        stmt.query_map([], |r| r.get(0))
+            .expect("reads")
+            .collect::<rusqlite::Result<_>>()
+            .expect("reads")
+    }
+
+    /// A write that says it started, then waits to be let go: holds the
+    /// writer thread in the middle of a batch.
+    fn gate(
+        value: i64,
+    ) -> (
+        impl FnOnce(&Transaction<'_>) -> Result<i64> + Send + 'static,
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+    ) {
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let job = move |tx: &Transaction<'_>| {
+            let _ = started_tx.send(());
+            let _ = released.recv();
+            insert(value)(tx)
+        };
+        (job, started, release)
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_undoes_only_itself_and_results_wait_for_the_commit() {
+        let (_dir, path) = database();
+        let writer = Writer::open(&path).expect("writer");
+
+        // Hold the thread in a first batch while the next one queues up.
+        let (first, first_started, release_first) = gate(1);
+        let first = writer.submit(first).expect("queues");
+        first_started.recv().expect("the first batch runs");
+        let a = writer.submit(insert(2)).expect("queues");
+        let b = writer
+            .submit(|tx| {
+                tx.execute("INSERT INTO t (v) VALUES (3)", [])?;
+                Err::<i64, _>(StoreError::NotFound("no such thing".into()))
+            })
+            .expect("queues");
+        let c = writer.submit(insert(4)).expect("queues");
+        let (last, last_started, release_last) = gate(5);
+        let mut last = writer.submit(last).expect("queues");
+        release_first.send(()).expect("lets the first batch go");
+        assert_eq!(first.await.expect("answered").expect("ok"), 1);
+
+        // The second batch has run `a`, `b` and `c` and is held in `last`:
+        // nothing of it is committed, so nothing of it is answered.
+        last_started.recv().expect("the second batch runs");
+        assert_eq!(committed(&path), vec![1]);
+        let mut a = a;
+        assert!(a.try_recv().is_err(), "answered before its commit");
+        assert!(last.try_recv().is_err(), "answered before its commit");
+
+        release_last.send(()).expect("lets the second batch go");
+        assert_eq!(a.await.expect("answered").expect("ok"), 2);
+        let b = b.await.expect("answered");
+        assert!(matches!(b, Err(StoreError::NotFound(_))), "{b:?}");
+        assert_eq!(c.await.expect("answered").expect("ok"), 4);
+        assert_eq!(last.await.expect("answered").expect("ok"), 5);
+        // Only the failing write was undone, and the rest is on disk.
+        assert_eq!(committed(&path), vec![1, 2, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_write_of_its_batch() {
+        let (_dir, path) = database();
+        let writer = Writer::open(&path).expect("writer");
+        let (first, first_started, release_first) = gate(1);
+        let first = writer.submit(first).expect("queues");
+        first_started.recv().expect("the first batch runs");
+        let a = writer.submit(insert(2)).expect("queues");
+        // Succeeds on its own, but its foreign key fails the commit.
+        let orphan = writer
+            .submit(|tx| {
+                tx.execute("INSERT INTO child (parent) VALUES (42)", [])?;
+                Ok(())
+            })
+            .expect("queues");
+        release_first.send(()).expect("lets the first batch go");
+        assert_eq!(first.await.expect("answered").expect("ok"), 1);
+        let a = a.await.expect("answered");
+        assert!(matches!(a, Err(StoreError::NotCommitted(_))), "{a:?}");
+        let orphan = orphan.await.expect("answered");
+        assert!(
+            matches!(orphan, Err(StoreError::NotCommitted(_))),
+            "{orphan:?}"
+        );
+        assert_eq!(committed(&path), vec![1]);
+        // The writer goes on with the next batch.
+        assert_eq!(writer.run(insert(3)).await.expect("ok"), 3);
+        assert_eq!(committed(&path), vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn close_commits_what_is_queued_then_refuses_writes() {
+        let (_dir, path) = database();
+        let writer = Writer::open(&path).expect("writer");
+        let queued: Vec<_> = (0..100)
+            .map(|v| writer.submit(insert(v)).expect("queues"))
+            .collect();
+        writer.close().await;
+        for (v, r) in (0..).zip(queued) {
+            assert_eq!(r.await.expect("answered").expect("ok"), v);
+        }
+        assert_eq!(committed(&path).len(), 100);
+        let late = writer.run(insert(100)).await;
+        assert!(matches!(late, Err(StoreError::Closed)), "{late:?}");
+        // Closing again is harmless.
+        writer.close().await;
+    }
+}
