@@ -56,9 +56,30 @@ pub struct ServeArgs {
     /// Seconds without a request before a connection is closed.
     #[arg(long, env = "GRADEBOOK_IDLE_TIMEOUT", default_value_t = 300)]
     idle_timeout: u64,
+    /// Largest message in bytes before the connection has logged in.
+    #[arg(long, env = "GRADEBOOK_PRE_AUTH_MAX_FRAME", default_value_t = 16 << 10)]
+    pre_auth_max_frame: usize,
+    /// Seconds a request may take to arrive whole, from its first byte.
+    #[arg(long, env = "GRADEBOOK_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Seconds a connection has to log in (counted again after a logout).
+    #[arg(long, env = "GRADEBOOK_LOGIN_TIMEOUT", default_value_t = 60)]
+    login_timeout: u64,
+    /// Seconds the TLS handshake may take.
+    #[arg(long, env = "GRADEBOOK_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    handshake_timeout: u64,
     /// Largest UDP reply in bytes.
     #[arg(long, env = "GRADEBOOK_UDP_MAX_REPLY", default_value_t = 1200)]
     udp_max_reply: usize,
+    /// UDP datagrams per second allowed from one address.
+    #[arg(long, env = "GRADEBOOK_UDP_RATE", default_value_t = 1000)]
+    udp_rate: u32,
+    /// UDP datagrams one address may send in a burst.
+    #[arg(long, env = "GRADEBOOK_UDP_BURST", default_value_t = 2000)]
+    udp_burst: u32,
+    /// UDP requests handled at once; more are dropped.
+    #[arg(long, env = "GRADEBOOK_UDP_IN_FLIGHT", default_value_t = 512)]
+    udp_in_flight: usize,
     /// Log filter (e.g. info, debug, gradebook_server=debug).
     #[arg(long, env = "GRADEBOOK_LOG", default_value = "info")]
     log: String,
@@ -85,6 +106,13 @@ impl ServeArgs {
         config.limits.max_connections = self.max_connections;
         config.limits.idle_timeout = Duration::from_secs(self.idle_timeout);
         config.limits.udp_max_reply = self.udp_max_reply;
+        config.limits.pre_auth_max_frame = self.pre_auth_max_frame;
+        config.limits.request_timeout = Duration::from_secs(self.request_timeout);
+        config.limits.login_timeout = Duration::from_secs(self.login_timeout);
+        config.limits.handshake_timeout = Duration::from_secs(self.handshake_timeout);
+        config.limits.udp_rate = self.udp_rate;
+        config.limits.udp_burst = self.udp_burst;
+        config.limits.udp_in_flight = self.udp_in_flight;
         config
     }
 }

@@ -65,6 +65,25 @@ impl Request {
     /// Reads one request from a frame. On failure, the error comes with the
     /// request's id when one could still be found.
     pub fn decode(encoding: Encoding, frame: &[u8]) -> Result<Request, (Option<Id>, WireError)> {
+        // serde reads a struct from an array too (fields in order), but a
+        // request is an object (a map) and nothing else.
+        let is_map = match encoding {
+            Encoding::Json => frame
+                .iter()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|b| *b == b'{'),
+            Encoding::Msgpack => matches!(frame.first(), Some(0x80..=0x8f | 0xde | 0xdf)),
+        };
+        if !is_map {
+            let what = match serde_json::from_slice::<serde_json::Value>(frame) {
+                Ok(_) if encoding == Encoding::Json => "a request must be a JSON object",
+                _ if encoding == Encoding::Json => {
+                    "malformed JSON: a request must be a JSON object"
+                }
+                _ => "a request must be a MessagePack map",
+            };
+            return Err((None, WireError::bad_request(what)));
+        }
         let parsed = match encoding {
             Encoding::Json => {
                 serde_json::from_slice::<Request>(frame).map_err(|e| describe_json(&e))
@@ -208,6 +227,12 @@ mod tests {
         assert_eq!(id, None);
         assert_eq!(e.code, ErrorCode::BadRequest);
         let (_, e) = Request::decode(Encoding::Json, b"[1, 2]").expect_err("not an object");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let (_, e) = Request::decode(Encoding::Json, br#"[1, "ping"]"#)
+            .expect_err("an array in the envelope's field order is still not an object");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        let array = rmp_serde::to_vec(&(1, "ping")).expect("msgpack");
+        let (_, e) = Request::decode(Encoding::Msgpack, &array).expect_err("not a map");
         assert_eq!(e.code, ErrorCode::BadRequest);
         let (_, e) = Request::decode(Encoding::Json, b"\xff\xfe{").expect_err("not UTF-8");
         assert_eq!(e.code, ErrorCode::BadRequest);

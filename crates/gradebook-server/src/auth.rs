@@ -149,16 +149,24 @@ impl Auth {
                 blocked_until: None,
             });
             let blocked = f.blocked_until.is_some_and(|u| u > now);
-            if !blocked && now.duration_since(f.window_start) > WINDOW {
+            // A fresh window only after a quiet one: failures keep counting
+            // (and the wait keeps growing) while an attacker keeps trying.
+            let quiet = f
+                .blocked_until
+                .is_none_or(|u| now.duration_since(u) > WINDOW);
+            if !blocked && quiet && now.duration_since(f.window_start) > WINDOW {
                 f.window_start = now;
                 f.count = 0;
                 f.blocked_until = None;
             }
             f.count += 1;
             if f.count >= MAX_FAILURES {
+                // The 5th failure closes the rest of the minute; each one
+                // after that (once allowed again) doubles the wait.
                 let excess = (f.count - MAX_FAILURES).min(16);
                 let wait = (Duration::from_secs(1) * 2u32.pow(excess)).min(MAX_BLOCK);
-                f.blocked_until = Some(now + wait);
+                let window_end = f.window_start + WINDOW;
+                f.blocked_until = Some((now + wait).max(window_end));
             }
         }
     }
@@ -203,4 +211,44 @@ pub fn random_password() -> Result<Secret, String> {
         }
     }
     Ok(Secret::new(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Auth {
+        Auth {
+            hashing: Semaphore::new(1),
+            dummy_hash: String::new(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn five_failures_close_the_minute_for_the_name_and_the_address() {
+        let a = auth();
+        let addr: IpAddr = [10, 0, 0, 1].into();
+        for _ in 0..4 {
+            a.record_failure("alice", Some(addr));
+            assert!(a.check_throttle("alice", Some(addr)).is_ok());
+        }
+        a.record_failure("alice", Some(addr));
+        let e = a
+            .check_throttle("alice", None)
+            .expect_err("the name is throttled");
+        assert_eq!(e.code, gradebook_proto::ErrorCode::RateLimited);
+        assert!(
+            e.message.contains("5") || e.message.contains("6"),
+            "{}",
+            e.message
+        );
+        // The address too, whatever name it tries next.
+        assert!(a.check_throttle("bob", Some(addr)).is_err());
+        // Another address with another name is not affected.
+        assert!(a.check_throttle("bob", Some([10, 0, 0, 2].into())).is_ok());
+        // A success forgets the name's failures (not the address's).
+        a.record_success("alice");
+        assert!(a.check_throttle("alice", None).is_ok());
+    }
 }

@@ -40,6 +40,8 @@ where
     let mut output = BytesMut::with_capacity(4096);
     let mut session: Option<Arc<Session>> = None;
     let connected_at = Instant::now();
+    // Since when the connection has been without a session.
+    let mut unauthenticated_since = connected_at;
     let mut last_request = connected_at;
     // When the first byte of a request still incomplete arrived.
     let mut partial_since: Option<Instant> = None;
@@ -90,10 +92,20 @@ where
                     session = Some(s);
                     codec.set_max_frame(limits.max_frame);
                 }
-                Effect::LoggedOut => {
+                // Only if it is this connection's session that ended: a
+                // logout sent with another session's token in its envelope
+                // leaves this one logged in.
+                Effect::LoggedOut
+                    if session
+                        .as_ref()
+                        .is_none_or(|s| !state.sessions.is_live(&s.token_hash)) =>
+                {
                     session = None;
                     codec.set_max_frame(limits.pre_auth_max_frame);
+                    // A fresh minute to log in again, counted from now.
+                    unauthenticated_since = Instant::now();
                 }
+                Effect::LoggedOut => {}
             }
         }
         let now = Instant::now();
@@ -115,7 +127,7 @@ where
             None => last_request + limits.idle_timeout,
         };
         if session.is_none() {
-            deadline = deadline.min(connected_at + limits.login_timeout);
+            deadline = deadline.min(unauthenticated_since + limits.login_timeout);
         }
         input.reserve(READ_CHUNK);
         tokio::select! {

@@ -150,6 +150,12 @@ impl Sessions {
         Ok(self.insert(session, now, expires_at))
     }
 
+    /// Whether this process still holds the session (not revoked, not
+    /// purged). A quick look, no store access and no expiry check.
+    pub fn is_live(&self, hash: &TokenHash) -> bool {
+        self.lock().contains_key(hash)
+    }
+
     /// Forgets one session (logout).
     pub fn revoke(&self, hash: &TokenHash) {
         self.lock().remove(hash);

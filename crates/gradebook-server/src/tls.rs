@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::Digest;
 use tokio_rustls::TlsAcceptor;
 
 use crate::TlsMode;
@@ -37,9 +38,16 @@ pub fn acceptor(mode: &TlsMode, data_dir: &Path) -> Result<Option<TlsAcceptor>, 
     let chain = CertificateDer::pem_file_iter(&cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?;
-    if chain.is_empty() {
+    let Some(leaf) = chain.first() else {
         return Err(format!("no certificate in {}", cert.display()));
-    }
+    };
+    // What clients that trust on first use will be shown: operators can
+    // tell their users what to expect.
+    tracing::info!(
+        fingerprint = %format!("SHA256:{}", hex::encode(sha2::Sha256::digest(leaf.as_ref()))),
+        cert = %cert.display(),
+        "TLS certificate"
+    );
     let key = PrivateKeyDer::from_pem_file(&key)
         .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
     // One explicit provider: with two crypto back-ends in the build,

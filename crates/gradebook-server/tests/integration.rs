@@ -767,3 +767,42 @@ async fn a_read_after_a_write_sees_it_even_when_cached() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn logging_out_gives_a_fresh_login_deadline_and_only_ends_ones_own_session() {
+    let limits = Limits {
+        login_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TlsMode::Off, limits).await;
+    let mut c = server.admin().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ok(&mut c, "auth.logout", json!({})).await;
+    // Older than the login deadline, but it starts again at the logout.
+    c.login("admin", ADMIN_PASSWORD)
+        .await
+        .expect("logs in again on the same connection");
+
+    // Logging out another session by its token leaves this one alone.
+    let mut other = server.connect().await;
+    let theirs = other.login("admin", ADMIN_PASSWORD).await.expect("login");
+    c.call_with_token(&theirs.token, "auth.logout", json!({}))
+        .await
+        .expect("their session ends");
+    ok(&mut c, "auth.whoami", json!({})).await;
+    err(&mut other, "auth.whoami", json!({}), "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn a_json_array_is_not_a_request() {
+    let server = TestServer::start().await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connects");
+    tcp.write_all(b"[1,\"ping\"]\n").await.expect("writes");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
+        .await
+        .expect("replies")
+        .expect("reads");
+    let reply: Value = serde_json::from_slice(&buf[..n]).expect("JSON");
+    assert_eq!(reply["error"]["code"], "bad_request");
+}
