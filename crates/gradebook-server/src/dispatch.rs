@@ -323,7 +323,9 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
             command.name()
         ))),
         Access::ManagedPromotion => {
-            let targets = target_promotions(state, command).await?;
+            let targets = target_promotions(state, command)
+                .await
+                .map_err(|e| hide_existence(e, command))?;
             if targets.is_empty() {
                 return Err(WireError::forbidden(format!(
                     "a {role} must name a promotion or student they manage for {}",
@@ -337,17 +339,18 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
                     .await
                     .map_err(from_store)?;
                 if !managed {
-                    return Err(WireError::forbidden(format!(
-                        "you do not manage a promotion named '{}'",
-                        promotion.escape_debug()
-                    )));
+                    // The same words whatever the reason, and never the
+                    // name of a promotion found through a student id.
+                    return Err(hide_existence(WireError::not_found(promotion), command));
                 }
             }
             Ok(())
         }
         Access::OwnPromotion => {
             let own = own_student(state, session).await?;
-            let targets = target_promotions(state, command).await?;
+            let targets = target_promotions(state, command)
+                .await
+                .map_err(|e| hide_existence(e, command))?;
             if targets.iter().all(|p| *p == own.promotion) && !targets.is_empty() {
                 Ok(())
             } else {
@@ -356,11 +359,27 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
         }
         Access::OwnStudent => {
             let own = session.user.student.ok_or_else(denied)?;
-            match target_student(state, command).await? {
+            match target_student(state, command)
+                .await
+                .map_err(|e| hide_existence(e, command))?
+            {
                 Some(s) if s == own => Ok(()),
                 _ => Err(denied()),
             }
         }
+    }
+}
+
+/// For a scoped role, a student or grade that does not exist looks like one
+/// that is not theirs: `not_found` would tell which ids exist elsewhere.
+fn hide_existence(e: WireError, command: &Command) -> WireError {
+    if e.code == ErrorCode::NotFound {
+        WireError::forbidden(format!(
+            "{}: no such target among those you may use",
+            command.name()
+        ))
+    } else {
+        e
     }
 }
 

@@ -303,6 +303,17 @@ async fn a_teacher_sees_nothing_of_a_promotion_not_theirs() {
         exists.replace("Theirs", "X"),
         missing.replace("Nowhere", "X")
     );
+    // Nor which student or grade ids exist outside their promotions.
+    let missing = err(&mut t, "student.show", json!({"id": 99_999}), "forbidden").await;
+    let other = err(
+        &mut t,
+        "student.show",
+        json!({"id": w.stranger}),
+        "forbidden",
+    )
+    .await;
+    assert_eq!(missing, other);
+    err(&mut t, "grade.delete", json!({"id": 99_999}), "forbidden").await;
     // A promotion they create is theirs.
     ok(&mut t, "promotion.create", json!({"name": "Created"})).await;
     ok(
