@@ -16,19 +16,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradebook_proto::Command;
 
-/// Entries kept before the cache starts over; a bound on its memory.
-const MAX_ENTRIES: usize = 100_000;
+/// Entries kept before the cache starts over; a bound on its memory (the
+/// largest, `promotion.show`, are a few hundred kilobytes at most).
+const MAX_ENTRIES: usize = 10_000;
 
 /// A map of values valid for one generation of the store.
 #[derive(Debug)]
 pub struct Generational<K, V> {
-    entries: Mutex<HashMap<K, (u64, V)>>,
+    entries: Mutex<Entries<K, V>>,
+}
+
+/// The values of one generation: older ones can never be served again, so
+/// they are dropped as soon as a newer one is stored.
+#[derive(Debug)]
+struct Entries<K, V> {
+    generation: u64,
+    map: HashMap<K, V>,
 }
 
 impl<K: Eq + Hash, V: Clone> Default for Generational<K, V> {
     fn default() -> Self {
         Generational {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries {
+                generation: 0,
+                map: HashMap::new(),
+            }),
         }
     }
 }
@@ -37,22 +49,27 @@ impl<K: Eq + Hash, V: Clone> Generational<K, V> {
     /// The value for `key` if it was stored at `generation`.
     pub fn get(&self, key: &K, generation: u64) -> Option<V> {
         let entries = self.lock();
-        match entries.get(key) {
-            Some((g, v)) if *g == generation => Some(v.clone()),
-            _ => None,
+        if entries.generation != generation {
+            return None;
         }
+        entries.map.get(key).cloned()
     }
 
     /// Stores `value` for `key` as computed at `generation`.
     pub fn put(&self, key: K, generation: u64, value: V) {
         let mut entries = self.lock();
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+        if generation < entries.generation {
+            // Computed before a write that has since landed: already stale.
+            return;
         }
-        entries.insert(key, (generation, value));
+        if generation > entries.generation || entries.map.len() >= MAX_ENTRIES {
+            entries.map.clear();
+            entries.generation = generation;
+        }
+        entries.map.insert(key, value);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, (u64, V)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries<K, V>> {
         // Every change is a single insert or clear: a poisoned lock still
         // holds a consistent map.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())

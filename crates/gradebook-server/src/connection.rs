@@ -23,6 +23,8 @@ use crate::session::Session;
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// The first read after a pause: most requests are small.
+const IDLE_CHUNK: usize = 2 * 1024;
 /// Replies are written out once this much is pending, so a long pipeline
 /// cannot make the output buffer grow without bound.
 const FLUSH_AT: usize = 64 * 1024;
@@ -36,8 +38,10 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let limits = &state.limits;
     let mut codec = FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame);
-    let mut input = BytesMut::with_capacity(4096);
-    let mut output = BytesMut::with_capacity(4096);
+    // Buffers are allocated when data comes and given back when the
+    // connection goes idle: 10,000 idle connections cost little memory.
+    let mut input = BytesMut::new();
+    let mut output = BytesMut::new();
     let mut session: Option<Arc<Session>> = None;
     let connected_at = Instant::now();
     // Since when the connection has been without a session.
@@ -129,7 +133,15 @@ where
         if session.is_none() {
             deadline = deadline.min(unauthenticated_since + limits.login_timeout);
         }
-        input.reserve(READ_CHUNK);
+        if input.is_empty() {
+            input = BytesMut::new();
+            if output.capacity() > FLUSH_AT {
+                output = BytesMut::new();
+            }
+            input.reserve(IDLE_CHUNK);
+        } else {
+            input.reserve(READ_CHUNK);
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             read = timeout_at(deadline, reader.read_buf(&mut input)) => match read {
