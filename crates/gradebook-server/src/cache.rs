@@ -137,6 +137,43 @@ impl ReadKey {
             _ => return None,
         })
     }
+
+    /// The key under which a permission decision for `command` may be
+    /// remembered: every keyed read, and the writes whose target is one id
+    /// or name (`grade.add` on a student, `grade.update` on a grade, …).
+    /// `None` for commands whose decision depends on more (a move of a
+    /// student between promotions, an audit query).
+    pub fn access(command: &Command) -> Option<ReadKey> {
+        use Command as C;
+        let name = command.name();
+        match command {
+            C::GradeAdd(a) => Some(ReadKey::Id(name, a.student)),
+            C::GradeUpdate(a) => Some(ReadKey::Id(name, a.id)),
+            C::GradeDelete(a) | C::StudentRemove(a) => Some(ReadKey::Id(name, a.id)),
+            C::StudentUpdate(a) if a.promotion.is_none() => Some(ReadKey::Id(name, a.id)),
+            C::StudentAdd(a) => Some(ReadKey::Name(name, a.promotion.clone())),
+            _ => ReadKey::of(command),
+        }
+    }
+}
+
+/// Whether a command can take access away, or make an id or name point to
+/// something else (a deleted row's id may be given again): permission
+/// decisions remembered before it are forgotten. Adding a grade, a student
+/// or a promotion grants nobody anything that was refused before.
+pub fn changes_access(command: &Command) -> bool {
+    use Command as C;
+    matches!(
+        command,
+        C::UserDelete(_)
+            | C::UserCreate(_)
+            | C::PromotionDelete(_)
+            | C::PromotionGrant(_)
+            | C::PromotionRevoke(_)
+            | C::StudentUpdate(_)
+            | C::StudentRemove(_)
+            | C::GradeDelete(_)
+    )
 }
 
 /// Whether a command can change what reads or permission checks see; every
@@ -165,6 +202,10 @@ pub struct ReadCache {
     pub generation: Generation,
     /// Replies of keyed reads.
     pub replies: Generational<ReadKey, serde_json::Value>,
-    /// Permission decisions already taken: (user id, read) → allowed.
+    /// Bumped after every command that [`changes_access`].
+    pub access_generation: Generation,
+    /// Permission decisions already taken: (user id, target) → allowed.
+    /// Writes that only add data leave them valid, so a stream of
+    /// `grade.add` is checked once per student, not once per grade.
     pub allowed: Generational<(i64, ReadKey), ()>,
 }

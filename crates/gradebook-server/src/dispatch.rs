@@ -12,7 +12,7 @@ use gradebook_store::{RequestKey, Store, WriteContext};
 use serde_json::Value;
 
 use crate::auth::Auth;
-use crate::cache::{ReadCache, ReadKey, changes_nothing_read};
+use crate::cache::{ReadCache, ReadKey, changes_access, changes_nothing_read};
 use crate::config::Limits;
 use crate::error::from_store;
 use crate::handler;
@@ -271,18 +271,19 @@ async fn run(
     // Read before anything is read from the store: a write that lands
     // meanwhile makes what we compute stale, never wrong.
     let generation = state.cache.generation.current();
+    let access_generation = state.cache.access_generation.current();
     let read = ReadKey::of(&command);
     let user = caller.session.as_ref().map(|s| s.user_id);
-    let allowed_key = read.clone().zip(user).map(|(r, u)| (u, r));
+    let allowed_key = ReadKey::access(&command).zip(user).map(|(r, u)| (u, r));
     let known_allowed = allowed_key
         .as_ref()
-        .is_some_and(|k| state.cache.allowed.get(k, generation).is_some());
+        .is_some_and(|k| state.cache.allowed.get(k, access_generation).is_some());
     if !known_allowed {
         authorize(state, &command, &caller)
             .await
             .map_err(|e| (e, Effect::None))?;
         if let Some(k) = allowed_key {
-            state.cache.allowed.put(k, generation, ());
+            state.cache.allowed.put(k, access_generation, ());
         }
     }
     if let Some(key) = &read
@@ -291,7 +292,11 @@ async fn run(
         return Ok((data, Effect::None));
     }
     let changes = !changes_nothing_read(&command);
+    let access = changes_access(&command);
     let result = handler::handle(state, command, &caller).await;
+    if access {
+        state.cache.access_generation.bump();
+    }
     if changes {
         state.cache.generation.bump();
     }

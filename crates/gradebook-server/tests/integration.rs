@@ -753,12 +753,12 @@ async fn a_read_after_a_write_sees_it_even_when_cached() {
     let mut t = server.connect().await;
     t.login("prof", "teacher-password").await.expect("logs in");
     ok(&mut t, "student.average", json!({"id": ids[0]})).await;
-    ok(
-        &mut c,
-        "promotion.revoke",
-        json!({"name": "P", "username": "prof"}),
-    )
-    .await;
+    let grade = json!({"student": ids[0], "subject": "S", "value": 12});
+    for _ in 0..2 {
+        ok(&mut t, "grade.add", grade.clone()).await;
+    }
+    let revoke = json!({"name": "P", "username": "prof"});
+    ok(&mut c, "promotion.revoke", revoke).await;
     err(
         &mut t,
         "student.average",
@@ -766,6 +766,7 @@ async fn a_read_after_a_write_sees_it_even_when_cached() {
         "forbidden",
     )
     .await;
+    err(&mut t, "grade.add", grade, "forbidden").await;
 }
 
 #[tokio::test]
