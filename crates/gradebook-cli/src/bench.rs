@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use gradebook_client::{Client, ClientError, ConnectOptions, Trust};
+use gradebook_client::{Client, ClientError, ConnectOptions, Trust, UdpClient, UdpOptions};
 use gradebook_proto::Encoding;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -44,14 +44,18 @@ pub enum BenchEncoding {
 }
 
 /// Settings of `gradebook bench`. The connection flags (`--server`,
-/// `--plaintext`, `--ca-cert`, `--accept-fingerprint`, `--json`) are the
-/// global ones; without `--ca-cert` or `--accept-fingerprint` the benchmark
+/// `--plaintext`, `--ca-cert`, `--accept-fingerprint`, `--json`, `--udp`,
+/// `--encoding`) are the global ones. With `--udp` (plaintext servers only)
+/// each of the -c clients keeps -P datagram requests in flight; start the
+/// server with a higher `--udp-rate`, or its per-address limit is what you
+/// measure; without `--ca-cert` or `--accept-fingerprint` the benchmark
 /// accepts the server's certificate and prints its fingerprint.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   GRADEBOOK_PASSWORD=... gradebook bench --plaintext --server 127.0.0.1:7302 -c 50 -n 200000 --workload average
   gradebook bench -c 50 -P 16 --duration 10 --workload read --json
   gradebook bench -c 50 --workload write --encoding msgpack
+  gradebook bench --plaintext -c 10 -P 8 --udp --workload average   (server: --udp-rate 1000000 --udp-burst 1000000)
   gradebook bench --fsync-baseline 2000                 single-row commits on this disk, for comparison")]
 pub struct BenchArgs {
     /// Admin account used to create the benchmark's own account.
@@ -117,6 +121,8 @@ pub struct Target {
     pub fingerprint: Option<String>,
     /// JSON output.
     pub json: bool,
+    /// Requests as UDP datagrams.
+    pub udp: bool,
 }
 
 /// The data set the workers draw from.
@@ -245,11 +251,24 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
     }
 
     // Log every worker in before the clock starts.
+    let wire = match args.encoding {
+        BenchEncoding::Json => Encoding::Json,
+        BenchEncoding::Msgpack => Encoding::Msgpack,
+    };
     let mut clients = Vec::with_capacity(args.connections);
+    let mut datagram_clients = Vec::new();
     for _ in 0..args.connections {
         let mut c = Client::connect(&options).await?;
-        c.login(&username, &password).await?;
-        if args.encoding == BenchEncoding::Msgpack {
+        let login = c.login(&username, &password).await?;
+        if target.udp {
+            let mut o = UdpOptions::new(target.server.clone());
+            o.encoding = wire;
+            let udp = UdpClient::connect(&o).await?;
+            udp.set_token(Some(login.token));
+            datagram_clients.push(Arc::new(udp));
+            continue;
+        }
+        if wire == Encoding::Msgpack {
             c.use_encoding(Encoding::Msgpack).await?;
         }
         clients.push(c);
@@ -274,6 +293,20 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
             deadline,
             counter.clone(),
         )));
+    }
+    for (i, udp) in datagram_clients.into_iter().enumerate() {
+        for p in 0..args.pipeline.max(1) {
+            let seed = (i * args.pipeline.max(1) + p) as u64;
+            tasks.push(tokio::spawn(datagram_worker(
+                udp.clone(),
+                seed,
+                args.workload,
+                data.clone(),
+                budget.clone(),
+                deadline,
+                counter.clone(),
+            )));
+        }
     }
     let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
@@ -401,6 +434,48 @@ async fn worker(
     Ok(tally)
 }
 
+/// One request at a time over UDP; several of these share a client to keep
+/// requests in flight. A request lost for good (after the client's retries)
+/// counts as an error, and the run goes on.
+async fn datagram_worker(
+    udp: Arc<UdpClient>,
+    seed: u64,
+    workload: Workload,
+    data: Arc<DataSet>,
+    budget: Arc<AtomicI64>,
+    deadline: Option<Instant>,
+    counter: Arc<AtomicU64>,
+) -> Result<Tally, ClientError> {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut tally = Tally {
+        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?,
+        errors: 0,
+        done: 0,
+    };
+    loop {
+        let more = match deadline {
+            Some(d) => Instant::now() < d,
+            None => budget.fetch_sub(1, Ordering::Relaxed) > 0,
+        };
+        if !more {
+            break;
+        }
+        let (cmd, args) = next_request(workload, &data, &mut rng, &counter);
+        let sent_at = Instant::now();
+        let result = udp.call(cmd, args).await;
+        let micros = sent_at.elapsed().as_micros().max(1);
+        let _ = tally
+            .latencies
+            .record(u64::try_from(micros).unwrap_or(u64::MAX));
+        tally.done += 1;
+        if result.is_err() {
+            tally.errors += 1;
+        }
+    }
+    Ok(tally)
+}
+
 /// xorshift64: cheap, good enough to spread requests over the data set.
 fn next_random(state: &mut u64) -> u64 {
     *state ^= *state << 13;
@@ -459,6 +534,7 @@ fn report(
             "pipeline": args.pipeline,
             "encoding": format!("{:?}", args.encoding).to_lowercase(),
             "tls": !target.plaintext,
+            "udp": target.udp,
             "idle": args.idle,
             "requests": done,
             "errors": errors,
@@ -477,7 +553,11 @@ fn report(
             args.connections,
             args.pipeline,
             args.encoding,
-            if target.plaintext { "plaintext" } else { "TLS" }
+            match (target.udp, target.plaintext) {
+                (true, _) => "UDP",
+                (false, true) => "plaintext",
+                (false, false) => "TLS",
+            }
         );
         println!("  {done} requests in {seconds:.2} s: {rps:.0} requests/s, {errors} errors");
         println!(

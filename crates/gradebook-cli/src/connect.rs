@@ -112,7 +112,6 @@ pub fn check_udp(command: &Command) -> Result<(), CliError> {
         Command::Export(_) => {
             "an export reads a whole promotion, more than a datagram holds: run it without --udp"
         }
-        Command::Bench(_) => "bench measures TCP connections: run it without --udp",
         Command::Serve(_) => "--udp is a client flag (the server always listens on UDP too)",
         _ => return Ok(()),
     };

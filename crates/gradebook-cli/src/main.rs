@@ -60,6 +60,7 @@ fn main() -> ExitCode {
                 ca_cert: g.ca_cert,
                 fingerprint: g.accept_fingerprint,
                 json: g.json,
+                udp: g.udp,
             };
             bench::run(target, args)
         }

@@ -47,7 +47,7 @@ pub struct ServeArgs {
     /// TLS private key (PEM), with --tls-cert.
     #[arg(long, env = "GRADEBOOK_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Largest message in bytes (before login: 16 KiB).
+    /// Largest message in bytes once logged in (see --pre-auth-max-frame before).
     #[arg(long, env = "GRADEBOOK_MAX_FRAME", default_value_t = 1 << 20)]
     max_frame: usize,
     /// Connections served at once.

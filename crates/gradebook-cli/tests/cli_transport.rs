@@ -347,7 +347,6 @@ fn udp_refuses_what_does_not_fit_datagrams() {
         &["shell", "--udp"],
         &["--udp", "import", "students", "x.csv", "--promotion", "P"],
         &["--udp", "export", "promotion", "P"],
-        &["--udp", "bench", "--password", "unused"],
     ] {
         let out = run(&u, args);
         let err = out.fails(2);
