@@ -431,3 +431,64 @@ async fn sessions_end_with_a_password_change_or_deletion() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn each_grade_change_is_audited_with_who_made_it() {
+    let mut w = World::new().await;
+    let mut t = w.login(Role::Teacher).await;
+    let g = ok(
+        &mut t,
+        "grade.add",
+        json!({"student": w.mate, "subject": "Maths", "value": 8}),
+    )
+    .await;
+    let id = g["id"].as_i64().expect("id");
+    ok(&mut w.admin, "grade.update", json!({"id": id, "value": 9})).await;
+    ok(&mut t, "grade.delete", json!({"id": id})).await;
+    // The teacher reads the audit of their promotion, newest first.
+    let a = ok(
+        &mut t,
+        "audit.list",
+        json!({"promotion": "Mine", "limit": 3}),
+    )
+    .await;
+    let entries = a["entries"].as_array().expect("entries");
+    let seen: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().expect("action"),
+                e["by"].as_str().expect("by"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("grade.delete", TEACHER),
+            ("grade.update", "admin"),
+            ("grade.add", TEACHER)
+        ]
+    );
+    assert_eq!(entries[1]["old"]["value"], json!(8.0));
+    assert_eq!(entries[1]["new"]["value"], json!(9.0));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["grade"] == id && e["student"] == w.mate)
+    );
+    // Not the audit of a promotion they do not manage; no command edits it.
+    err(
+        &mut t,
+        "audit.list",
+        json!({"promotion": "Theirs"}),
+        "forbidden",
+    )
+    .await;
+    let names = gradebook_proto::Command::NAMES;
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("audit.") && *n != "audit.list")
+    );
+}
