@@ -50,6 +50,52 @@ pub fn format_hundredths(h: i64) -> String {
     }
 }
 
+/// The methods shared by the numbers kept as integer hundredths in a `u16`
+/// (grades, coefficients): checked construction from hundredths or from a
+/// wire number, and the way back.
+macro_rules! hundredths_newtype {
+    ($name:ident, $what:literal, $range:expr, $out_of_range:expr) => {
+        impl $name {
+            /// Builds the value from hundredths, checking its range.
+            pub fn from_hundredths(h: i64) -> Result<Self, ValueError> {
+                if ($range).contains(&h) {
+                    Ok($name(h as u16))
+                } else {
+                    let message: fn(i64) -> String = $out_of_range;
+                    Err(ValueError::new(message(h)))
+                }
+            }
+
+            /// Parses the value from a JSON number (at most 2 decimals).
+            pub fn from_f64(x: f64) -> Result<Self, ValueError> {
+                let h = to_hundredths(x).ok_or_else(|| {
+                    ValueError::new(format!(
+                        concat!($what, " {} has more than 2 decimals or is not a number"),
+                        x
+                    ))
+                })?;
+                Self::from_hundredths(h)
+            }
+
+            /// The value in hundredths (1225 for 12.25).
+            pub fn hundredths(self) -> u16 {
+                self.0
+            }
+
+            /// The value as a number for the wire (12.25).
+            pub fn to_f64(self) -> f64 {
+                f64::from(self.0) / 100.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&format_hundredths(i64::from(self.0)))
+            }
+        }
+    };
+}
+
 /// A numeric grade in hundredths of a point, 0..=2000 (0 to 20 inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Points(u16);
@@ -57,45 +103,12 @@ pub struct Points(u16);
 impl Points {
     /// The highest grade, 20.
     pub const MAX: Points = Points(2000);
-
-    /// Builds a grade from hundredths, checking the range.
-    pub fn from_hundredths(h: i64) -> Result<Self, ValueError> {
-        if (0..=2000).contains(&h) {
-            Ok(Points(h as u16))
-        } else {
-            Err(ValueError::new(format!(
-                "grade {} is outside 0..20",
-                format_hundredths(h)
-            )))
-        }
-    }
-
-    /// Parses a grade from a JSON number.
-    pub fn from_f64(x: f64) -> Result<Self, ValueError> {
-        let h = to_hundredths(x).ok_or_else(|| {
-            ValueError::new(format!(
-                "grade {x} has more than 2 decimals or is not a number"
-            ))
-        })?;
-        Self::from_hundredths(h)
-    }
-
-    /// The grade in hundredths (1225 for 12.25).
-    pub fn hundredths(self) -> u16 {
-        self.0
-    }
-
-    /// The grade as a number for the wire (12.25).
-    pub fn to_f64(self) -> f64 {
-        f64::from(self.0) / 100.0
-    }
 }
 
-impl fmt::Display for Points {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_hundredths(i64::from(self.0)))
-    }
-}
+hundredths_newtype!(Points, "grade", 0..=2000, |h| format!(
+    "grade {} is outside 0..20",
+    format_hundredths(h)
+));
 
 /// A grade's value: a number, or one of ScoDoc's special marks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,49 +227,16 @@ pub struct Coefficient(u16);
 impl Coefficient {
     /// The default coefficient, 1.
     pub const ONE: Coefficient = Coefficient(100);
-
-    /// Builds a coefficient from hundredths, checking the range.
-    pub fn from_hundredths(h: i64) -> Result<Self, ValueError> {
-        if (1..=10_000).contains(&h) {
-            Ok(Coefficient(h as u16))
-        } else {
-            Err(ValueError::new(format!(
-                "coefficient {} must be greater than 0 and at most 100",
-                format_hundredths(h)
-            )))
-        }
-    }
-
-    /// Parses a coefficient from a JSON number.
-    pub fn from_f64(x: f64) -> Result<Self, ValueError> {
-        let h = to_hundredths(x).ok_or_else(|| {
-            ValueError::new(format!(
-                "coefficient {x} has more than 2 decimals or is not a number"
-            ))
-        })?;
-        Self::from_hundredths(h)
-    }
-
-    /// The coefficient in hundredths (150 for 1.5).
-    pub fn hundredths(self) -> u16 {
-        self.0
-    }
-
-    /// The coefficient as a number for the wire (1.5).
-    pub fn to_f64(self) -> f64 {
-        f64::from(self.0) / 100.0
-    }
 }
+
+hundredths_newtype!(Coefficient, "coefficient", 1..=10_000, |h| format!(
+    "coefficient {} must be greater than 0 and at most 100",
+    format_hundredths(h)
+));
 
 impl Default for Coefficient {
     fn default() -> Self {
         Coefficient::ONE
-    }
-}
-
-impl fmt::Display for Coefficient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_hundredths(i64::from(self.0)))
     }
 }
 
