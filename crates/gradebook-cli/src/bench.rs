@@ -273,43 +273,37 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
         }
         clients.push(c);
     }
-    let budget = Arc::new(AtomicI64::new(
-        i64::try_from(args.requests).unwrap_or(i64::MAX),
-    ));
-    let deadline = args
-        .duration
-        .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.1)));
-    let counter = Arc::new(AtomicU64::new(0));
+    let plan = Arc::new(Plan {
+        workload: args.workload,
+        data: data.clone(),
+        budget: AtomicI64::new(i64::try_from(args.requests).unwrap_or(i64::MAX)),
+        deadline: args
+            .duration
+            .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.1))),
+        counter: AtomicU64::new(0),
+    });
+    let pipeline = args.pipeline.max(1);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients.len());
     for (i, client) in clients.into_iter().enumerate() {
         tasks.push(tokio::spawn(worker(
             client,
             i as u64,
-            args.workload,
-            args.pipeline.max(1),
-            data.clone(),
-            budget.clone(),
-            deadline,
-            counter.clone(),
+            pipeline,
+            plan.clone(),
         )));
     }
     for (i, udp) in datagram_clients.into_iter().enumerate() {
-        for p in 0..args.pipeline.max(1) {
-            let seed = (i * args.pipeline.max(1) + p) as u64;
+        for p in 0..pipeline {
+            let seed = (i * pipeline + p) as u64;
             tasks.push(tokio::spawn(datagram_worker(
                 udp.clone(),
                 seed,
-                args.workload,
-                data.clone(),
-                budget.clone(),
-                deadline,
-                counter.clone(),
+                plan.clone(),
             )));
         }
     }
-    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut latencies = histogram()?;
     let (mut errors, mut done) = (0, 0);
     for t in tasks {
         let tally = t
@@ -389,32 +383,71 @@ async fn expect_ok(c: &mut Client, n: usize) -> Result<(), ClientError> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What every worker draws its requests from, and when they all stop.
+struct Plan {
+    workload: Workload,
+    data: Arc<DataSet>,
+    /// Requests left to send (with `-n`).
+    budget: AtomicI64,
+    /// When to stop (with `--duration`).
+    deadline: Option<Instant>,
+    /// Numbers the written grades.
+    counter: AtomicU64,
+}
+
+impl Plan {
+    /// Whether another request may be sent (and counts it).
+    fn more(&self) -> bool {
+        match self.deadline {
+            Some(d) => Instant::now() < d,
+            None => self.budget.fetch_sub(1, Ordering::Relaxed) > 0,
+        }
+    }
+
+    fn next(&self, rng: &mut u64) -> (&'static str, Value) {
+        next_request(self.workload, &self.data, rng, &self.counter)
+    }
+}
+
+fn histogram() -> Result<Histogram<u64>, ClientError> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+impl Tally {
+    fn new() -> Result<Self, ClientError> {
+        Ok(Tally {
+            latencies: histogram()?,
+            errors: 0,
+            done: 0,
+        })
+    }
+
+    /// Counts one answered request, sent at `sent_at`.
+    fn record(&mut self, sent_at: Instant, ok: bool) {
+        let micros = sent_at.elapsed().as_micros().max(1);
+        let _ = self
+            .latencies
+            .record(u64::try_from(micros).unwrap_or(u64::MAX));
+        self.done += 1;
+        if !ok {
+            self.errors += 1;
+        }
+    }
+}
+
+/// One TCP connection keeping `pipeline` requests in flight.
 async fn worker(
     mut client: Client,
     seed: u64,
-    workload: Workload,
     pipeline: usize,
-    data: Arc<DataSet>,
-    budget: Arc<AtomicI64>,
-    deadline: Option<Instant>,
-    counter: Arc<AtomicU64>,
+    plan: Arc<Plan>,
 ) -> Result<Tally, ClientError> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut tally = Tally {
-        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?,
-        errors: 0,
-        done: 0,
-    };
+    let mut tally = Tally::new()?;
     let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(pipeline);
-    let more = |budget: &AtomicI64| match deadline {
-        Some(d) => Instant::now() < d,
-        None => budget.fetch_sub(1, Ordering::Relaxed) > 0,
-    };
     loop {
-        while in_flight.len() < pipeline && more(&budget) {
-            let (cmd, args) = next_request(workload, &data, &mut rng, &counter);
+        while in_flight.len() < pipeline && plan.more() {
+            let (cmd, args) = plan.next(&mut rng);
             client.send(cmd, args)?;
             in_flight.push_back(Instant::now());
         }
@@ -422,14 +455,7 @@ async fn worker(
             break;
         };
         let reply = client.recv().await?;
-        let micros = sent_at.elapsed().as_micros().max(1);
-        let _ = tally
-            .latencies
-            .record(u64::try_from(micros).unwrap_or(u64::MAX));
-        tally.done += 1;
-        if reply.result.is_err() {
-            tally.errors += 1;
-        }
+        tally.record(sent_at, reply.result.is_ok());
     }
     Ok(tally)
 }
@@ -440,38 +466,15 @@ async fn worker(
 async fn datagram_worker(
     udp: Arc<UdpClient>,
     seed: u64,
-    workload: Workload,
-    data: Arc<DataSet>,
-    budget: Arc<AtomicI64>,
-    deadline: Option<Instant>,
-    counter: Arc<AtomicU64>,
+    plan: Arc<Plan>,
 ) -> Result<Tally, ClientError> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut tally = Tally {
-        latencies: Histogram::new_with_bounds(1, 60_000_000, 3)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?,
-        errors: 0,
-        done: 0,
-    };
-    loop {
-        let more = match deadline {
-            Some(d) => Instant::now() < d,
-            None => budget.fetch_sub(1, Ordering::Relaxed) > 0,
-        };
-        if !more {
-            break;
-        }
-        let (cmd, args) = next_request(workload, &data, &mut rng, &counter);
+    let mut tally = Tally::new()?;
+    while plan.more() {
+        let (cmd, args) = plan.next(&mut rng);
         let sent_at = Instant::now();
         let result = udp.call(cmd, args).await;
-        let micros = sent_at.elapsed().as_micros().max(1);
-        let _ = tally
-            .latencies
-            .record(u64::try_from(micros).unwrap_or(u64::MAX));
-        tally.done += 1;
-        if result.is_err() {
-            tally.errors += 1;
-        }
+        tally.record(sent_at, result.is_ok());
     }
     Ok(tally)
 }
