@@ -6,7 +6,6 @@
 //! and reports requests/s, latency percentiles and errors. The data set is
 //! deleted at the end unless `--keep`.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -78,7 +77,7 @@ pub struct BenchArgs {
     /// Run for this many seconds instead of -n requests.
     #[arg(long)]
     duration: Option<f64>,
-    /// Requests in flight per connection (pipelining).
+    /// Requests sent together per connection, their replies read before the next batch (pipelining, as redis-benchmark -P).
     #[arg(short = 'P', long, default_value_t = 1)]
     pipeline: usize,
     /// What to send.
@@ -435,7 +434,8 @@ impl Tally {
     }
 }
 
-/// One TCP connection keeping `pipeline` requests in flight.
+/// One TCP connection sending its requests `pipeline` at a time: it writes
+/// a batch, then reads the batch's replies, like `redis-benchmark -P`.
 async fn worker(
     mut client: Client,
     seed: u64,
@@ -444,18 +444,21 @@ async fn worker(
 ) -> Result<Tally, ClientError> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut tally = Tally::new()?;
-    let mut in_flight: VecDeque<Instant> = VecDeque::with_capacity(pipeline);
     loop {
-        while in_flight.len() < pipeline && plan.more() {
+        let mut batch = 0;
+        while batch < pipeline && plan.more() {
             let (cmd, args) = plan.next(&mut rng);
             client.send(cmd, args)?;
-            in_flight.push_back(Instant::now());
+            batch += 1;
         }
-        let Some(sent_at) = in_flight.pop_front() else {
+        if batch == 0 {
             break;
-        };
-        let reply = client.recv().await?;
-        tally.record(sent_at, reply.result.is_ok());
+        }
+        let sent_at = Instant::now();
+        for _ in 0..batch {
+            let reply = client.recv().await?;
+            tally.record(sent_at, reply.result.is_ok());
+        }
     }
     Ok(tally)
 }
