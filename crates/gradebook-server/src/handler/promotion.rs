@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use gradebook_core::{
     Average, Grade, Name, Role, Summary, check_text, competition_ranks, statistics,
-    student_average, subject_averages,
+    student_summaries, subject_averages,
 };
 use gradebook_proto::WireError;
 use gradebook_proto::command::{
@@ -71,19 +71,20 @@ pub async fn list(state: &State, caller: &Caller) -> Handled {
     reply(&Promotions { promotions })
 }
 
+/// A promotion with its students and all their grades.
+pub(super) async fn load(state: &State, name: &str) -> Result<PromotionGrades, WireError> {
+    state.store.promotion_grades(name).await.map_err(from_store)
+}
+
 /// Each student's summary, in the store's order (last name, first name).
 pub(super) fn summaries(pg: &PromotionGrades) -> Vec<Summary> {
-    let mut by_student: HashMap<i64, Vec<&Grade>> = HashMap::with_capacity(pg.students.len());
-    for g in &pg.grades {
-        by_student.entry(g.student).or_default().push(g);
-    }
-    pg.students
-        .iter()
-        .map(|s| {
-            let grades = by_student.get(&s.id).map(Vec::as_slice).unwrap_or_default();
-            student_average(grades.iter().map(|g| (g.value, g.coefficient)))
-        })
-        .collect()
+    let ids: Vec<i64> = pg.students.iter().map(|s| s.id).collect();
+    student_summaries(
+        &ids,
+        pg.grades
+            .iter()
+            .map(|g| (g.student, g.value, g.coefficient)),
+    )
 }
 
 /// Each student's rank among the promotion, aligned with `summaries`.
@@ -93,11 +94,7 @@ pub(super) fn ranks(summaries: &[Summary]) -> Vec<Option<u32>> {
 }
 
 pub async fn show(state: &State, args: PromotionArgs) -> Handled {
-    let pg = state
-        .store
-        .promotion_grades(&args.name)
-        .await
-        .map_err(from_store)?;
+    let pg = load(state, &args.name).await?;
     let summaries = summaries(&pg);
     let ranks = ranks(&summaries);
     let mut students: Vec<RankedStudent> = pg
@@ -164,11 +161,7 @@ pub async fn grant(state: &State, args: GrantArgs, give: bool, caller: &Caller) 
 }
 
 pub async fn average(state: &State, args: PromotionArgs) -> Handled {
-    let pg = state
-        .store
-        .promotion_grades(&args.name)
-        .await
-        .map_err(from_store)?;
+    let pg = load(state, &args.name).await?;
     let summaries = summaries(&pg);
     let averages: Vec<Average> = summaries.iter().filter_map(|s| s.average).collect();
     let stats = statistics(&averages);
@@ -189,11 +182,7 @@ pub async fn average(state: &State, args: PromotionArgs) -> Handled {
 }
 
 pub async fn subjects(state: &State, args: PromotionArgs) -> Handled {
-    let pg = state
-        .store
-        .promotion_grades(&args.name)
-        .await
-        .map_err(from_store)?;
+    let pg = load(state, &args.name).await?;
     let mut by_student: HashMap<i64, Vec<&Grade>> = HashMap::new();
     for g in &pg.grades {
         by_student.entry(g.student).or_default().push(g);

@@ -6,7 +6,7 @@ use gradebook_proto::command::{IdArgs, StudentAddArgs, StudentListArgs, StudentU
 use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverage};
 use gradebook_store::{NewStudent, StudentPatch};
 
-use super::promotion::{ranks, summaries};
+use super::promotion::{load, ranks, summaries};
 use super::{Handled, done, from_store, optional_text, reply, text};
 use crate::dispatch::{Caller, State};
 
@@ -90,11 +90,7 @@ pub async fn remove(state: &State, args: IdArgs, caller: &Caller) -> Handled {
 
 pub async fn show(state: &State, args: IdArgs) -> Handled {
     let student = state.store.student_get(args.id).await.map_err(from_store)?;
-    let pg = state
-        .store
-        .promotion_grades(&student.promotion)
-        .await
-        .map_err(from_store)?;
+    let pg = load(state, &student.promotion).await?;
     let summaries = summaries(&pg);
     let ranks = ranks(&summaries);
     let position = pg.students.iter().position(|s| s.id == student.id);
