@@ -187,7 +187,8 @@ pub struct AuditEntry {
     pub at: i64,
     /// Who.
     pub by: String,
-    /// `grade.add`, `grade.update` or `grade.delete`.
+    /// `grade.add`, `grade.update` or `grade.delete`; or `student.remove` or
+    /// `promotion.delete` for a grade removed with its student or promotion.
     pub action: String,
     /// The grade's id.
     pub grade: i64,

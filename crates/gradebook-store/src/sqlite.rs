@@ -814,4 +814,88 @@ mod tests {
             None
         );
     }
+
+    /// A database written before ids were protected: the newest student and
+    /// grade were deleted (the audit log still names them), and another
+    /// student deleted left no row at all. After the migration, new ids
+    /// start above every id that was ever given or mentioned, and the data
+    /// is all there.
+    #[tokio::test]
+    async fn the_migration_keeps_the_data_and_gives_no_old_id_again() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("old.db");
+        let old = tempfile::tempdir().expect("temporary directory");
+        for m in ["0001_init.sql", "0002_udp_requests.sql"] {
+            let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations/sqlite")
+                .join(m);
+            std::fs::copy(from, old.path().join(m)).expect("copies a migration");
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .expect("url")
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let mut conn = options.connect().await.expect("creates");
+        sqlx::migrate::Migrator::new(old.path())
+            .await
+            .expect("old migrations")
+            .run(&mut conn)
+            .await
+            .expect("old schema");
+        sqlx::raw_sql(
+            "INSERT INTO users VALUES (1, 'admin', 'hash', 'admin', NULL, 0);
+             INSERT INTO promotions VALUES (1, 'P', NULL, NULL, 1, 0);
+             INSERT INTO students VALUES (1, 1, 'A', 'B', NULL, NULL, 0);
+             INSERT INTO students VALUES (2, 1, 'C', 'D', NULL, NULL, 0);
+             INSERT INTO grades VALUES (1, 1, 'S', 1200, 100, NULL, 0);
+             INSERT INTO audit VALUES (1, 0, 'admin', 'grade.add', 1, 1, 1, NULL, NULL);
+             INSERT INTO audit VALUES (2, 0, 'admin', 'grade.add', 7, 5, 1, NULL, NULL);",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("old rows");
+        // Student 2 is deleted: a plain INTEGER PRIMARY KEY would give 2
+        // again, and the audit's student 5 and grade 7 are long gone.
+        sqlx::raw_sql("DELETE FROM students WHERE id = 2")
+            .execute(&mut conn)
+            .await
+            .expect("deletes");
+        conn.close().await.expect("closes");
+
+        let store = SqliteStore::open(&path).await.expect("migrates");
+        assert_eq!(store.grade_list(1).await.expect("grades").len(), 1);
+        assert_eq!(store.student_get(1).await.expect("student").first_name, "A");
+        let ctx = WriteContext::new("admin", 1);
+        let s = store
+            .student_add(
+                "P",
+                &NewStudent {
+                    first_name: "E".into(),
+                    last_name: "F".into(),
+                    number: None,
+                    email: None,
+                },
+                ctx,
+            )
+            .await
+            .expect("adds");
+        assert_eq!(s.id, 6, "above student 5, named by the audit log");
+        let g = store.grade_add(&grade(s.id), ctx).await.expect("adds");
+        assert_eq!(g.id, 8, "above grade 7, named by the audit log");
+        let p = store
+            .promotion_create("Q", None, None, None, ctx)
+            .await
+            .expect("creates");
+        assert_eq!(p.name, "Q");
+        // Foreign keys still hold after the rebuild: a grade for a student
+        // who does not exist is refused.
+        assert!(store.grade_add(&grade(99), ctx).await.is_err());
+        // And cascades still run: removing the student removes its grades.
+        store.student_remove(s.id, ctx).await.expect("removes");
+        assert!(matches!(
+            store.grade_get(g.id).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store.close().await;
+    }
 }

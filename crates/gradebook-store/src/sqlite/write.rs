@@ -196,6 +196,27 @@ fn audit(
     Ok(())
 }
 
+/// Records the removal of each grade that `query` (keyed by `key`) selects,
+/// under `action`, the command that takes them away: deleting a student or a
+/// promotion leaves a trace of every grade it removed (protocol §4). Run
+/// before the deletion, while the grades still name their promotion.
+fn audit_removals(
+    tx: &Transaction<'_>,
+    ctx: &Context,
+    action: &str,
+    query: &'static str,
+    key: i64,
+) -> Result<()> {
+    let rows = tx
+        .prepare_cached(query)?
+        .query_map([key], grade_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for row in rows {
+        audit(tx, ctx, action, Some(&grade_from_row(row)?), None)?;
+    }
+    Ok(())
+}
+
 const LINKED_IN_PROMOTION: &str = "SELECT u.username FROM users u \
      JOIN students s ON s.id = u.student_id WHERE s.promotion_id = $1 LIMIT 1";
 const LINKED_TO_STUDENT: &str = "SELECT u.username FROM users u \
@@ -359,6 +380,18 @@ pub(super) fn promotion_delete(
         )));
     }
     check_no_linked_account(tx, LINKED_IN_PROMOTION, id)?;
+    audit_removals(
+        tx,
+        ctx,
+        "promotion.delete",
+        concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g JOIN students s ON s.id = g.student_id \
+             WHERE s.promotion_id = $1 ORDER BY g.id"
+        ),
+        id,
+    )?;
     tx.prepare_cached("DELETE FROM promotions WHERE id = $1")?
         .execute([id])?;
     record(tx, ctx, &nothing())
@@ -477,6 +510,17 @@ pub(super) fn student_update(
 pub(super) fn student_remove(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Result<()> {
     student(tx, id)?;
     check_no_linked_account(tx, LINKED_TO_STUDENT, id)?;
+    audit_removals(
+        tx,
+        ctx,
+        "student.remove",
+        concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g WHERE g.student_id = $1 ORDER BY g.id"
+        ),
+        id,
+    )?;
     tx.prepare_cached("DELETE FROM students WHERE id = $1")?
         .execute([id])?;
     record(tx, ctx, &nothing())
