@@ -31,6 +31,9 @@ pub enum ErrorCode {
     InsecureTransport,
     /// Too many failed logins or requests.
     RateLimited,
+    /// Storage is full or unreachable: nothing was written, the server is
+    /// still up; retry later.
+    Unavailable,
     /// A bug or a storage failure; the details are in the server's log.
     Internal,
 }
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::InsecureTransport => "insecure_transport",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }
@@ -110,6 +114,11 @@ impl WireError {
         Self::new(ErrorCode::Unauthenticated, message)
     }
 
+    /// `unavailable`: storage is full or unreachable, nothing was written.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
     /// `internal`, with a message that says nothing of the cause: the cause
     /// goes to the server's log, never to a client.
     pub fn internal() -> Self {
@@ -144,6 +153,7 @@ mod tests {
             ErrorCode::TooLarge,
             ErrorCode::InsecureTransport,
             ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
             ErrorCode::Internal,
         ] {
             let json = serde_json::to_string(&code).expect("serialises");

@@ -38,9 +38,69 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Why storage cannot take a write now, as a client may be told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The disk is full.
+    Full,
+    /// The database cannot be reached or written (I/O error, busy beyond
+    /// the timeout, a transaction that did not commit).
+    Unreachable,
+}
+
 impl StoreError {
     /// Whether the message may be shown to a client as is.
     pub fn is_client_facing(&self) -> bool {
         matches!(self, StoreError::NotFound(_) | StoreError::Conflict(_))
+    }
+
+    /// Whether the failure is the storage's and not the request's: a full
+    /// disk, an I/O error, a transaction that did not commit. Nothing was
+    /// written and the same request may succeed later.
+    pub fn unavailable(&self) -> Option<Unavailable> {
+        match self {
+            StoreError::Sqlite(e) => sqlite_unavailable(e),
+            // The write itself was fine; its batch did not commit, so the
+            // storage failed it, whatever the cause.
+            StoreError::NotCommitted(e) => {
+                Some(sqlite_unavailable(e).unwrap_or(Unavailable::Unreachable))
+            }
+            StoreError::Database(sqlx::Error::Database(e)) => {
+                match e.code().as_deref().map(|c| c.parse::<i32>()) {
+                    Some(Ok(code)) => primary_unavailable(code),
+                    _ => None,
+                }
+            }
+            StoreError::Database(sqlx::Error::Io(e)) => Some(io_unavailable(e)),
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+                Some(Unavailable::Unreachable)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn sqlite_unavailable(e: &rusqlite::Error) -> Option<Unavailable> {
+    e.sqlite_error()
+        .and_then(|e| primary_unavailable(e.extended_code))
+}
+
+/// Classifies an SQLite result code (primary or extended).
+fn primary_unavailable(code: i32) -> Option<Unavailable> {
+    use rusqlite::ffi;
+    match code & 0xff {
+        ffi::SQLITE_FULL => Some(Unavailable::Full),
+        ffi::SQLITE_IOERR | ffi::SQLITE_CANTOPEN | ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => {
+            Some(Unavailable::Unreachable)
+        }
+        _ => None,
+    }
+}
+
+fn io_unavailable(e: &std::io::Error) -> Unavailable {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        Unavailable::Full
+    } else {
+        Unavailable::Unreachable
     }
 }

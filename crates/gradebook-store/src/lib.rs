@@ -15,7 +15,7 @@ mod sqlite;
 use async_trait::async_trait;
 use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
 
-pub use error::StoreError;
+pub use error::{StoreError, Unavailable};
 pub use sqlite::SqliteStore;
 
 /// The result of a store operation.
