@@ -8,6 +8,7 @@
 
 pub mod average;
 pub mod explain;
+pub mod import;
 pub mod model;
 pub mod rank;
 pub mod role;
