@@ -187,6 +187,12 @@ impl Conn {
         }
     }
 
+    /// Whether a question may be asked on standard input (not when it
+    /// carries a shell script).
+    pub fn may_prompt(&self) -> bool {
+        self.prompts_on_stdin
+    }
+
     /// Forgets the connection (after a failure), so the next call reopens.
     pub fn reset(&mut self) {
         self.transport = None;

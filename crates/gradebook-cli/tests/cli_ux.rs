@@ -14,6 +14,13 @@ use std::time::Duration;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 
+/// The id of the student that `student add --json` printed.
+fn add_student(u: &User, promotion: &str, first: &str, last: &str) -> String {
+    u.run(&["student", "add", promotion, first, last, "--json"])
+        .json()["id"]
+        .to_string()
+}
+
 #[test]
 fn accept_fingerprint_wins_over_the_known_servers_file() {
     let server = Server::tls();
@@ -41,6 +48,158 @@ fn accept_fingerprint_wins_over_the_known_servers_file() {
     u.run(&["promotion", "list", "--accept-fingerprint", &fp])
         .ok();
     u.run(&["promotion", "list"]).ok();
+}
+
+#[test]
+fn the_shell_prints_clap_errors_whole() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    let out = u.run_stdin(
+        &["shell", "--keep-going"],
+        "promotion create\npromotion lsit\nuser create bob --role boss\n",
+    );
+    let err = out.fails(2);
+    // What is missing, and the usage line without the `gradebook` prefix.
+    assert!(err.contains("<NAME>"), "{err}");
+    assert!(err.contains("Usage: promotion create"), "{err}");
+    assert!(!err.contains("Usage: gradebook"), "{err}");
+    // "Did you mean", and the possible values.
+    assert!(err.contains("'list'"), "{err}");
+    assert!(
+        err.contains("admin") && err.contains("teacher") && err.contains("student"),
+        "{err}"
+    );
+    assert!(err.contains("help COMMAND"), "{err}");
+}
+
+#[test]
+fn student_remove_asks_first_or_takes_force() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    u.run(&["promotion", "create", "RT1"]).ok();
+    let id = add_student(&u, "RT1", "Alice", "Dupont");
+    u.run(&["grade", "add", &id, "Networks", "12"]).ok();
+
+    // No answer (or no) keeps the student.
+    let out = u.run(&["student", "remove", &id]);
+    let err = out.fails(1);
+    assert!(err.contains("Remove Alice Dupont"), "{err}");
+    assert!(err.contains("1 grade"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    u.run(&["student", "show", &id]).ok();
+    let out = u.run_stdin(&["student", "remove", &id], "n\n");
+    out.fails(1);
+    u.run(&["student", "show", &id]).ok();
+
+    // Yes removes.
+    let out = u.run_stdin(&["student", "remove", &id], "y\n");
+    assert!(out.ok().contains("Removed student"), "{}", out.stdout);
+    u.run(&["student", "show", &id]).fails(1);
+
+    // A shell script cannot answer: it needs --force.
+    let id = add_student(&u, "RT1", "Bob", "Martin");
+    let out = u.run_stdin(&["shell"], &format!("student remove {id}\n"));
+    assert!(out.fails(2).contains("--force"), "{}", out.stderr);
+    u.run(&["student", "show", &id]).ok();
+    let out = u.run_stdin(&["shell"], &format!("student remove {id} --force\n"));
+    assert!(out.ok().contains("Removed student"), "{}", out.stdout);
+}
+
+#[test]
+fn messages_speak_in_flags_not_wire_names() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    u.run(&["promotion", "create", "RT1"]).ok();
+    add_student(&u, "RT1", "Alice", "Dupont");
+    let out = u.run(&["promotion", "delete", "RT1"]);
+    let err = out.fails(1);
+    assert!(err.contains("add --force"), "{err}");
+    assert!(!err.contains("pass force"), "{err}");
+    let id = add_student(&u, "RT1", "Bob", "Martin");
+    let long = "x".repeat(300);
+    let out = u.run(&["student", "update", &id, "--first-name", &long]);
+    assert!(out.fails(1).contains("--first-name"), "{}", out.stderr);
+}
+
+#[test]
+fn empty_lists_say_so() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    assert_eq!(u.run(&["promotion", "list"]).ok().trim(), "No promotions.");
+    u.run(&["promotion", "create", "BUT1"]).ok();
+    assert_eq!(
+        u.run(&["student", "list", "BUT1"]).ok().trim(),
+        "No students in BUT1."
+    );
+    let show = u.run(&["promotion", "show", "BUT1"]).ok().to_owned();
+    assert!(show.contains("No students in BUT1."), "{show}");
+    assert!(!show.contains("Rank"), "{show}");
+    let subjects = u.run(&["promotion", "subjects", "BUT1"]).ok().to_owned();
+    assert!(subjects.starts_with("No subjects in BUT1"), "{subjects}");
+    let id = add_student(&u, "BUT1", "Alice", "Dupont");
+    assert_eq!(
+        u.run(&["grade", "list", &id]).ok().trim(),
+        format!("No grades for student {id}.")
+    );
+}
+
+#[test]
+fn names_sort_as_people_expect() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    u.run(&["promotion", "create", "RT1"]).ok();
+    for (first, last) in [
+        ("Zoé", "Zola"),
+        ("Sean", "O'Brien"),
+        ("Mesut", "Ozil"),
+        ("Ayşe", "Çelik"),
+        ("Anna", "Oberon"),
+        ("Émile", "Dupont"),
+        ("Emma", "Dupont"),
+        ("emile", "dupont"),
+    ] {
+        add_student(&u, "RT1", first, last);
+    }
+    let list = u.run(&["student", "list", "RT1"]).ok().to_owned();
+    let order: Vec<&str> = [
+        "Çelik", "Émile", "emile", "Emma", "Oberon", "O'Brien", "Ozil", "Zola",
+    ]
+    .into_iter()
+    .collect();
+    let positions: Vec<usize> = order
+        .iter()
+        .map(|n| list.find(n).unwrap_or_else(|| panic!("{n} in\n{list}")))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "expected {order:?} in that order:\n{list}"
+    );
+}
+
+#[test]
+fn a_short_password_is_refused_before_the_server() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    let out = u.run_stdin(&["user", "create", "bob", "--role", "teacher"], "short\n");
+    let err = out.fails(2);
+    assert!(err.contains("at least 10 characters"), "{err}");
+    let huge = "x".repeat(1025);
+    let out = u.run_stdin(
+        &["user", "create", "bob", "--role", "teacher"],
+        &format!("{huge}\n"),
+    );
+    assert!(out.fails(2).contains("1 KiB"), "{}", out.stderr);
+    u.run_stdin(
+        &["user", "create", "bob", "--role", "teacher"],
+        "a-good-long-password\n",
+    )
+    .ok();
 }
 
 #[test]
