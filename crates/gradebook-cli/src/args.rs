@@ -462,11 +462,17 @@ Examples:
         #[arg(long)]
         promotion: Option<String>,
     },
-    /// Remove a student and their grades.
-    #[command(after_help = "Example:\n  gradebook student remove 12")]
+    /// Remove a student and their grades (asks first, unless --force).
+    #[command(after_help = "\
+Examples:
+  gradebook student remove 12             names the student and asks (y/N)
+  gradebook student remove 12 --force     without asking (scripts, shell scripts)")]
     Remove {
         /// The student's id.
         id: i64,
+        /// Remove without asking for confirmation.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -187,6 +187,12 @@ impl Conn {
         }
     }
 
+    /// Whether a question may be asked on standard input (not when it
+    /// carries a shell script).
+    pub fn may_prompt(&self) -> bool {
+        self.prompts_on_stdin
+    }
+
     /// Forgets the connection (after a failure), so the next call reopens.
     pub fn reset(&mut self) {
         self.transport = None;
@@ -259,9 +265,10 @@ async fn open_transport(
         let mut options = UdpOptions::new(server);
         options.encoding = encoding(global.encoding);
         options.fallback = Some(fallback_options(global, server, prompts_on_stdin).await?);
-        let client = UdpClient::connect(&options)
-            .await
-            .map_err(|e| connect_error(server, e, global.plaintext))?;
+        let client = match UdpClient::connect(&options).await {
+            Ok(c) => c,
+            Err(e) => return Err(connect_error(server, e, global.plaintext).await),
+        };
         return Ok(Transport::Udp {
             client: Box::new(client),
             tls: !global.plaintext,
@@ -332,16 +339,18 @@ async fn fallback_options(
 async fn open(global: &Global, server: &str, prompts_on_stdin: bool) -> Result<Client, CliError> {
     let options = tcp_options(global, server);
     if options.tls != Some(Trust::Tofu) {
-        return Client::connect(&options)
-            .await
-            .map_err(|e| connect_error(server, e, global.plaintext));
+        return match Client::connect(&options).await {
+            Ok(client) => Ok(client),
+            Err(e) => Err(connect_error(server, e, global.plaintext).await),
+        };
     }
     let mut known = KnownServers::load()?;
     // The handshake proves the server holds its certificate's key; which
     // certificate to trust is decided here, before anything is sent.
-    let client = Client::connect(&options)
-        .await
-        .map_err(|e| connect_error(server, e, false))?;
+    let client = match Client::connect(&options).await {
+        Ok(client) => client,
+        Err(e) => return Err(connect_error(server, e, false).await),
+    };
     let seen = client
         .server_fingerprint()
         .map(normalise_fingerprint)
@@ -350,10 +359,24 @@ async fn open(global: &Global, server: &str, prompts_on_stdin: bool) -> Result<C
         .accept_fingerprint
         .as_deref()
         .map(normalise_fingerprint);
+    // A fingerprint given on the command line is a pin, checked before the
+    // known-servers file: that file may be old (or written by someone
+    // else), and a user who names the certificate they expect must never
+    // reach another one.
+    if let Some(accepted) = &accepted
+        && *accepted != seen
+    {
+        return Err(CliError::connection(format!(
+            "the certificate of {server} does not match --accept-fingerprint:\n  \
+             expected: {accepted}\n  \
+             actual:   {seen}\n\
+             Nothing was sent: not connecting."
+        )));
+    }
     match known.lookup(server) {
         Known::Fingerprint { fingerprint, .. } if fingerprint == seen => Ok(client),
         Known::Fingerprint { fingerprint, line } => {
-            if accepted.as_deref() == Some(seen.as_str()) {
+            if accepted.is_some() {
                 known.trust(server, &seen)?;
                 eprintln!(
                     "gradebook: the certificate of {server} changed; the new one ({seen}) is trusted as --accept-fingerprint says"
@@ -374,12 +397,8 @@ or connect once with --accept-fingerprint and the new fingerprint.",
             )))
         }
         Known::Unknown => {
-            if let Some(accepted) = accepted {
-                if accepted != seen {
-                    return Err(CliError::connection(format!(
-                        "the certificate of {server} has fingerprint {seen}, not {accepted} as --accept-fingerprint says: not connecting"
-                    )));
-                }
+            // Checked above: an accepted fingerprint is the one seen.
+            if accepted.is_some() {
                 known.trust(server, &seen)?;
                 return Ok(client);
             }
@@ -407,23 +426,44 @@ or connect once with --accept-fingerprint and the new fingerprint.",
     }
 }
 
-/// Words for a failed connection, with a hint for the usual mistakes.
-fn connect_error(server: &str, e: ClientError, plaintext: bool) -> CliError {
-    let hint = if plaintext {
-        " (is the server running? if it uses TLS, leave out --plaintext)"
-    } else {
-        " (is the server running? if it was started with --plaintext, add --plaintext)"
-    };
+/// Words for a failed connection, with a hint only where the cause is
+/// known: `--plaintext` is suggested when a TLS handshake met a plaintext
+/// server, never for a name that does not resolve or a closed port.
+async fn connect_error(server: &str, e: ClientError, plaintext: bool) -> CliError {
     match e {
         ClientError::Io(e) => {
-            CliError::connection(format!("cannot connect to {server}: {e}{hint}"))
+            // The system's words for a failed lookup vary (and carry no
+            // stable error kind): looking the name up again tells.
+            if tokio::net::lookup_host(server).await.is_err() {
+                return CliError::connection(format!(
+                    "could not resolve host '{}' ({e})",
+                    host_of(server)
+                ));
+            }
+            CliError::connection(format!(
+                "cannot connect to {server}: {e} (is the server running?)"
+            ))
         }
-        ClientError::Tls(m) => CliError::connection(format!("TLS with {server} failed: {m}{hint}")),
-        ClientError::Timeout(d) => {
-            CliError::connection(format!("{server} did not answer within {d:?}{hint}"))
+        ClientError::NotTls(m) if !plaintext => CliError::connection(format!(
+            "TLS with {server} failed: the server did not answer in TLS ({m}); \
+             if it was started with --plaintext, add --plaintext"
+        )),
+        ClientError::Tls(m) | ClientError::NotTls(m) => {
+            CliError::connection(format!("TLS with {server} failed: {m}"))
         }
+        ClientError::Timeout(d) => CliError::connection(format!(
+            "{server} did not answer within {d:?} (is the server running, and reachable?)"
+        )),
         other => CliError::connection(format!("cannot connect to {server}: {other}")),
     }
+}
+
+/// The host part of `HOST:PORT` (`[::1]:7302` gives `::1`).
+fn host_of(server: &str) -> &str {
+    server
+        .rsplit_once(':')
+        .map_or(server, |(host, _)| host)
+        .trim_matches(['[', ']'])
 }
 
 /// The fingerprint of the first certificate in a PEM file, as the client

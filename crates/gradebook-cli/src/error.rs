@@ -68,6 +68,7 @@ impl CliError {
             ClientError::Server(w) => CliError::Server(w),
             ClientError::Io(e) => CliError::Connection(format!("connection lost: {e}")),
             ClientError::Tls(m) => CliError::Connection(format!("TLS: {m}")),
+            e @ ClientError::NotTls(_) => CliError::Connection(e.to_string()),
             ClientError::Timeout(d) => {
                 CliError::Connection(format!("no reply from the server within {d:?}"))
             }

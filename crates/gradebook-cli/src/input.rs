@@ -68,9 +68,33 @@ pub fn secret(prompt: &str, env: Option<&str>) -> Result<Secret, CliError> {
     Ok(Secret::new(value))
 }
 
-/// A new password, typed twice on a terminal (once otherwise).
+/// The server's password policy: at least this many characters...
+const PASSWORD_MIN_CHARS: usize = 10;
+/// ...and at most this many bytes (1 KiB).
+const PASSWORD_MAX_BYTES: usize = 1024;
+
+/// Checks a new password against the server's policy, so that a short one
+/// is refused before it is typed a second time, not after.
+fn check_new_password(password: &Secret) -> Result<(), CliError> {
+    let p = password.expose();
+    if p.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(CliError::usage(format!(
+            "the password is too short: it needs at least {PASSWORD_MIN_CHARS} characters"
+        )));
+    }
+    if p.len() > PASSWORD_MAX_BYTES {
+        return Err(CliError::usage(format!(
+            "the password is too long: at most {PASSWORD_MAX_BYTES} bytes (1 KiB)"
+        )));
+    }
+    Ok(())
+}
+
+/// A new password, typed twice on a terminal (once otherwise); its length
+/// is checked before the second time.
 pub fn new_secret(what: &str, env: &str) -> Result<Secret, CliError> {
     let first = secret(&format!("{what}: "), Some(env))?;
+    check_new_password(&first)?;
     if stdin_is_terminal() && std::env::var_os(env).is_none() {
         let again = secret(&format!("{what} (again): "), None)?;
         if again != first {

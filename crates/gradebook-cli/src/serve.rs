@@ -124,6 +124,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes are for a terminal (and not with NO_COLOR); in a
+        // file or a journal they are noise.
+        .with_ansi(crate::output::colour(true))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

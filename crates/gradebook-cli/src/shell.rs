@@ -202,15 +202,7 @@ fn run_line(
                 output::print(&e.to_string());
                 return Ok(Next::Continue);
             }
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            return Err(CliError::usage(format!(
-                "{first} (help lists the commands)"
-            )));
+            return Err(CliError::usage(clap_error_text(&e)));
         }
     };
     // A line's connection flags come from the environment, as the
@@ -258,6 +250,19 @@ fn run_line(
     let result = rt.block_on(app::execute(ctx, cli.command));
     ctx.json = global.json;
     result.map(|()| Next::Continue)
+}
+
+/// Clap's whole message (what is missing, the possible values, "a
+/// similar subcommand exists"), worded for the shell: its lines have no
+/// `gradebook` prefix, and `help` stands for `--help`.
+fn clap_error_text(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let text = text.trim_end().trim_start_matches("error: ");
+    let text = text.replace("Usage: gradebook ", "Usage: ");
+    text.replace(
+        "For more information, try '--help'.",
+        "help lists the commands, help COMMAND shows one.",
+    )
 }
 
 /// `help` or `help COMMAND...`.

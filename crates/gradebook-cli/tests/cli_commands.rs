@@ -263,7 +263,7 @@ fn promotions_students_and_grades_in_tables() {
     let list = u.run(&["student", "list", "RT2-2026"]).ok().to_owned();
     assert!(list.contains("Dupont") && list.contains("22002"), "{list}");
     assert!(
-        u.run(&["student", "remove", &b])
+        u.run(&["student", "remove", &b, "--force"])
             .ok()
             .contains("Removed student")
     );

@@ -50,6 +50,10 @@ pub enum ClientError {
     /// TLS set-up or verification failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The server answered the TLS handshake with something that is not
+    /// TLS, as a plaintext server does; the text is the TLS library's.
+    #[error("TLS: the server's reply is not TLS ({0})")]
+    NotTls(String),
     /// The server sent something that is not a reply.
     #[error("protocol: {0}")]
     Protocol(String),

@@ -105,6 +105,10 @@ pub(crate) async fn connect(
                         normalise(expected)
                     ))
                 }
+                // A plaintext server answers a ClientHello with a line of
+                // JSON, whose first byte is no TLS record type: callers
+                // can then suggest plaintext, and only then.
+                _ if is_invalid_content_type(&e) => ClientError::NotTls(e.to_string()),
                 _ => ClientError::Tls(e.to_string()),
             }
         })?;
@@ -113,6 +117,17 @@ pub(crate) async fn connect(
         _ => return Err(ClientError::Tls("the server sent no certificate".into())),
     };
     Ok((stream, fp))
+}
+
+/// Whether a failed handshake read a record that is not TLS at all.
+fn is_invalid_content_type(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
 }
 
 /// Accepts the one certificate with the expected fingerprint, or any

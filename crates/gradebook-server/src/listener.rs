@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradebook_core::{Role, User};
 use gradebook_store::{SqliteStore, Store, WriteContext};
@@ -162,6 +163,12 @@ impl Server {
         let slots = Arc::new(Semaphore::new(state.limits.max_connections));
         tracker.spawn(udp::serve(udp, state.clone(), shutdown.clone()));
         tracker.spawn(purge_sessions(state.clone(), shutdown.clone()));
+        let refused = Arc::new(AtomicU64::new(0));
+        tracker.spawn(report_refused(
+            refused.clone(),
+            state.limits.max_connections,
+            shutdown.clone(),
+        ));
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -178,7 +185,9 @@ impl Server {
                 }
             };
             let Ok(permit) = slots.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, max = state.limits.max_connections, "connection limit reached; refusing");
+                // Counted, not logged: a flood at the cap would otherwise
+                // write a line per connection (report_refused sums them).
+                refused.fetch_add(1, Ordering::Relaxed);
                 drop(stream);
                 continue;
             };
@@ -269,6 +278,32 @@ async fn bootstrap_admin(
 /// How long the store remembers the UDP requests that made a write (a
 /// client's retries are over within seconds; a day covers a restart).
 const UDP_REQUESTS_KEPT: i64 = 24 * 3600;
+
+/// Logs, once a second at most, how many connections were refused at the
+/// connection cap in that second; a last line for those refused just
+/// before shutdown.
+async fn report_refused(refused: Arc<AtomicU64>, max: usize, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stop = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = every.tick() => false,
+        };
+        let n = refused.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            let connections = if n == 1 { "connection" } else { "connections" };
+            tracing::warn!(
+                refused = n,
+                max,
+                "refused {n} {connections} in the last second: at the cap of {max}"
+            );
+        }
+        if stop {
+            return;
+        }
+    }
+}
 
 /// Forgets expired sessions now and then, in memory and in the store, and
 /// the UDP requests recorded more than a day ago.

@@ -25,7 +25,10 @@ pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
     if let Some(l) = limit {
         args.insert("limit".into(), l.into());
     }
-    let Some(data) = call(ctx, "audit.list", Value::Object(args)).await? else {
+    let data = call(ctx, "audit.list", Value::Object(args))
+        .await
+        .map_err(|e| super::in_flags(e, &[("limit", "--limit")]))?;
+    let Some(data) = data else {
         return Ok(());
     };
     let entries = data

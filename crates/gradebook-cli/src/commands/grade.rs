@@ -44,7 +44,7 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
             if let Some(data) = call(ctx, "grade.list", json!({ "student": student })).await? {
                 let list: Grades = decode(data)?;
                 if list.grades.is_empty() {
-                    output::print(&format!("Student {student} has no grades."));
+                    output::print(&format!("No grades for student {student}."));
                 } else {
                     output::print(&table(&list.grades));
                 }

@@ -5,7 +5,7 @@ use gradebook_proto::data::{
 };
 use serde_json::json;
 
-use super::call;
+use super::{call, in_flags, name_key};
 use crate::app::Ctx;
 use crate::args::PromotionCommand;
 use crate::error::CliError;
@@ -28,7 +28,10 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
                     map.insert("description".into(), d.into());
                 }
             }
-            if let Some(data) = call(ctx, "promotion.create", args).await? {
+            let data = call(ctx, "promotion.create", args).await.map_err(|e| {
+                in_flags(e, &[("year", "--year"), ("description", "--description")])
+            })?;
+            if let Some(data) = data {
                 let p: Promotion = decode(data)?;
                 let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
                 output::print(&format!("Created promotion {}{year}.", p.name));
@@ -36,7 +39,13 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
         }
         PromotionCommand::List => {
             if let Some(data) = call(ctx, "promotion.list", json!({})).await? {
-                let list: Promotions = decode(data)?;
+                let mut list: Promotions = decode(data)?;
+                if list.promotions.is_empty() {
+                    output::print("No promotions.");
+                    return Ok(());
+                }
+                list.promotions
+                    .sort_by_cached_key(|p| (name_key(&p.name), p.name.clone()));
                 let mut t = output::table(&["Promotion", "Year", "Students"], &[1, 2]);
                 for p in &list.promotions {
                     t.add_row(vec![
@@ -60,7 +69,13 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
         }
         PromotionCommand::Subjects { name } => {
             if let Some(data) = call(ctx, "promotion.subjects", json!({ "name": name })).await? {
-                let s: PromotionSubjects = decode(data)?;
+                let mut s: PromotionSubjects = decode(data)?;
+                if s.subjects.is_empty() {
+                    output::print(&format!("No subjects in {}: no grades yet.", s.name));
+                    return Ok(());
+                }
+                s.subjects
+                    .sort_by_cached_key(|row| (name_key(&row.subject), row.subject.clone()));
                 let mut t = output::table(
                     &["Subject", "Average", "Min", "Max", "Students"],
                     &[1, 2, 3, 4],
@@ -86,7 +101,10 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
             if force && let Some(map) = args.as_object_mut() {
                 map.insert("force".into(), true.into());
             }
-            if call(ctx, "promotion.delete", args).await?.is_some() {
+            let done = call(ctx, "promotion.delete", args)
+                .await
+                .map_err(|e| in_flags(e, &[("force", "--force")]))?;
+            if done.is_some() {
                 output::print(&format!("Deleted promotion {name}."));
             }
         }
@@ -106,8 +124,8 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
     Ok(())
 }
 
-/// The students by rank.
-fn show(p: PromotionShow) {
+/// The students by rank; equal ranks and the unranked by name.
+fn show(mut p: PromotionShow) {
     let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
     let ranked = p.students.iter().filter(|s| s.rank.is_some()).count();
     let mut out = format!(
@@ -119,6 +137,21 @@ fn show(p: PromotionShow) {
         out.push_str(d);
         out.push('\n');
     }
+    if p.students.is_empty() {
+        out.push_str(&format!("No students in {}.", p.name));
+        output::print(&out);
+        return;
+    }
+    p.students.sort_by_cached_key(|s| {
+        (
+            s.rank.unwrap_or(u32::MAX),
+            name_key(&s.last_name),
+            name_key(&s.first_name),
+            s.last_name.clone(),
+            s.first_name.clone(),
+            s.id,
+        )
+    });
     let mut t = output::table(
         &["Rank", "Id", "Last name", "First name", "Number", "Average"],
         &[0, 1, 5],

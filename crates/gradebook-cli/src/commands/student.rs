@@ -4,11 +4,26 @@ use gradebook_proto::data::{Student, StudentAverage, StudentShow, Students};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::call;
+use super::{call, in_flags, name_key};
 use crate::app::Ctx;
 use crate::args::StudentCommand;
 use crate::error::CliError;
+use crate::input;
 use crate::output::{self, decode, fmt2, opt2};
+
+/// The wire names of `student add` and `update` arguments, as typed.
+const ADD_FLAGS: &[(&str, &str)] = &[
+    ("first_name", "FIRST_NAME"),
+    ("last_name", "LAST_NAME"),
+    ("number", "--number"),
+    ("email", "--email"),
+];
+const UPDATE_FLAGS: &[(&str, &str)] = &[
+    ("first_name", "--first-name"),
+    ("last_name", "--last-name"),
+    ("number", "--number"),
+    ("email", "--email"),
+];
 
 /// Runs one `student` subcommand.
 pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError> {
@@ -30,7 +45,10 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             if let Some(e) = email {
                 args.insert("email".into(), e.into());
             }
-            if let Some(data) = call(ctx, "student.add", Value::Object(args)).await? {
+            let data = call(ctx, "student.add", Value::Object(args))
+                .await
+                .map_err(|e| in_flags(e, ADD_FLAGS))?;
+            if let Some(data) = data {
                 let s: Student = decode(data)?;
                 output::print(&format!(
                     "Added {} {} to {} with id {}.",
@@ -39,10 +57,25 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             }
         }
         StudentCommand::List { promotion } => {
-            let args = json!({ "promotion": promotion });
+            let args = json!({ "promotion": &promotion });
             if let Some(data) = call(ctx, "student.list", args).await? {
-                let list: Students = decode(data)?;
-                output::print(&students_table(&list.students));
+                let mut list: Students = decode(data)?;
+                if list.students.is_empty() {
+                    output::print(&format!("No students in {promotion}."));
+                } else {
+                    // As people sort names, not by code point: the
+                    // server's order puts Émile after Zoé.
+                    list.students.sort_by_cached_key(|s| {
+                        (
+                            name_key(&s.last_name),
+                            name_key(&s.first_name),
+                            s.last_name.clone(),
+                            s.first_name.clone(),
+                            s.id,
+                        )
+                    });
+                    output::print(&students_table(&list.students));
+                }
             }
         }
         StudentCommand::Show { id } => {
@@ -107,7 +140,10 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
                     "nothing to change: give --first-name, --last-name, --number, --email or --promotion",
                 ));
             }
-            if let Some(data) = call(ctx, "student.update", Value::Object(args)).await? {
+            let data = call(ctx, "student.update", Value::Object(args))
+                .await
+                .map_err(|e| in_flags(e, UPDATE_FLAGS))?;
+            if let Some(data) = data {
                 let s: Student = decode(data)?;
                 output::print(&format!(
                     "Updated student {}.\n{}",
@@ -116,7 +152,10 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
                 ));
             }
         }
-        StudentCommand::Remove { id } => {
+        StudentCommand::Remove { id, force } => {
+            if !force {
+                confirm_remove(ctx, id).await?;
+            }
             if call(ctx, "student.remove", json!({ "id": id }))
                 .await?
                 .is_some()
@@ -126,6 +165,33 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
         }
     }
     Ok(())
+}
+
+/// Asks before removing a student, naming them and counting the grades
+/// that go with them; refuses where no one can answer (a shell script
+/// reads its lines from standard input).
+async fn confirm_remove(ctx: &mut Ctx, id: i64) -> Result<(), CliError> {
+    if !ctx.conn.may_prompt() {
+        return Err(CliError::usage(format!(
+            "student remove asks before removing; add --force to remove student {id} without asking"
+        )));
+    }
+    let data = ctx.conn.call("student.show", json!({ "id": id })).await?;
+    let s: StudentShow = decode(data)?;
+    let question = format!(
+        "Remove {} {} (student {id}, {}) and {}?",
+        s.first_name,
+        s.last_name,
+        s.promotion,
+        output::count(s.grades.len() as u64, "grade")
+    );
+    if input::confirm(&question)? {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "student {id} not removed (add --force to remove without asking)"
+        )))
+    }
 }
 
 fn students_table(students: &[Student]) -> String {

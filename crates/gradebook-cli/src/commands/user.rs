@@ -3,7 +3,7 @@
 use gradebook_proto::data::Users;
 use serde_json::{Value, json};
 
-use super::call;
+use super::{call, in_flags, name_key};
 use crate::app::Ctx;
 use crate::args::UserCommand;
 use crate::config::Sessions;
@@ -31,7 +31,10 @@ pub async fn run(ctx: &mut Ctx, command: UserCommand) -> Result<(), CliError> {
             if let (Some(s), Some(map)) = (student, args.as_object_mut()) {
                 map.insert("student".into(), s.into());
             }
-            if let Some(data) = call(ctx, "user.create", args).await? {
+            let data = call(ctx, "user.create", args)
+                .await
+                .map_err(|e| in_flags(e, &[("student", "--student ID")]))?;
+            if let Some(data) = data {
                 let u: gradebook_proto::data::User = decode(data)?;
                 let student = u
                     .student
@@ -45,7 +48,14 @@ pub async fn run(ctx: &mut Ctx, command: UserCommand) -> Result<(), CliError> {
         }
         UserCommand::List => {
             if let Some(data) = call(ctx, "user.list", json!({})).await? {
-                let users: Users = decode(data)?;
+                let mut users: Users = decode(data)?;
+                if users.users.is_empty() {
+                    output::print("No users.");
+                    return Ok(());
+                }
+                users
+                    .users
+                    .sort_by_cached_key(|u| (name_key(&u.username), u.username.clone()));
                 let mut t = output::table(&["Username", "Role", "Student"], &[2]);
                 for u in &users.users {
                     t.add_row(vec![
