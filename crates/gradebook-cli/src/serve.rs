@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// UDP requests handled at once; more are dropped.
     #[arg(long, env = "GRADEBOOK_UDP_IN_FLIGHT", default_value_t = 512)]
     udp_in_flight: usize,
+    /// The most memory one import may hold, in bytes of its lines (imports
+    /// held at once: four times that in all).
+    #[arg(long, env = "GRADEBOOK_MAX_IMPORT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_import_bytes: usize,
     /// Log filter (e.g. info, debug, gradebook_server=debug).
     #[arg(long, env = "GRADEBOOK_LOG", default_value = "info")]
     log: String,
@@ -113,6 +117,7 @@ impl ServeArgs {
         config.limits.udp_rate = self.udp_rate;
         config.limits.udp_burst = self.udp_burst;
         config.limits.udp_in_flight = self.udp_in_flight;
+        config.limits.max_import_bytes = self.max_import_bytes;
         config
     }
 }

@@ -13,7 +13,10 @@ use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
 
-use crate::{Coefficient, Grade, GradeValue, Name, Points, Student, ValueError, check_text};
+use crate::{
+    Coefficient, Grade, GradeValue, Name, NewGrade, NewStudent, Points, Student, ValueError,
+    check_text,
+};
 
 /// The longest first or last name, in characters.
 pub const NAME_MAX: usize = 64;
@@ -393,34 +396,6 @@ pub struct LineError {
     pub line: u64,
     /// Why, in words.
     pub message: String,
-}
-
-/// A student to add.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct NewStudent {
-    /// First name.
-    pub first_name: String,
-    /// Last name.
-    pub last_name: String,
-    /// Institutional number.
-    pub number: Option<String>,
-    /// E-mail address.
-    pub email: Option<String>,
-}
-
-/// A grade to add.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewGrade {
-    /// The student's id.
-    pub student: i64,
-    /// The subject.
-    pub subject: String,
-    /// The value.
-    pub value: GradeValue,
-    /// The coefficient.
-    pub coefficient: Coefficient,
-    /// The label.
-    pub label: Option<String>,
 }
 
 /// What an import would do: the rows to add (with their line), and the

@@ -19,7 +19,7 @@ pub use average::{
     Average, SubjectAverage, Summary, student_average, student_summaries, subject_averages,
 };
 pub use explain::{Explanation, explain};
-pub use model::{Grade, Promotion, Student, User};
+pub use model::{Grade, NewGrade, NewStudent, Promotion, Student, User};
 pub use rank::competition_ranks;
 pub use role::Role;
 pub use stats::{HISTOGRAM_BINS, Statistics, statistics};

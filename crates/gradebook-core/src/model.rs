@@ -68,3 +68,31 @@ pub struct User {
     #[serde(default)]
     pub student: Option<i64>,
 }
+
+/// A student to add.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NewStudent {
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// Institutional number.
+    pub number: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+}
+
+/// A grade to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewGrade {
+    /// The student's id.
+    pub student: i64,
+    /// The subject.
+    pub subject: String,
+    /// The value.
+    pub value: GradeValue,
+    /// The coefficient.
+    pub coefficient: Coefficient,
+    /// The label.
+    pub label: Option<String>,
+}

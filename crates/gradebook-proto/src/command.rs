@@ -180,6 +180,51 @@ args!(
     }
 );
 
+args!(
+    /// `import.begin`: opens an import of a file's lines into a promotion;
+    /// `columns` is the file's header line, `ignore` the headers to skip.
+    ImportBeginArgs {
+        kind: String,
+        promotion: String,
+        columns: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ignore: Vec<String>,
+    }
+);
+
+/// One line of an imported file: its number in the file and its cells.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRow {
+    /// The line number in the file.
+    pub line: u64,
+    /// The cells, in the order of the header line.
+    pub cells: Vec<String>,
+}
+
+args!(
+    /// `import.rows`: more lines for an open import.
+    ImportRowsArgs {
+        import: i64,
+        rows: Vec<ImportRow>,
+    }
+);
+args!(
+    /// `import.commit`: checks every line and, unless `dry_run`, writes
+    /// them in one transaction; with `skip_bad`, the good lines only.
+    ImportCommitArgs {
+        import: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dry_run: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skip_bad: Option<bool>,
+    }
+);
+args!(
+    /// `import.abort`: drops an open import.
+    ImportAbortArgs { import: i64 }
+);
+
 macro_rules! commands {
     ($($(#[$meta:meta])* $wire:literal => $variant:ident($args:ty)),* $(,)?) => {
         /// One command with its arguments.
@@ -283,6 +328,14 @@ commands! {
     "grade.list" => GradeList(GradeListArgs),
     /// Lists grade changes.
     "audit.list" => AuditList(AuditListArgs),
+    /// Opens an import of a file's lines.
+    "import.begin" => ImportBegin(ImportBeginArgs),
+    /// Sends lines to an open import.
+    "import.rows" => ImportRows(ImportRowsArgs),
+    /// Checks an import and writes it in one transaction.
+    "import.commit" => ImportCommit(ImportCommitArgs),
+    /// Drops an open import.
+    "import.abort" => ImportAbort(ImportAbortArgs),
 }
 
 fn parse_args<T: DeserializeOwned>(cmd: &str, args: Option<Value>) -> Result<T, WireError> {

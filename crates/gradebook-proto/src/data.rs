@@ -228,3 +228,43 @@ pub struct StudentAverage {
     /// Some grade is pending (ATT).
     pub incomplete: bool,
 }
+
+/// `import.begin`: the import's id, and how each column of the file is read
+/// (its field's name, or null when ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportBegun {
+    /// The id to send lines to.
+    pub import: i64,
+    /// For each column of the file, the field it gives, or null.
+    pub columns: Vec<Option<String>>,
+}
+
+/// `import.rows`: what the import holds so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReceived {
+    /// The import's id.
+    pub import: i64,
+    /// Lines received so far.
+    pub rows: u64,
+    /// Bytes of cells received so far (the import's memory is bounded).
+    pub bytes: u64,
+}
+
+/// `import.commit`: what the import did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Nothing was written: the import stays open.
+    pub dry_run: bool,
+    /// Lines received.
+    pub lines: u64,
+    /// Students or grades added (or that would be).
+    pub added: u64,
+    /// Lines whose student or grade is already there.
+    pub present: u64,
+    /// Lines with no grade yet (an empty value).
+    pub empty: u64,
+    /// Lines repeating an earlier line (a student read once).
+    pub repeated: u64,
+    /// Bad lines left out (with `skip_bad`).
+    pub skipped: Vec<crate::LineError>,
+}

@@ -65,13 +65,26 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// An error as it travels in a reply: `{"code": "...", "message": "..."}`.
+/// An error as it travels in a reply: `{"code": "...", "message": "..."}`,
+/// and, for a refused import, `"lines"`: each bad line of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct WireError {
     /// The stable code.
     pub code: ErrorCode,
     /// A sentence for humans.
+    pub message: String,
+    /// The bad lines of an import, each with its number in the file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<LineError>,
+}
+
+/// A bad line of an imported file, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineError {
+    /// Its number in the file.
+    pub line: u64,
+    /// Why, in words.
     pub message: String,
 }
 
@@ -81,7 +94,14 @@ impl WireError {
         WireError {
             code,
             message: message.into(),
+            lines: Vec::new(),
         }
+    }
+
+    /// The same error, listing the bad lines of an import.
+    pub fn with_lines(mut self, lines: Vec<LineError>) -> Self {
+        self.lines = lines;
+        self
     }
 
     /// `bad_request`.

@@ -21,7 +21,7 @@ pub mod secret;
 pub use codec::{Encoding, FrameCodec, FrameError};
 pub use command::Command;
 pub use envelope::{Id, Reply, Request};
-pub use error::{ErrorCode, WireError};
+pub use error::{ErrorCode, LineError, WireError};
 pub use secret::Secret;
 
 /// The protocol version spoken by this crate (`hello` reports it).

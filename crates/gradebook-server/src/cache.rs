@@ -192,6 +192,9 @@ pub fn changes_nothing_read(command: &Command) -> bool {
                 | C::UserPassword(_)
                 | C::PromotionList(_)
                 | C::AuditList(_)
+                | C::ImportBegin(_)
+                | C::ImportRows(_)
+                | C::ImportAbort(_)
         )
 }
 

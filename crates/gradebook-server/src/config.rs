@@ -53,6 +53,9 @@ pub struct Limits {
     /// Datagrams being answered at once; past that new ones are dropped
     /// (their senders retry), so a slow store cannot pile up work.
     pub udp_in_flight: usize,
+    /// The most memory one import may hold (bytes of its lines); imports
+    /// held at once are bounded to four times that in all.
+    pub max_import_bytes: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             udp_rate: 1000,
             udp_burst: 2000,
             udp_in_flight: 512,
+            max_import_bytes: 64 * 1024 * 1024,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct State {
     pub tls: bool,
     /// Reads and permission decisions served from memory between writes.
     pub cache: ReadCache,
+    /// Imports being sent, one per session.
+    pub imports: handler::import::Imports,
 }
 
 /// Which transport a request came over.
@@ -328,7 +330,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
             command.name()
         ))),
         Access::ManagedPromotion => {
-            let targets = target_promotions(state, command)
+            let targets = target_promotions(state, command, session)
                 .await
                 .map_err(|e| hide_existence(e, command))?;
             if targets.is_empty() {
@@ -353,7 +355,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
         }
         Access::OwnPromotion => {
             let own = own_student(state, session).await?;
-            let targets = target_promotions(state, command)
+            let targets = target_promotions(state, command, session)
                 .await
                 .map_err(|e| hide_existence(e, command))?;
             if targets.iter().all(|p| *p == own.promotion) && !targets.is_empty() {
@@ -402,7 +404,11 @@ async fn own_student(
 
 /// The promotions a command touches (a move touches two). Empty for a
 /// command with no promotion in its target, which scoped rules then refuse.
-async fn target_promotions(state: &State, command: &Command) -> Result<Vec<String>, WireError> {
+async fn target_promotions(
+    state: &State,
+    command: &Command,
+    session: &Session,
+) -> Result<Vec<String>, WireError> {
     use Command as C;
     let store = state.store.as_ref();
     let of_student = |id: i64| async move {
@@ -448,6 +454,15 @@ async fn target_promotions(state: &State, command: &Command) -> Result<Vec<Strin
             (None, Some(s)) => vec![of_student(s).await?],
             (None, None) => vec![],
         },
+        C::ImportBegin(a) => vec![a.promotion.clone()],
+        // The import is the session's own; its promotion is checked again
+        // when it is written, in case the grant was taken away meanwhile.
+        C::ImportCommit(a) => vec![
+            state
+                .imports
+                .promotion_of(&session.token_hash, a.import)
+                .ok_or_else(|| WireError::not_found(format!("no open import {}", a.import)))?,
+        ],
         _ => vec![],
     })
 }

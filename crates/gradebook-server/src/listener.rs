@@ -120,6 +120,7 @@ impl Server {
             limits: config.limits.clone(),
             tls: tls.is_some(),
             cache: Default::default(),
+            imports: Default::default(),
         });
         Ok(Server {
             tcp,
@@ -316,6 +317,7 @@ async fn purge_sessions(state: Arc<State>, shutdown: CancellationToken) {
         }
         let now = unix_now();
         state.sessions.purge(now);
+        state.imports.purge(state.limits.idle_timeout);
         if let Err(e) = state
             .store
             .sessions_purge(now, now - crate::session::IDLE_TTL)

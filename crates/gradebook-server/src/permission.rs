@@ -58,6 +58,11 @@ pub const TABLE: &[(&str, [Access; 3])] = &[
     ("grade.delete", [Allow, Managed, Deny]),
     ("grade.list", [Allow, Managed, OwnStudent]),
     ("audit.list", [Allow, Managed, Deny]),
+    ("import.begin", [Allow, Managed, Deny]),
+    // Lines go to the session's own import, opened on a managed promotion.
+    ("import.rows", [Allow, Allow, Deny]),
+    ("import.commit", [Allow, Managed, Deny]),
+    ("import.abort", [Allow, Allow, Deny]),
 ];
 
 /// The rule for `command` and `role`; `Deny` for anything not in the table.

@@ -221,9 +221,41 @@ impl World {
             "grade.delete" => json!({"id": self.grade_of(student).await}),
             "grade.list" => json!({"student": student}),
             "audit.list" => json!({"promotion": promotion}),
+            "import.begin" => {
+                json!({"kind": "students", "promotion": promotion, "columns": ["nom", "prénom"]})
+            }
+            // The walk opens the import on the caller's own connection
+            // first (see `open_import`) and puts its id here.
+            "import.rows" => json!({"import": 0, "rows": [{"line": 2, "cells": ["A", "B"]}]}),
+            "import.commit" | "import.abort" => json!({"import": 0}),
             other => panic!("the walk does not know {other}: add it"),
         })
     }
+}
+
+/// For the commands that work on an open import: opens one with the same
+/// connection, if the role may, and gives its id to `args`. Lines and
+/// aborts go to the caller's own import, opened on their own promotion;
+/// a commit's target is the import's promotion, own or not.
+async fn open_import(client: &mut Client, cmd: &str, own: bool, mut args: Value) -> Value {
+    if !cmd.starts_with("import.") || cmd == "import.begin" {
+        return args;
+    }
+    let promotion = if own || cmd != "import.commit" {
+        "Mine"
+    } else {
+        "Theirs"
+    };
+    let begun = client
+        .call(
+            "import.begin",
+            json!({"kind": "students", "promotion": promotion, "columns": ["nom", "prénom"]}),
+        )
+        .await;
+    if let Ok(v) = begun {
+        args["import"] = v["import"].clone();
+    }
+    args
 }
 
 /// Whether the table lets `role` run `cmd` on its own (or another's) target.
@@ -246,6 +278,7 @@ async fn every_command_role_and_target_matches_the_table() {
                 let Some(args) = w.args(cmd, role, own).await else {
                     continue;
                 };
+                let args = open_import(&mut client, cmd, own, args).await;
                 let result = client.call(cmd, args.clone()).await;
                 let expected = allowed(cmd, role, own);
                 match (&result, expected) {

@@ -14,6 +14,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+pub use gradebook_core::{NewGrade, NewStudent};
 
 pub use error::{StoreError, Unavailable};
 pub use sqlite::SqliteStore;
@@ -57,19 +58,6 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-/// A new student.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewStudent {
-    /// First name.
-    pub first_name: String,
-    /// Last name.
-    pub last_name: String,
-    /// Institutional number.
-    pub number: Option<String>,
-    /// E-mail address.
-    pub email: Option<String>,
-}
-
 /// Changes to a student; `None` leaves a field as it is.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StudentPatch {
@@ -83,21 +71,6 @@ pub struct StudentPatch {
     pub email: Option<Option<String>>,
     /// Move to this promotion.
     pub promotion: Option<String>,
-}
-
-/// A new grade.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewGrade {
-    /// The student's id.
-    pub student: i64,
-    /// The subject.
-    pub subject: String,
-    /// The value.
-    pub value: GradeValue,
-    /// The coefficient.
-    pub coefficient: Coefficient,
-    /// An optional label.
-    pub label: Option<String>,
 }
 
 /// Changes to a grade; `None` leaves a field as it is.
@@ -337,6 +310,23 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()>;
     /// A student's grades, by id.
     async fn grade_list(&self, student: i64) -> Result<Vec<Grade>>;
+
+    // Imports: many rows, one transaction, all or nothing.
+
+    /// Adds students to a promotion; each comes with its line in the
+    /// imported file, which a `conflict` (a number taken) names.
+    async fn import_students(
+        &self,
+        promotion: &str,
+        students: Vec<(u64, NewStudent)>,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64>;
+    /// Adds grades, each with its audit entry and its line in the file.
+    async fn import_grades(
+        &self,
+        grades: Vec<(u64, NewGrade)>,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64>;
 
     // Audit.
 

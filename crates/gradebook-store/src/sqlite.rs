@@ -518,6 +518,29 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn import_students(
+        &self,
+        promotion: &str,
+        students: Vec<(u64, NewStudent)>,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64> {
+        let (promotion, ctx) = (promotion.to_owned(), Context::new(&ctx));
+        self.writer
+            .run(move |tx| write::import_students(tx, &promotion, &students, &ctx))
+            .await
+    }
+
+    async fn import_grades(
+        &self,
+        grades: Vec<(u64, NewGrade)>,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64> {
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run(move |tx| write::import_grades(tx, &grades, &ctx))
+            .await
+    }
+
     async fn grade_get(&self, id: i64) -> Result<Grade> {
         let mut tx = self.reader.begin().await?;
         let g = grade_in_tx(&mut tx, id).await?;

@@ -4,6 +4,7 @@
 
 mod account;
 mod grade;
+pub mod import;
 mod promotion;
 mod student;
 
@@ -50,6 +51,10 @@ pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled
         C::GradeDelete(a) => grade::delete(state, a, caller).await,
         C::GradeList(a) => grade::list(state, a).await,
         C::AuditList(a) => grade::audit(state, a).await,
+        C::ImportBegin(a) => import::begin(state, a, caller).await,
+        C::ImportRows(a) => import::rows(state, a, caller).await,
+        C::ImportCommit(a) => import::commit(state, a, caller).await,
+        C::ImportAbort(a) => import::abort(state, a, caller).await,
     }
 }
 

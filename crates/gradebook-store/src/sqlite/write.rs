@@ -602,6 +602,86 @@ pub(super) fn grade_delete(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Resu
     record(tx, ctx, &nothing())
 }
 
+// Imports: every row in the one savepoint of the write, so a failing row
+// undoes them all.
+
+pub(super) fn import_students(
+    tx: &Transaction<'_>,
+    promotion: &str,
+    students: &[(u64, NewStudent)],
+    ctx: &Context,
+) -> Result<u64> {
+    let pid = promotion_id(tx, promotion)?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO students (promotion_id, first_name, last_name, number, email, \
+         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )?;
+    for (line, s) in students {
+        insert
+            .execute(params![
+                pid,
+                s.first_name,
+                s.last_name,
+                s.number,
+                s.email,
+                ctx.at
+            ])
+            .map_err(|e| {
+                conflict_on_unique(e, || {
+                    format!("line {line}: {}", number_taken(s.number.as_deref()))
+                })
+            })?;
+    }
+    let added = count(students.len());
+    record(tx, ctx, &nothing())?;
+    Ok(added)
+}
+
+pub(super) fn import_grades(
+    tx: &Transaction<'_>,
+    grades: &[(u64, NewGrade)],
+    ctx: &Context,
+) -> Result<u64> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )?;
+    for (line, new) in grades {
+        let id: i64 = insert
+            .query_row(
+                params![
+                    new.student,
+                    new.subject,
+                    new.value.to_code(),
+                    i64::from(new.coefficient.hundredths()),
+                    new.label,
+                    ctx.at
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| match e.sqlite_error_code() {
+                // The student was removed since the import was checked.
+                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
+                    "line {line}: student {} was removed during the import",
+                    new.student
+                )),
+                _ => StoreError::Sqlite(e),
+            })?;
+        let g = Grade {
+            id,
+            student: new.student,
+            subject: new.subject.clone(),
+            value: new.value,
+            coefficient: new.coefficient,
+            label: new.label.clone(),
+        };
+        audit(tx, ctx, "grade.add", None, Some(&g))?;
+    }
+    let added = count(grades.len());
+    record(tx, ctx, &nothing())?;
+    Ok(added)
+}
+
 // UDP requests.
 
 pub(super) fn requests_purge(tx: &Transaction<'_>, before: i64) -> Result<u64> {
