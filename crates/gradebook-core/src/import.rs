@@ -428,9 +428,18 @@ impl<T> Default for Plan<T> {
     }
 }
 
+/// Why a cell is not a decimal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotDecimal {
+    /// Not a number at all.
+    NotANumber,
+    /// A number with more than two decimals.
+    TooPrecise,
+}
+
 /// Parses a decimal as people type it, exactly: `12.5`, `12,5`, `14`.
 /// At most two decimals; no exponent, no thousands separator.
-pub fn parse_hundredths(text: &str) -> Option<i64> {
+pub fn parse_hundredths(text: &str) -> Result<i64, NotDecimal> {
     let t = text.trim();
     let (negative, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -444,23 +453,30 @@ pub fn parse_hundredths(text: &str) -> Option<i64> {
     if whole.is_empty() && fraction.is_empty()
         || !all_digits(whole)
         || !all_digits(fraction)
-        || fraction.len() > 2
         || whole.len() > 12
     {
-        return None;
+        return Err(NotDecimal::NotANumber);
+    }
+    if fraction.len() > 2 {
+        return Err(NotDecimal::TooPrecise);
     }
     let whole: i64 = if whole.is_empty() {
         0
     } else {
-        whole.parse().ok()?
+        whole.parse().map_err(|_| NotDecimal::NotANumber)?
     };
     let fraction: i64 = match fraction.len() {
         0 => 0,
-        1 => fraction.parse::<i64>().ok()? * 10,
-        _ => fraction.parse().ok()?,
+        1 => {
+            fraction
+                .parse::<i64>()
+                .map_err(|_| NotDecimal::NotANumber)?
+                * 10
+        }
+        _ => fraction.parse().map_err(|_| NotDecimal::NotANumber)?,
     };
     let h = whole * 100 + fraction;
-    Some(if negative { -h } else { h })
+    Ok(if negative { -h } else { h })
 }
 
 /// A grade value as typed in a file: a number (point or comma) or a mark,
@@ -471,9 +487,13 @@ pub fn parse_grade(text: &str) -> Result<GradeValue, ValueError> {
         return Ok(mark);
     }
     match parse_hundredths(t) {
-        Some(h) => Points::from_hundredths(h).map(GradeValue::Points),
-        None => Err(ValueError(format!(
-            "grade value '{}' is neither a number with at most 2 decimals nor ABS, EXC or ATT",
+        Ok(h) => Points::from_hundredths(h).map(GradeValue::Points),
+        Err(NotDecimal::TooPrecise) => Err(ValueError(format!(
+            "grade {} has more than 2 decimals",
+            t.replace(',', ".")
+        ))),
+        Err(NotDecimal::NotANumber) => Err(ValueError(format!(
+            "grade value '{}' is neither a number nor ABS, EXC or ATT",
             t.escape_debug()
         ))),
     }
@@ -483,9 +503,13 @@ pub fn parse_grade(text: &str) -> Result<GradeValue, ValueError> {
 pub fn parse_coefficient(text: &str) -> Result<Coefficient, ValueError> {
     let t = text.trim();
     match parse_hundredths(t) {
-        Some(h) => Coefficient::from_hundredths(h),
-        None => Err(ValueError(format!(
-            "coefficient '{}' is not a number with at most 2 decimals",
+        Ok(h) => Coefficient::from_hundredths(h),
+        Err(NotDecimal::TooPrecise) => Err(ValueError(format!(
+            "coefficient {} has more than 2 decimals",
+            t.replace(',', ".")
+        ))),
+        Err(NotDecimal::NotANumber) => Err(ValueError(format!(
+            "coefficient '{}' is not a number",
             t.escape_debug()
         ))),
     }
@@ -527,10 +551,30 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// Plans a student import into a promotion whose students are `existing`.
-/// A line whose number, or else whose name, is already in the promotion is
-/// present; a line repeating an earlier one is read once.
-pub fn plan_students(layout: &Layout, lines: &[Line], existing: &[Student]) -> Plan<NewStudent> {
+/// The institutional numbers a student file gives, for the caller to find
+/// which are taken in other promotions (numbers are unique across all).
+pub fn numbers(layout: &Layout, lines: &[Line]) -> Vec<String> {
+    let mut numbers: Vec<String> = lines
+        .iter()
+        .map(|l| layout.get(l, Column::Number))
+        .filter(|n| !n.is_empty())
+        .map(|n| n.nfc().collect())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers
+}
+
+/// Plans a student import into a promotion whose students are `existing`;
+/// `taken` holds the numbers of the file used by students of other
+/// promotions. A line whose number, or else whose name, is already in the
+/// promotion is present; a line repeating an earlier one is read once.
+pub fn plan_students(
+    layout: &Layout,
+    lines: &[Line],
+    existing: &[Student],
+    taken: &HashSet<String>,
+) -> Plan<NewStudent> {
     let mut plan = Plan::default();
     let by_number: HashMap<&str, &Student> = existing
         .iter()
@@ -591,11 +635,20 @@ pub fn plan_students(layout: &Layout, lines: &[Line], existing: &[Student]) -> P
                     plan.errors.push(LineError {
                         line: line.line,
                         message: format!(
-                            "number {n} belongs to {} {} (id {}) in this promotion",
+                            "a student with number {n} already exists in this promotion: {} {} (id {})",
                             s.first_name, s.last_name, s.id
                         ),
                     });
                 }
+                continue;
+            }
+            if taken.contains(n) {
+                plan.errors.push(LineError {
+                    line: line.line,
+                    message: format!(
+                        "a student with number {n} already exists in another promotion"
+                    ),
+                });
                 continue;
             }
         } else if by_name.contains(&names) {
@@ -854,16 +907,19 @@ mod tests {
 
     #[test]
     fn decimals_are_read_exactly() {
-        assert_eq!(parse_hundredths("12.5"), Some(1250));
-        assert_eq!(parse_hundredths("12,25"), Some(1225));
-        assert_eq!(parse_hundredths("14"), Some(1400));
-        assert_eq!(parse_hundredths(",5"), Some(50));
-        assert_eq!(parse_hundredths("-1"), Some(-100));
-        for bad in [
-            "12.255", "1e3", "1.234,5", "", ".", "12 5", "inf", "0x10", "5,2S",
-        ] {
-            assert_eq!(parse_hundredths(bad), None, "{bad}");
+        assert_eq!(parse_hundredths("12.5"), Ok(1250));
+        assert_eq!(parse_hundredths("12,25"), Ok(1225));
+        assert_eq!(parse_hundredths("14"), Ok(1400));
+        assert_eq!(parse_hundredths(",5"), Ok(50));
+        assert_eq!(parse_hundredths("-1"), Ok(-100));
+        assert_eq!(parse_hundredths("12.255"), Err(NotDecimal::TooPrecise));
+        for bad in ["1e3", "1.234,5", "", ".", "12 5", "inf", "0x10", "5,2S"] {
+            assert_eq!(parse_hundredths(bad), Err(NotDecimal::NotANumber), "{bad}");
         }
+        assert_eq!(
+            parse_grade("12,345").map_err(|e| e.0),
+            Err("grade 12.345 has more than 2 decimals".to_owned())
+        );
         assert_eq!(parse_grade("abs"), Ok(GradeValue::Abs));
         assert!(parse_grade("21").is_err());
         assert!(parse_coefficient("0").is_err());
@@ -961,20 +1017,29 @@ mod tests {
             line(6, &["Other", "Di", "1", "", ""]),
             line(7, &["Dup", "Ed", "3", "", ""]),
         ];
-        let plan = plan_students(&layout, &lines, &existing);
+        let taken = HashSet::from(["9".to_owned()]);
+        let mut lines = lines.to_vec();
+        lines.push(line(8, &["Else", "Fa", "9", "", ""]));
+        let plan = plan_students(&layout, &lines, &existing, &taken);
         assert_eq!(plan.present, 2);
         assert_eq!(plan.repeated, 1);
         assert_eq!(plan.add.len(), 1);
         assert_eq!(plan.add[0].0, 4);
         let lines: Vec<u64> = plan.errors.iter().map(|e| e.line).collect();
-        assert_eq!(lines, [6, 7], "{:?}", plan.errors);
+        assert_eq!(lines, [6, 7, 8], "{:?}", plan.errors);
+        assert!(plan.errors[2].message.contains("another promotion"));
     }
 
     #[test]
     fn extra_cells_are_refused_not_dropped() {
         let layout =
             Layout::new(Kind::Students, &strings(&["nom", "prénom"]), &[]).expect("layout");
-        let plan = plan_students(&layout, &[line(2, &["A", "B", "surprise"])], &[]);
+        let plan = plan_students(
+            &layout,
+            &[line(2, &["A", "B", "surprise"])],
+            &[],
+            &HashSet::new(),
+        );
         assert_eq!(plan.errors.len(), 1, "{plan:?}");
         assert!(plan.errors[0].message.contains("3 cells"));
     }

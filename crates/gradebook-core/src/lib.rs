@@ -12,6 +12,7 @@ pub mod import;
 pub mod model;
 pub mod rank;
 pub mod role;
+pub mod sheet;
 pub mod stats;
 pub mod value;
 

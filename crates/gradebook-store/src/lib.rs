@@ -321,6 +321,13 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         students: Vec<(u64, NewStudent)>,
         ctx: WriteContext<'_>,
     ) -> Result<u64>;
+    /// Which of `numbers` belong to students of another promotion than
+    /// `promotion` (numbers are unique across promotions).
+    async fn numbers_taken_elsewhere(
+        &self,
+        promotion: &str,
+        numbers: &[String],
+    ) -> Result<Vec<String>>;
     /// Adds grades, each with its audit entry and its line in the file.
     async fn import_grades(
         &self,

@@ -530,6 +530,24 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn numbers_taken_elsewhere(
+        &self,
+        promotion: &str,
+        numbers: &[String],
+    ) -> Result<Vec<String>> {
+        let list = serde_json::to_string(numbers)
+            .map_err(|e| StoreError::Corrupt(format!("unserialisable numbers: {e}")))?;
+        let taken = sqlx::query_scalar::<_, String>(
+            "SELECT s.number FROM students s JOIN promotions p ON p.id = s.promotion_id \
+             WHERE p.name <> $1 AND s.number IN (SELECT value FROM json_each($2))",
+        )
+        .bind(promotion)
+        .bind(list)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(taken)
+    }
+
     async fn import_grades(
         &self,
         grades: Vec<(u64, NewGrade)>,

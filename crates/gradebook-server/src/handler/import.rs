@@ -10,12 +10,12 @@
 //! with one store call, or with `dry_run` only reports. One import is open
 //! per session at a time; an import unused for the idle timeout is dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use gradebook_core::import::{Kind, Layout, Line, Plan, plan_grades, plan_students};
+use gradebook_core::import::{Kind, Layout, Line, Plan, numbers, plan_grades, plan_students};
 use gradebook_proto::command::{
     ImportAbortArgs, ImportBeginArgs, ImportCommitArgs, ImportRowsArgs,
 };
@@ -250,7 +250,19 @@ async fn run(
     let lines = open.lines.len() as u64;
     match open.kind {
         Kind::Students => {
-            let plan = plan_students(&open.layout, &open.lines, &current.students);
+            let numbers = numbers(&open.layout, &open.lines);
+            let taken: HashSet<String> = if numbers.is_empty() {
+                HashSet::new()
+            } else {
+                state
+                    .store
+                    .numbers_taken_elsewhere(&open.promotion, &numbers)
+                    .await
+                    .map_err(from_store)?
+                    .into_iter()
+                    .collect()
+            };
+            let plan = plan_students(&open.layout, &open.lines, &current.students, &taken);
             let (report, plan) = settle(plan, lines, dry_run, skip_bad)?;
             if !dry_run && !plan.is_empty() {
                 state
