@@ -23,6 +23,6 @@ pub use rank::competition_ranks;
 pub use role::Role;
 pub use stats::{HISTOGRAM_BINS, Statistics, statistics};
 pub use value::{
-    Coefficient, GradeInput, GradeValue, Name, Points, ValueError, check_text, is_forbidden_in_name,
-    to_nfc,
+    Coefficient, GradeInput, GradeValue, Name, Points, ValueError, check_text,
+    is_forbidden_in_name, to_nfc,
 };
