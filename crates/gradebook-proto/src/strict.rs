@@ -101,7 +101,8 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
+        // The hint comes from the client: trust it only so far.
+        let mut object = Map::with_capacity(map.size_hint().unwrap_or(0).min(16));
         while let Some(key) = map.next_key::<String>()? {
             match object.entry(key) {
                 Entry::Vacant(slot) => {
