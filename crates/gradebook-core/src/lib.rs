@@ -24,4 +24,7 @@ pub use model::{Grade, NewGrade, NewStudent, Promotion, Student, User};
 pub use rank::competition_ranks;
 pub use role::Role;
 pub use stats::{HISTOGRAM_BINS, Statistics, statistics};
-pub use value::{Coefficient, GradeInput, GradeValue, Name, Points, ValueError, check_text};
+pub use value::{
+    Coefficient, GradeInput, GradeValue, Name, Points, ValueError, check_text,
+    is_forbidden_in_name, to_nfc,
+};

@@ -22,21 +22,44 @@ impl ValueError {
     }
 }
 
-/// Converts a decimal number to integer hundredths, refusing more than two
-/// decimals (12.255 is refused, 12.25 gives 1225).
+/// The largest magnitude [`to_hundredths`] considers, in hundredths: far
+/// beyond any grade or coefficient, and small enough that every integer up
+/// to it is an exact double.
+const MAX_HUNDREDTHS: f64 = 1e14;
+
+/// Converts a number to integer hundredths, refusing anything that is not
+/// exactly a number with at most two decimals (12.255 is refused, 12.25
+/// gives 1225).
 ///
-/// Binary floats cannot hold 0.29 exactly, so the check allows a tiny error
-/// far below the 0.005 that separates two valid hundredths.
+/// "Exactly" means the binary double nearest to that decimal, which is what
+/// parsing `12.34` gives: `19.999999999`, `12.250000001` or `4.9e-324` are
+/// refused rather than rounded. With h the nearest whole number of
+/// hundredths, x is accepted iff `h / 100.0 == x`: h and 100 are exact
+/// doubles and IEEE division is correctly rounded, so `h / 100.0` is the
+/// double nearest to h/100, and no other double is.
 pub fn to_hundredths(x: f64) -> Option<i64> {
-    if !x.is_finite() || x.abs() > 1e12 {
+    let h = (x * 100.0).round();
+    if !h.is_finite() || h.abs() > MAX_HUNDREDTHS || h / 100.0 != x {
         return None;
     }
-    let scaled = x * 100.0;
-    let rounded = scaled.round();
-    if (scaled - rounded).abs() > 1e-6 {
+    Some(h as i64)
+}
+
+/// Like [`to_hundredths`] for a single-precision float (MessagePack `f32`):
+/// accepted iff it is the `f32` nearest to a number with at most two
+/// decimals (what `12.34f32` is). Widened to `f64`, such a float is not the
+/// double nearest to the decimal, so it needs its own test: the same one in
+/// `f32`, where whole numbers below 2^24 are exact and division is
+/// correctly rounded too. (Exact up to 100,000, far above any grade or
+/// coefficient; beyond, an `f32` is too coarse for hundredths anyway.)
+pub fn f32_to_hundredths(x: f32) -> Option<i64> {
+    const F32_EXACT: f64 = 16_777_216.0; // 2^24
+    // 24 bits times 100 (7 bits) fit a double: this product is exact.
+    let h = (f64::from(x) * 100.0).round();
+    if !h.is_finite() || h.abs() >= F32_EXACT || (h as f32) / 100.0 != x {
         return None;
     }
-    Some(rounded as i64)
+    Some(h as i64)
 }
 
 /// Formats integer hundredths as a plain decimal: 1225 → "12.25", 1200 → "12".
@@ -70,7 +93,8 @@ macro_rules! hundredths_newtype {
             pub fn from_f64(x: f64) -> Result<Self, ValueError> {
                 let h = to_hundredths(x).ok_or_else(|| {
                     ValueError::new(format!(
-                        concat!($what, " {} has more than 2 decimals or is not a number"),
+                        concat!($what, " {:?} has more than 2 decimals or is not a number"),
+                        // Debug: 4.9e-324, not 324 digits.
                         x
                     ))
                 })?;
@@ -281,8 +305,51 @@ pub fn check_text(field: &str, s: &str, min: usize, max: usize) -> Result<(), Va
     Ok(())
 }
 
-/// A name: a promotion's or a subject's (1–64 characters, no control
-/// characters, not blank).
+/// Whether `c` may not appear in a name: a control character, or a code
+/// point that is invisible or changes the direction of the text around it.
+/// Such characters make two different names look the same (`admin` and
+/// `admin\u{200b}`), so a name carrying one would be a lookalike.
+///
+/// The invisible ones are Unicode's Default_Ignorable_Code_Point set
+/// (DerivedCoreProperties.txt, unchanged since Unicode 14), plus the line
+/// and paragraph separators U+2028 and U+2029.
+pub fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'..='\u{1160}'
+                | '\u{17B4}'..='\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+                | '\u{FFF0}'..='\u{FFF8}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E0FFF}'
+        )
+}
+
+/// Puts a name in Unicode NFC, the form names are stored and compared in:
+/// "École" typed with a combining accent (as macOS writes it) is the same
+/// name as with a precomposed "É". Names already in NFC, as all ASCII
+/// ones are, are left as they are without a copy.
+pub fn to_nfc(s: &mut String) {
+    use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
+    if is_nfc_quick(s.chars()) != IsNormalized::Yes {
+        *s = s.nfc().collect();
+    }
+}
+
+/// A name: a promotion's, a person's, a subject's, a label, a username
+/// (1–64 characters in NFC, no control or invisible characters, not blank).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct Name(String);
@@ -293,8 +360,21 @@ impl Name {
 
     /// Validates a name; `field` says which one in the error ("promotion name").
     pub fn parse(field: &str, s: &str) -> Result<Self, ValueError> {
-        check_text(field, s, 1, Self::MAX_CHARS)?;
-        Ok(Name(s.to_owned()))
+        Self::parse_owned(field, s.to_owned())
+    }
+
+    /// Validates a name, in NFC, reusing the string when it already is.
+    /// The length is counted on the NFC form: what is stored.
+    pub fn parse_owned(field: &str, mut s: String) -> Result<Self, ValueError> {
+        to_nfc(&mut s);
+        check_text(field, &s, 1, Self::MAX_CHARS)?;
+        if let Some(c) = s.chars().find(|c| is_forbidden_in_name(*c)) {
+            return Err(ValueError::new(format!(
+                "{field} contains an invisible or direction-changing character ({})",
+                c.escape_unicode()
+            )));
+        }
+        Ok(Name(s))
     }
 
     /// The name as text.
@@ -337,6 +417,35 @@ mod tests {
         assert!(Points::from_f64(45.0).is_err());
         assert!(Points::from_f64(f64::NAN).is_err());
         assert!(Points::from_f64(f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn nearly_two_decimals_is_not_two_decimals() {
+        // Closer to a hundredth than any tolerance would notice, but not
+        // the double that the decimal parses to: refused, never rounded.
+        for x in [19.999999999, 12.250000001, 4.9e-324, -4.9e-324, 1e-300] {
+            assert_eq!(to_hundredths(x), None, "{x:?}");
+            assert!(Points::from_f64(x).is_err(), "{x:?}");
+            assert!(Coefficient::from_f64(x).is_err(), "{x:?}");
+        }
+        let message = Points::from_f64(4.9e-324).expect_err("refused").0;
+        assert!(message.contains("5e-324"), "{message}");
+        assert_eq!(to_hundredths(-0.0), Some(0));
+        assert_eq!(to_hundredths(1e15), None);
+        assert_eq!(to_hundredths(f64::MAX), None);
+    }
+
+    #[test]
+    fn single_precision_floats_are_exact_when_nearest_to_two_decimals() {
+        assert_eq!(f32_to_hundredths(12.34), Some(1234));
+        assert_eq!(f32_to_hundredths(0.29), Some(29));
+        assert_eq!(f32_to_hundredths(20.0), Some(2000));
+        // 12.34f32 widened is not the double nearest 12.34.
+        assert_eq!(to_hundredths(f64::from(12.34f32)), None);
+        let refused = [19.999_998f32, 12.250_001, f32::from_bits(1), f32::NAN];
+        for x in refused.into_iter().chain([f32::INFINITY]) {
+            assert_eq!(f32_to_hundredths(x), None, "{x:?}");
+        }
     }
 
     #[test]
@@ -388,6 +497,35 @@ mod tests {
     }
 
     #[test]
+    fn names_are_kept_in_nfc() {
+        let composed = Name::parse("name", "\u{c9}cole").expect("valid");
+        let decomposed = Name::parse("name", "E\u{301}cole").expect("valid");
+        assert_eq!(decomposed, composed);
+        assert_eq!(decomposed.as_str(), "École");
+        // 64 characters once composed, though 128 as typed.
+        assert!(Name::parse("name", &"e\u{301}".repeat(64)).is_ok());
+        let mut ascii = String::from("RT2-2026");
+        let before = ascii.as_ptr();
+        to_nfc(&mut ascii);
+        assert_eq!(ascii.as_ptr(), before, "no copy for a name already in NFC");
+    }
+
+    #[test]
+    fn names_refuse_invisible_and_direction_changing_characters() {
+        let forbidden = "\u{ad}\u{34f}\u{61c}\u{115f}\u{17b4}\u{180e}\u{200b}\u{200d}\u{200f}\
+            \u{2028}\u{2029}\u{202e}\u{2060}\u{2064}\u{2066}\u{2069}\u{3164}\u{fe0f}\
+            \u{feff}\u{ffa0}\u{fff0}\u{1bca0}\u{1d173}\u{e0001}\u{e0fff}";
+        for c in forbidden.chars() {
+            let e = Name::parse("username", &format!("admin{c}")).expect_err("lookalike");
+            assert!(e.0.contains("invisible"), "{}", e.0);
+            assert!(is_forbidden_in_name(c), "{c:?}");
+        }
+        for c in "aÉ-\u{a0}\u{2027}\u{2030}\u{fe10}\u{e1000}".chars() {
+            assert!(!is_forbidden_in_name(c), "{c:?}");
+        }
+    }
+
+    #[test]
     fn hundredths_format_without_trailing_zeros() {
         assert_eq!(format_hundredths(1225), "12.25");
         assert_eq!(format_hundredths(1250), "12.5");
@@ -412,6 +550,31 @@ mod tests {
         fn every_valid_coefficient_round_trips(h in 1i64..=10_000) {
             let c = Coefficient::from_hundredths(h).expect("in range");
             prop_assert_eq!(Coefficient::from_f64(c.to_f64()), Ok(c));
+        }
+
+        #[test]
+        fn every_hundredth_is_exact_and_its_neighbours_are_not(h in -10_000_000i64..=10_000_000) {
+            let x = h as f64 / 100.0;
+            prop_assert_eq!(to_hundredths(x), Some(h));
+            prop_assert_eq!(to_hundredths(x.next_up()), None);
+            prop_assert_eq!(to_hundredths(x.next_down()), None);
+            // Below 65,536 an f32's neighbours are too close to be the
+            // float nearest to another hundredth.
+            if h.abs() < 6_553_600 {
+                let y = h as f32 / 100.0;
+                prop_assert_eq!(f32_to_hundredths(y), Some(h));
+                prop_assert_eq!(f32_to_hundredths(y.next_up()), None);
+                prop_assert_eq!(f32_to_hundredths(y.next_down()), None);
+            }
+        }
+
+        #[test]
+        fn decimal_text_parses_to_the_accepted_double(h in 0i64..=10_000) {
+            let text = format_hundredths(h);
+            let x: f64 = text.parse().expect("decimal text");
+            prop_assert_eq!(to_hundredths(x), Some(h));
+            let y: f32 = text.parse().expect("decimal text");
+            prop_assert_eq!(f32_to_hundredths(y), Some(h));
         }
 
         #[test]

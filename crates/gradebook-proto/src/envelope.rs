@@ -31,8 +31,14 @@ pub struct Request {
     pub id: Option<Id>,
     /// The command name.
     pub cmd: String,
-    /// The command's arguments (an object).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The command's arguments (an object). Read strictly: a key given
+    /// twice, at any depth, is refused (the derive already refuses an
+    /// envelope field given twice).
+    #[serde(
+        default,
+        deserialize_with = "crate::strict::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub args: Option<Value>,
     /// A session token, for requests that carry their own (UDP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,6 +246,94 @@ mod tests {
             .expect_err("unknown envelope field");
         assert_eq!(id, Some(Id::Int(3)));
         assert!(e.message.contains("arg"), "{}", e.message);
+    }
+
+    /// A map that may repeat a key, which no map type would keep: written
+    /// as is, in JSON or MessagePack.
+    enum Tree {
+        Leaf(Value),
+        Map(Vec<(&'static str, Tree)>),
+    }
+
+    impl Serialize for Tree {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                Tree::Leaf(v) => v.serialize(s),
+                Tree::Map(entries) => {
+                    let mut m = s.serialize_map(Some(entries.len()))?;
+                    for (k, v) in entries {
+                        m.serialize_entry(k, v)?;
+                    }
+                    m.end()
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_a_bad_request_that_keeps_its_id() {
+        use Tree::{Leaf, Map};
+        let request = |rest: Vec<(&'static str, Tree)>| {
+            let mut entries = vec![("id", Leaf(json!(5)))];
+            entries.extend(rest);
+            Map(entries)
+        };
+        let cases = [
+            (
+                request(vec![
+                    ("cmd", Leaf(json!("ping"))),
+                    ("cmd", Leaf(json!("ping"))),
+                ]),
+                "cmd",
+            ),
+            (
+                request(vec![
+                    ("cmd", Leaf(json!("promotion.show"))),
+                    (
+                        "args",
+                        Map(vec![("name", Leaf(json!("A"))), ("name", Leaf(json!("B")))]),
+                    ),
+                ]),
+                "name",
+            ),
+            (
+                request(vec![
+                    ("cmd", Leaf(json!("grade.add"))),
+                    (
+                        "args",
+                        Map(vec![(
+                            "value",
+                            Map(vec![
+                                ("v", Leaf(json!(1))),
+                                ("w", Leaf(json!([]))),
+                                ("v", Leaf(json!(2))),
+                            ]),
+                        )]),
+                    ),
+                ]),
+                "v",
+            ),
+        ];
+        for (tree, key) in cases {
+            let json = serde_json::to_vec(&tree).expect("json");
+            let msgpack = rmp_serde::to_vec_named(&tree).expect("msgpack");
+            for (encoding, frame) in [(Encoding::Json, json), (Encoding::Msgpack, msgpack)] {
+                let (id, e) = Request::decode(encoding, &frame).expect_err("a key given twice");
+                assert_eq!(e.code, ErrorCode::BadRequest);
+                assert_eq!(id, Some(Id::Int(5)), "{}", e.message);
+                assert!(
+                    e.message.contains(&format!("`{key}`"))
+                        || e.message.contains(&format!("'{key}'")),
+                    "{}",
+                    e.message
+                );
+            }
+        }
+        let (id, e) = Request::decode(Encoding::Json, br#"{"id": 5, "id": 6, "cmd": "ping"}"#)
+            .expect_err("two ids");
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(id, None, "which of the two ids would be the one?");
+        assert!(e.message.contains("`id`"), "{}", e.message);
     }
 
     #[test]

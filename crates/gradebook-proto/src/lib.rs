@@ -17,6 +17,7 @@ pub mod data;
 pub mod envelope;
 pub mod error;
 pub mod secret;
+mod strict;
 
 pub use codec::{Encoding, FrameCodec, FrameError};
 pub use command::Command;

@@ -194,7 +194,8 @@ impl Outcome {
 
 /// Runs one parsed command: the transport rule, the session, the permission
 /// check, the handler.
-pub async fn execute(state: &State, command: Command, from: Origin<'_>) -> Outcome {
+pub async fn execute(state: &State, mut command: Command, from: Origin<'_>) -> Outcome {
+    handler::normalize_names(&mut command);
     let mut authenticated = false;
     let result = run(state, command, from, &mut authenticated).await;
     let (result, effect) = match result {

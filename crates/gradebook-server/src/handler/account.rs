@@ -7,16 +7,17 @@ use gradebook_proto::command::{
 use gradebook_proto::data::{Hello, Login, Users, Whoami};
 use gradebook_proto::{Encoding, WireError};
 
-use super::{Handled, done, from_store, reply, text};
+use super::{Handled, done, from_store, name, reply};
 use crate::auth::{self, check_password_policy};
 use crate::dispatch::{Caller, Effect, State, Transport};
 
 use crate::session::{self, ABSOLUTE_TTL, Session};
 use crate::unix_now;
 
-/// Usernames: 1–64 characters, no control characters, no spaces.
+/// Usernames: names (NFC, 1–64 characters, no control or invisible
+/// characters), without spaces.
 fn username(value: String) -> Result<String, WireError> {
-    let value = text("username", value, 64)?;
+    let value = name("username", value)?;
     if value.chars().any(char::is_whitespace) {
         return Err(WireError::invalid_value("username must not contain spaces"));
     }

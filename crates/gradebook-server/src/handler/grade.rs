@@ -1,7 +1,7 @@
 //! `grade.*` and `audit.list`: grades, their changes, and the record of
 //! those changes.
 
-use gradebook_core::{Coefficient, GradeValue, Name};
+use gradebook_core::{Coefficient, GradeValue};
 use gradebook_proto::WireError;
 use gradebook_proto::command::{
     AuditListArgs, GradeAddArgs, GradeListArgs, GradeUpdateArgs, IdArgs,
@@ -10,10 +10,9 @@ use gradebook_proto::data::Grades;
 use gradebook_store::{AuditFilter, GradePatch, NewGrade};
 use serde_json::json;
 
-use super::{Handled, done, from_store, optional_text, reply};
+use super::{Handled, done, from_store, name, optional_name, reply};
 use crate::dispatch::{Caller, State};
 
-const LABEL_MAX: usize = 64;
 const AUDIT_DEFAULT: u32 = 100;
 const AUDIT_MAX: u32 = 1000;
 
@@ -21,21 +20,21 @@ fn coefficient(x: f64) -> Result<Coefficient, WireError> {
     Ok(Coefficient::from_f64(x)?)
 }
 
-fn subject(s: &str) -> Result<String, WireError> {
-    Ok(Name::parse("subject", s)?.into_string())
+fn subject(s: String) -> Result<String, WireError> {
+    name("subject", s)
 }
 
 pub async fn add(state: &State, args: GradeAddArgs, caller: &Caller) -> Handled {
     let grade = NewGrade {
         student: args.student,
-        subject: subject(&args.subject)?,
+        subject: subject(args.subject)?,
         value: GradeValue::parse(&args.value)?,
         coefficient: args
             .coefficient
             .map(coefficient)
             .transpose()?
             .unwrap_or_default(),
-        label: optional_text("label", args.label, LABEL_MAX)?,
+        label: optional_name("label", args.label)?,
     };
     let g = state
         .store
@@ -49,11 +48,8 @@ pub async fn update(state: &State, args: GradeUpdateArgs, caller: &Caller) -> Ha
     let patch = GradePatch {
         value: args.value.as_ref().map(GradeValue::parse).transpose()?,
         coefficient: args.coefficient.map(coefficient).transpose()?,
-        subject: args.subject.as_deref().map(subject).transpose()?,
-        label: args
-            .label
-            .map(|l| optional_text("label", l, LABEL_MAX))
-            .transpose()?,
+        subject: args.subject.map(subject).transpose()?,
+        label: args.label.map(|l| optional_name("label", l)).transpose()?,
     };
     let g = state
         .store

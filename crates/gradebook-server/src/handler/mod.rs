@@ -90,6 +90,74 @@ fn done() -> Handled {
     Ok((Value::Object(Default::default()), Effect::None))
 }
 
+/// Puts every name a command carries in NFC (spec §4), before anything
+/// looks it up: "E\u{301}cole" finds the promotion stored as "École", in
+/// the permission check and the read cache as in the handler. Validation
+/// comes later, in the handler, on the same form.
+///
+/// One arm per command, no `_ =>`: a new command must say which of its
+/// arguments are names.
+pub fn normalize_names(command: &mut Command) {
+    use Command as C;
+    let nfc = gradebook_core::to_nfc;
+    match command {
+        C::Hello(_)
+        | C::Ping(_)
+        | C::Logout(_)
+        | C::Whoami(_)
+        | C::UserList(_)
+        | C::PromotionList(_)
+        | C::StudentRemove(_)
+        | C::StudentShow(_)
+        | C::StudentAverage(_)
+        | C::StudentExplain(_)
+        | C::GradeDelete(_)
+        | C::GradeList(_) => {}
+        C::Login(a) => nfc(&mut a.username),
+        C::UserCreate(a) => nfc(&mut a.username),
+        C::UserDelete(a) => nfc(&mut a.username),
+        C::UserPassword(a) => a.username.iter_mut().for_each(nfc),
+        C::PromotionCreate(a) => nfc(&mut a.name),
+        C::PromotionShow(a) | C::PromotionAverage(a) | C::PromotionSubjects(a) => nfc(&mut a.name),
+        C::PromotionDelete(a) => nfc(&mut a.name),
+        C::PromotionGrant(a) | C::PromotionRevoke(a) => {
+            nfc(&mut a.name);
+            nfc(&mut a.username);
+        }
+        C::StudentAdd(a) => {
+            nfc(&mut a.promotion);
+            nfc(&mut a.first_name);
+            nfc(&mut a.last_name);
+        }
+        C::StudentList(a) => nfc(&mut a.promotion),
+        C::StudentUpdate(a) => {
+            a.promotion.iter_mut().for_each(nfc);
+            a.first_name.iter_mut().for_each(nfc);
+            a.last_name.iter_mut().for_each(nfc);
+        }
+        C::GradeAdd(a) => {
+            nfc(&mut a.subject);
+            a.label.iter_mut().for_each(nfc);
+        }
+        C::GradeUpdate(a) => {
+            a.subject.iter_mut().for_each(nfc);
+            a.label.iter_mut().flatten().for_each(nfc);
+        }
+        C::AuditList(a) => a.promotion.iter_mut().for_each(nfc),
+    }
+}
+
+/// Validates a name (spec §4): NFC, 1–64 characters, no control or
+/// invisible characters. The one rule for every kind of name.
+fn name(field: &str, value: String) -> Result<String, WireError> {
+    Ok(gradebook_core::Name::parse_owned(field, value)?.into_string())
+}
+
+/// Validates an optional name: `None` stays `None`.
+fn optional_name(field: &str, value: Option<String>) -> Result<Option<String>, WireError> {
+    value.map(|v| name(field, v)).transpose()
+}
+
 /// Validates optional free text: `None` stays `None`.
 fn optional_text(
     field: &str,
@@ -100,10 +168,4 @@ fn optional_text(
         .map(|v| gradebook_core::check_text(field, &v, 1, max).map(|()| v))
         .transpose()
         .map_err(WireError::from)
-}
-
-/// Validates required text.
-fn text(field: &str, value: String, max: usize) -> Result<String, WireError> {
-    gradebook_core::check_text(field, &value, 1, max)?;
-    Ok(value)
 }

@@ -7,10 +7,9 @@ use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverag
 use gradebook_store::{NewStudent, StudentPatch};
 
 use super::promotion::{load, ranks, summaries};
-use super::{Handled, done, from_store, optional_text, reply, text};
+use super::{Handled, done, from_store, name, optional_text, reply};
 use crate::dispatch::{Caller, State};
 
-const NAME_MAX: usize = 64;
 const NUMBER_MAX: usize = 32;
 const EMAIL_MAX: usize = 254;
 
@@ -32,8 +31,8 @@ fn email(value: Option<String>) -> Result<Option<String>, WireError> {
 
 pub async fn add(state: &State, args: StudentAddArgs, caller: &Caller) -> Handled {
     let student = NewStudent {
-        first_name: text("first_name", args.first_name, NAME_MAX)?,
-        last_name: text("last_name", args.last_name, NAME_MAX)?,
+        first_name: name("first_name", args.first_name)?,
+        last_name: name("last_name", args.last_name)?,
         number: optional_text("number", args.number, NUMBER_MAX)?,
         email: email(args.email)?,
     };
@@ -56,14 +55,8 @@ pub async fn list(state: &State, args: StudentListArgs) -> Handled {
 
 pub async fn update(state: &State, args: StudentUpdateArgs, caller: &Caller) -> Handled {
     let patch = StudentPatch {
-        first_name: args
-            .first_name
-            .map(|v| text("first_name", v, NAME_MAX))
-            .transpose()?,
-        last_name: args
-            .last_name
-            .map(|v| text("last_name", v, NAME_MAX))
-            .transpose()?,
+        first_name: args.first_name.map(|v| name("first_name", v)).transpose()?,
+        last_name: args.last_name.map(|v| name("last_name", v)).transpose()?,
         number: args
             .number
             .map(|v| optional_text("number", v, NUMBER_MAX))
