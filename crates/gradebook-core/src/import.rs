@@ -18,14 +18,10 @@ use crate::{
     check_text,
 };
 
-/// The longest first or last name, in characters.
-pub const NAME_MAX: usize = 64;
 /// The longest institutional number.
 pub const NUMBER_MAX: usize = 32;
 /// The longest e-mail address.
 pub const EMAIL_MAX: usize = 254;
-/// The longest grade label.
-pub const LABEL_MAX: usize = 64;
 
 /// What a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,35 +511,45 @@ pub fn parse_coefficient(text: &str) -> Result<Coefficient, ValueError> {
     }
 }
 
-/// The server's rule for a student's fields, for `student.add` and
-/// imports alike: names 1–64 characters, number up to 32, e-mail
-/// something@something without spaces.
+/// The rule for an institutional number: up to 32 characters, no control
+/// characters (`student.add`, `student.update` and imports).
+pub fn number(value: Option<&str>) -> Result<Option<String>, ValueError> {
+    value
+        .map(|n| check_text("number", n, 1, NUMBER_MAX).map(|()| n.to_owned()))
+        .transpose()
+}
+
+/// The rule for an e-mail address: something@something without spaces,
+/// up to 254 characters.
+pub fn email(value: Option<&str>) -> Result<Option<String>, ValueError> {
+    let Some(e) = value else {
+        return Ok(None);
+    };
+    check_text("email", e, 1, EMAIL_MAX)?;
+    let plausible = e.find('@').is_some_and(|i| i > 0 && i + 1 < e.len())
+        && !e.chars().any(char::is_whitespace);
+    if !plausible {
+        return Err(ValueError(format!(
+            "'{}' is not an e-mail address",
+            e.escape_debug()
+        )));
+    }
+    Ok(Some(e.to_owned()))
+}
+
+/// A student's fields by the server's rules: names as every name (NFC,
+/// 1–64 characters, nothing invisible), then [`number`] and [`email`].
 pub fn student_fields(
     first_name: &str,
     last_name: &str,
     number: Option<&str>,
     email: Option<&str>,
 ) -> Result<NewStudent, ValueError> {
-    let text = |field: &str, v: &str, max: usize| -> Result<String, ValueError> {
-        check_text(field, v, 1, max)?;
-        Ok(v.nfc().collect())
-    };
-    let email = email.map(|e| text("email", e, EMAIL_MAX)).transpose()?;
-    if let Some(e) = &email {
-        let plausible = e.find('@').is_some_and(|i| i > 0 && i + 1 < e.len())
-            && !e.chars().any(char::is_whitespace);
-        if !plausible {
-            return Err(ValueError(format!(
-                "'{}' is not an e-mail address",
-                e.escape_debug()
-            )));
-        }
-    }
     Ok(NewStudent {
-        first_name: text("first_name", first_name, NAME_MAX)?,
-        last_name: text("last_name", last_name, NAME_MAX)?,
-        number: number.map(|n| text("number", n, NUMBER_MAX)).transpose()?,
-        email,
+        first_name: Name::parse("first_name", first_name)?.into_string(),
+        last_name: Name::parse("last_name", last_name)?.into_string(),
+        number: self::number(number)?,
+        email: self::email(email)?,
     })
 }
 
@@ -791,14 +797,11 @@ pub fn plan_grades(
             };
             let label = match layout.get(line, Column::Label) {
                 "" => None,
-                l => {
-                    check_text("label", l, 1, LABEL_MAX).map_err(|e| e.0)?;
-                    Some(l.nfc().collect())
-                }
+                l => Some(Name::parse("label", l).map_err(|e| e.0)?.into_string()),
             };
             Ok(Some(NewGrade {
                 student,
-                subject: subject.as_str().nfc().collect(),
+                subject: subject.into_string(),
                 value,
                 coefficient,
                 label,

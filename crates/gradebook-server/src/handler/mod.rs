@@ -112,7 +112,12 @@ pub fn normalize_names(command: &mut Command) {
         | C::StudentAverage(_)
         | C::StudentExplain(_)
         | C::GradeDelete(_)
-        | C::GradeList(_) => {}
+        | C::GradeList(_)
+        // The lines' names are normalised where they are read, in
+        // `gradebook_core::import`.
+        | C::ImportRows(_)
+        | C::ImportCommit(_)
+        | C::ImportAbort(_) => {}
         C::Login(a) => nfc(&mut a.username),
         C::UserCreate(a) => nfc(&mut a.username),
         C::UserDelete(a) => nfc(&mut a.username),
@@ -144,6 +149,7 @@ pub fn normalize_names(command: &mut Command) {
             a.label.iter_mut().flatten().for_each(nfc);
         }
         C::AuditList(a) => a.promotion.iter_mut().for_each(nfc),
+        C::ImportBegin(a) => nfc(&mut a.promotion),
     }
 }
 
@@ -156,16 +162,4 @@ fn name(field: &str, value: String) -> Result<String, WireError> {
 /// Validates an optional name: `None` stays `None`.
 fn optional_name(field: &str, value: Option<String>) -> Result<Option<String>, WireError> {
     value.map(|v| name(field, v)).transpose()
-}
-
-/// Validates optional free text: `None` stays `None`.
-fn optional_text(
-    field: &str,
-    value: Option<String>,
-    max: usize,
-) -> Result<Option<String>, WireError> {
-    value
-        .map(|v| gradebook_core::check_text(field, &v, 1, max).map(|()| v))
-        .transpose()
-        .map_err(WireError::from)
 }

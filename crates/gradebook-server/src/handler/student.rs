@@ -7,33 +7,22 @@ use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverag
 use gradebook_store::{NewStudent, StudentPatch};
 
 use super::promotion::{load, ranks, summaries};
-use super::{Handled, done, from_store, name, optional_text, reply};
+use super::{Handled, done, from_store, name, reply};
 use crate::dispatch::{Caller, State};
 
-const NUMBER_MAX: usize = 32;
-const EMAIL_MAX: usize = 254;
-
 fn email(value: Option<String>) -> Result<Option<String>, WireError> {
-    let value = optional_text("email", value, EMAIL_MAX)?;
-    if let Some(e) = &value {
-        let at = e.find('@');
-        let plausible =
-            at.is_some_and(|i| i > 0 && i + 1 < e.len()) && !e.chars().any(char::is_whitespace);
-        if !plausible {
-            return Err(WireError::invalid_value(format!(
-                "'{}' is not an e-mail address",
-                e.escape_debug()
-            )));
-        }
-    }
-    Ok(value)
+    Ok(gradebook_core::import::email(value.as_deref())?)
+}
+
+fn number(value: Option<String>) -> Result<Option<String>, WireError> {
+    Ok(gradebook_core::import::number(value.as_deref())?)
 }
 
 pub async fn add(state: &State, args: StudentAddArgs, caller: &Caller) -> Handled {
     let student = NewStudent {
         first_name: name("first_name", args.first_name)?,
         last_name: name("last_name", args.last_name)?,
-        number: optional_text("number", args.number, NUMBER_MAX)?,
+        number: number(args.number)?,
         email: email(args.email)?,
     };
     let s = state
@@ -57,10 +46,7 @@ pub async fn update(state: &State, args: StudentUpdateArgs, caller: &Caller) -> 
     let patch = StudentPatch {
         first_name: args.first_name.map(|v| name("first_name", v)).transpose()?,
         last_name: args.last_name.map(|v| name("last_name", v)).transpose()?,
-        number: args
-            .number
-            .map(|v| optional_text("number", v, NUMBER_MAX))
-            .transpose()?,
+        number: args.number.map(number).transpose()?,
         email: args.email.map(email).transpose()?,
         promotion: args.promotion,
     };
