@@ -90,7 +90,7 @@ pub async fn execute(ctx: &mut Ctx, command: Command) -> Result<(), CliError> {
         Command::Student(c) => student::run(ctx, c).await,
         Command::Grade(c) => grade::run(ctx, c).await,
         Command::Audit(c) => audit::run(ctx, c).await,
-        Command::Import(c) => crate::csv_io::import(ctx, c).await,
-        Command::Export(c) => crate::csv_io::export(ctx, c).await,
+        Command::Import(c) => crate::import::import(ctx, c).await,
+        Command::Export(c) => crate::export::export(ctx, c).await,
     }
 }

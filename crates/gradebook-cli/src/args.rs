@@ -198,13 +198,13 @@ Examples:
         after_help = "Example:\n  gradebook audit list --promotion RT2-2026"
     )]
     Audit(AuditCommand),
-    /// Import students or grades from a CSV file (as spreadsheets write it).
+    /// Import students or grades from a CSV, .xlsx or .ods file (checked and written by the server).
     #[command(
         subcommand,
         after_help = "Examples:\n  gradebook import students students.csv --promotion RT2-2026\n  gradebook import grades grades.csv --promotion RT2-2026 --dry-run"
     )]
     Import(ImportCommand),
-    /// Export a promotion's students and grades as CSV.
+    /// Export a promotion's students and grades as CSV or .xlsx.
     #[command(
         subcommand,
         after_help = "Example:\n  gradebook export promotion RT2-2026 -o rt2.csv"
@@ -567,29 +567,41 @@ pub struct ImportOptions {
     #[arg(long)]
     pub dry_run: bool,
     /// Import the good lines and report the bad ones (by default one bad line
-    /// means nothing is imported).
+    /// means nothing is imported); the command then exits 1.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Skip this column of the file (its header, as written); repeat for
+    /// several. Any other column the import does not know is an error.
+    #[arg(long, value_name = "NAME")]
+    pub ignore_column: Vec<String>,
+    /// The sheet of an .xlsx or .ods workbook to read (the first by default).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
 }
 
 /// `gradebook import ...`.
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Add students to a promotion from a CSV file.
+    /// Add students to a promotion from a CSV, .xlsx or .ods file.
     ///
-    /// Columns: first_name, last_name, and optionally number, email, in any order;
-    /// other columns are ignored.
+    /// Columns: first_name, last_name, and optionally number, email, in any order.
+    /// A column the import does not know is an error (skip it with --ignore-column).
     #[command(after_help = "\
 Examples:
   gradebook import students students.csv --promotion RT2-2026 --dry-run
-  gradebook import students students.csv --promotion RT2-2026
+  gradebook import students students.xlsx --promotion RT2-2026
+  gradebook import students export.csv --promotion RT2-2026 --ignore-column 'Coefficient UE'
 
-The file may use , or ; as separator, be UTF-8 with or without BOM, and quote fields.
-Headers are matched without regard to case; French names work too (prénom, nom,
-numéro, courriel). A student repeated on several lines (as in an export, one line per
-grade) is added once. Imports pipeline their requests over TCP (not --udp).")]
+A CSV file may use , ; or tab as separator, be UTF-8 with or without BOM (or
+Windows-1252), and quote fields; a workbook is read from its first sheet (--sheet NAME
+for another). Headers are matched without regard to case or accents; French names work
+too (prénom, nom, numéro, courriel). The server checks every line and adds the students
+in one transaction: all or nothing, unless --skip-bad. A student already in the
+promotion (same number, or same name) is reported as already present, so importing the
+same file twice adds nothing. A student repeated on several lines (as in an export, one
+line per grade) is added once. Over TCP (not --udp).")]
     Students {
-        /// The CSV file (- for standard input).
+        /// The file (- for standard input).
         file: PathBuf,
         /// The promotion to add them to.
         #[arg(long, short)]
@@ -597,27 +609,29 @@ grade) is added once. Imports pipeline their requests over TCP (not --udp).")]
         #[command(flatten)]
         options: ImportOptions,
     },
-    /// Add grades from a CSV file.
+    /// Add grades to a promotion's students from a CSV, .xlsx or .ods file.
     ///
-    /// Columns: subject, value, and optionally coefficient, label, in any order; the
-    /// student by id (student), or with --promotion by number, or by last_name and
-    /// first_name.
+    /// Columns: subject, value, and optionally coefficient, label, in any order; each
+    /// line's student by number, or by last_name and first_name, or by id (student).
     #[command(after_help = "\
 Examples:
-  gradebook import grades grades.csv --promotion RT2-2026
-  gradebook import grades grades.csv --dry-run
+  gradebook import grades grades.csv --promotion RT2-2026 --dry-run
+  gradebook import grades notes.ods --promotion RT2-2026 --sheet 'Semestre 1'
 
-Values: 0 to 20 with at most 2 decimals (12.5 or 12,5), or ABS, EXC, ATT.
-With --promotion, each line's student is found in that promotion by its number, or else
-by last and first name, so a file exported from another promotion or server imports as is.
-Without it, the student column gives the student's id. Lines with no subject and no value
-(a student without grades, in an export) are skipped. Over TCP (not --udp).")]
+Values: 0 to 20 with at most 2 decimals (12.5 or 12,5), or ABS, EXC, ATT (any case).
+An empty value is a grade not given yet: the line is skipped and counted. Each line's
+student is found in the promotion by number, or else by last and first name (case,
+accents and Unicode form do not matter; two students of the same name is an error
+naming both), or else by id, so a file exported from another promotion or server
+imports as is. A line identical to a grade already there (student, subject, label,
+value, coefficient) is reported as already present: importing the same file twice adds
+nothing. Checked and written by the server in one transaction. Over TCP (not --udp).")]
     Grades {
-        /// The CSV file (- for standard input).
+        /// The file (- for standard input).
         file: PathBuf,
-        /// Find students in this promotion by number or name.
+        /// The promotion whose students the lines name.
         #[arg(long, short)]
-        promotion: Option<String>,
+        promotion: String,
         #[command(flatten)]
         options: ImportOptions,
     },
@@ -633,7 +647,8 @@ pub enum ExportCommand {
     #[command(after_help = "\
 Examples:
   gradebook export promotion RT2-2026 -o rt2.csv
-  gradebook export promotion RT2-2026 --separator ';' --decimal-comma > rt2.csv   for a French spreadsheet
+  gradebook export promotion RT2-2026 --separator ';' --decimal-comma > rt2.csv   for a French spreadsheet (with a BOM)
+  gradebook export promotion RT2-2026 --format xlsx -o rt2.xlsx
 
 Round trip into another promotion or server:
   gradebook import students rt2.csv --promotion RT2-COPY
@@ -650,7 +665,19 @@ Round trip into another promotion or server:
         /// Write decimals with a comma (12,5).
         #[arg(long)]
         decimal_comma: bool,
+        /// csv, or xlsx (an Excel workbook, numbers as numbers; needs -o).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
     },
+}
+
+/// What `gradebook export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Comma- (or --separator-) separated text; with ';', a BOM first.
+    Csv,
+    /// An Excel workbook (.xlsx).
+    Xlsx,
 }
 
 fn parse_separator(s: &str) -> Result<u8, String> {

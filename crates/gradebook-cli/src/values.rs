@@ -2,7 +2,7 @@
 //! `ABS`. Turned into what the wire carries; the domain (0..20, two
 //! decimals, coefficient in (0, 100]) is checked with `gradebook-core`.
 
-use gradebook_core::{Coefficient, GradeInput, GradeValue};
+use gradebook_core::{GradeInput, GradeValue};
 
 /// Parses a decimal number written with a point or a comma (`12,5`).
 pub fn parse_decimal(text: &str) -> Option<f64> {
@@ -45,12 +45,6 @@ pub fn grade_input(text: &str) -> Result<GradeInput, String> {
     })
 }
 
-/// A grade value, fully checked: form and domain.
-pub fn grade_value(text: &str) -> Result<GradeValue, String> {
-    let input = grade_input(text)?;
-    GradeValue::parse(&input).map_err(|e| e.0)
-}
-
 /// A coefficient for the wire (the form only).
 pub fn coefficient_input(text: &str) -> Result<f64, String> {
     parse_decimal(text).ok_or_else(|| {
@@ -59,12 +53,6 @@ pub fn coefficient_input(text: &str) -> Result<f64, String> {
             text.trim().escape_debug()
         )
     })
-}
-
-/// A coefficient, fully checked.
-pub fn coefficient(text: &str) -> Result<Coefficient, String> {
-    let x = coefficient_input(text)?;
-    Coefficient::from_f64(x).map_err(|e| e.0)
 }
 
 #[cfg(test)]
@@ -89,10 +77,7 @@ mod tests {
         assert_eq!(grade_input("abs"), Ok(GradeInput::Mark("ABS".into())));
         assert_eq!(grade_input("14,5"), Ok(GradeInput::Number(14.5)));
         assert!(grade_input("twelve").is_err());
-        assert!(grade_value("20,5").is_err());
-        assert!(grade_value("12.255").is_err());
-        assert_eq!(grade_value("Exc"), Ok(GradeValue::Exc));
-        assert!(coefficient("0").is_err());
-        assert!(coefficient("2,5").is_ok());
+        assert_eq!(grade_input("Exc"), Ok(GradeInput::Mark("EXC".into())));
+        assert_eq!(coefficient_input("2,5"), Ok(2.5));
     }
 }

@@ -151,8 +151,14 @@ fn bad_lines_are_reported_and_nothing_is_imported_unless_skip_bad() {
     assert!(grades(&u, id_of(&list, "Lee")).is_empty());
     assert!(grades(&u, id_of(&list, "Kim")).is_empty());
 
+    // Skipping the bad lines imports the others, and still exits 1.
     let out = u.run(&["import", "grades", &file, "-p", "P", "--skip-bad", "--json"]);
-    let summary = out.json();
+    assert!(
+        out.fails(1).contains("6 bad lines skipped"),
+        "{}",
+        out.stderr
+    );
+    let summary: Value = serde_json::from_str(&out.stdout).expect("a JSON summary");
     assert_eq!(summary["imported"], 3);
     assert_eq!(summary["bad"].as_array().map(Vec::len), Some(6));
     assert_eq!(summary["bad"][0]["line"], 3);
@@ -354,24 +360,27 @@ fn a_refusal_from_the_server_undoes_the_whole_import() {
         "s.csv",
         b"first_name,last_name,number\nA,One,498\nB,Two,499\nC,Three,500\nD,Four,501\n",
     );
-    teacher
-        .run(&["import", "students", &file, "-p", "Mine", "--dry-run"])
-        .ok();
+    // The server checks it before anything is written, in a dry run too.
+    let out = teacher.run(&["import", "students", &file, "-p", "Mine", "--dry-run"]);
+    assert!(
+        out.fails(1)
+            .contains("line 4: a student with number 500 already exists in another promotion"),
+        "{}",
+        out.stderr
+    );
     let out = teacher.run(&["import", "students", &file, "-p", "Mine"]);
     let err = out.fails(1);
+    assert!(err.contains("line 4: a student with number 500"), "{err}");
     assert!(
-        err.contains("line 4: refused by the server: conflict"),
-        "{err}"
-    );
-    assert!(
-        err.contains("nothing imported (3 added then removed again)"),
+        err.contains("1 bad line (listed above): nothing imported"),
         "{err}"
     );
     assert!(students(&teacher, "Mine").is_empty());
 
     let out = teacher.run(&["import", "students", &file, "-p", "Mine", "--skip-bad"]);
+    out.fails(1);
     assert!(
-        out.ok()
+        out.stdout
             .contains("Imported 3 students into Mine. Skipped 1 bad line"),
         "{}",
         out.stdout
@@ -399,7 +408,7 @@ fn grades_by_student_id_and_a_long_pipelined_import() {
             .json();
         ids.push(s["id"].as_i64().expect("id"));
     }
-    // By id without --promotion; an unknown id is a bad line.
+    // By id; an id not in the promotion is a bad line.
     let file = u.file(
         "byid.csv",
         format!(
@@ -408,15 +417,16 @@ fn grades_by_student_id_and_a_long_pipelined_import() {
         )
         .as_bytes(),
     );
-    let out = u.run(&["import", "grades", &file, "--dry-run"]);
+    let out = u.run(&["import", "grades", &file, "-p", "P", "--dry-run"]);
     assert!(
-        out.fails(1).contains("line 3: student 999999: not_found"),
+        out.fails(1).contains("line 3: student 999999 is not in P"),
         "{}",
         out.stderr
     );
+    // The promotion is always named.
     let file = u.file("byname.csv", b"number,subject,value\n1,Maths,3\n");
     let out = u.run(&["import", "grades", &file]);
-    assert!(out.fails(2).contains("give --promotion"), "{}", out.stderr);
+    assert!(out.fails(2).contains("--promotion"), "{}", out.stderr);
 
     // 2,000 grades in one pipelined import.
     let mut csv = String::from("student,subject,value,coefficient\n");
@@ -433,8 +443,8 @@ fn grades_by_student_id_and_a_long_pipelined_import() {
         ));
     }
     let file = u.file("big.csv", csv.as_bytes());
-    let out = u.run(&["import", "grades", &file]);
-    assert_eq!(out.ok().trim(), "Imported 2000 grades.");
+    let out = u.run(&["import", "grades", &file, "-p", "P"]);
+    assert_eq!(out.ok().trim(), "Imported 2000 grades into P.");
     let mut total = 0u64;
     let mut count = 0;
     for id in &ids {

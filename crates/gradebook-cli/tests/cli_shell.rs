@@ -123,6 +123,6 @@ fn the_shell_keeps_its_connection_settings() {
     );
     let out = u.run_stdin(&["shell"], "serve\n");
     assert!(out.fails(2).contains("not in the shell"), "{}", out.stderr);
-    let out = u.run_stdin(&["shell"], "import grades - --dry-run\n");
+    let out = u.run_stdin(&["shell"], "import grades - -p P --dry-run\n");
     assert!(out.fails(2).contains("give a file name"), "{}", out.stderr);
 }
