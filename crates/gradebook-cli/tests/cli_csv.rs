@@ -455,3 +455,137 @@ fn grades_by_student_id_and_a_long_pipelined_import() {
     }
     assert_eq!((count, total), (2000, expected_sum));
 }
+
+#[test]
+fn an_unknown_column_is_refused_until_ignored_and_a_second_import_adds_nothing() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    u.run(&["promotion", "create", "BUT1"]).ok();
+    let file = u.file(
+        "etudiants.csv",
+        "Nom;Prénom;Numéro\nLefèvre;Élodie;1\nO'Brien;Seán;2\nÇelik;Deniz;\n".as_bytes(),
+    );
+    u.run(&["import", "students", &file, "-p", "BUT1"]).ok();
+
+    // "Coefficient UE" is not a column the import knows: it is not
+    // silently dropped (every coefficient would become 1).
+    let notes = "NOM;prénom;Matière;Note;Coefficient UE;Évaluation\n\
+        LEFÈVRE;élodie;Réseaux;12,5;3;TP1\n\
+        o'brien;SEÁN;Réseaux;;3;TP1\n\
+        Çelik;Deniz;Réseaux;ABS;3;TP1\n";
+    let file = u.file("notes.csv", notes.as_bytes());
+    let out = u.run(&["import", "grades", &file, "-p", "BUT1"]);
+    let err = out.fails(2);
+    assert!(err.contains("unknown column 'Coefficient UE'"), "{err}");
+    assert!(err.contains("coefficient (coef)"), "{err}");
+    assert!(err.contains("--ignore-column"), "{err}");
+
+    let args = [
+        "import",
+        "grades",
+        &file,
+        "-p",
+        "BUT1",
+        "--ignore-column",
+        "Coefficient UE",
+    ];
+    let out = u.run(&args);
+    assert_eq!(
+        out.ok().trim(),
+        "Imported 2 grades into BUT1 (1 line without a grade skipped)."
+    );
+    // The same file again: nothing added, every grade already present.
+    let out = u.run(&args);
+    assert_eq!(
+        out.ok().trim(),
+        "Imported 0 grades into BUT1 (2 grades already present, 1 line without a grade skipped)."
+    );
+    let file = u.file(
+        "etudiants.csv",
+        "Nom;Prénom;Numéro\nLefèvre;Élodie;1\nO'Brien;Seán;2\nÇELIK;deniz;\n".as_bytes(),
+    );
+    let out = u.run(&["import", "students", &file, "-p", "BUT1"]);
+    assert_eq!(
+        out.ok().trim(),
+        "Imported 0 students into BUT1 (3 students already present)."
+    );
+    let list = students(&u, "BUT1");
+    assert_eq!(list.len(), 3);
+    assert_eq!(grades(&u, id_of(&list, "Lefèvre"))[0]["value"], 12.5);
+    assert_eq!(grades(&u, id_of(&list, "Çelik"))[0]["value"], "ABS");
+}
+
+#[test]
+fn a_workbook_exports_and_imports_back_and_a_french_csv_starts_with_a_bom() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    u.run(&["promotion", "create", "RT2/A"]).ok();
+    let file = u.file(
+        "s.csv",
+        "last_name,first_name,number\nLefèvre,Élodie,1\nMartin,Zoé,2\n".as_bytes(),
+    );
+    u.run(&["import", "students", &file, "-p", "RT2/A"]).ok();
+    let file = u.file(
+        "g.csv",
+        b"number,subject,value,coefficient,label\n1,Maths,12.34,1.5,TP\n2,Maths,ATT,1,\n",
+    );
+    u.run(&["import", "grades", &file, "-p", "RT2/A"]).ok();
+
+    let fr = u
+        .run(&[
+            "export",
+            "promotion",
+            "RT2/A",
+            "--separator",
+            ";",
+            "--decimal-comma",
+        ])
+        .ok()
+        .to_owned();
+    assert!(fr.starts_with("\u{feff}student;last_name;"), "{fr:?}");
+    assert!(fr.contains(";Maths;12,34;1,5;TP\n"), "{fr}");
+
+    // A workbook without -o is refused: it is not text for a terminal.
+    let out = u.run(&["export", "promotion", "RT2/A", "--format", "xlsx"]);
+    assert!(out.fails(2).contains("-o FILE.xlsx"), "{}", out.stderr);
+    let path = u.home().join("rt2.xlsx");
+    let path = path.to_str().expect("utf-8");
+    u.run(&[
+        "export",
+        "promotion",
+        "RT2/A",
+        "--format",
+        "xlsx",
+        "-o",
+        path,
+    ])
+    .ok();
+    let bytes = std::fs::read(path).expect("the workbook");
+    assert!(bytes.starts_with(b"PK\x03\x04"), "a zip archive");
+
+    // Back into a new promotion, from the workbook's sheet (named after the
+    // promotion, '/' replaced). Numbers are unique across promotions: the
+    // original goes first.
+    u.run(&["promotion", "delete", "RT2/A", "--force"]).ok();
+    u.run(&["promotion", "create", "Copy"]).ok();
+    u.run(&["import", "students", path, "-p", "Copy"]).ok();
+    let out = u.run(&["import", "grades", path, "-p", "Copy", "--sheet", "RT2_A"]);
+    assert_eq!(out.ok().trim(), "Imported 2 grades into Copy.");
+    let out = u.run(&["import", "grades", path, "-p", "Copy", "--sheet", "Nope"]);
+    assert!(
+        out.fails(2)
+            .contains("no sheet named 'Nope' (the workbook has: RT2_A)"),
+        "{}",
+        out.stderr
+    );
+    let list = students(&u, "Copy");
+    let g = grades(&u, id_of(&list, "Lefèvre"));
+    assert_eq!(
+        (g[0]["value"].as_f64(), g[0]["coefficient"].as_f64()),
+        (Some(12.34), Some(1.5))
+    );
+    assert_eq!(g[0]["label"], "TP");
+    assert_eq!(grades(&u, id_of(&list, "Martin"))[0]["value"], "ATT");
+}
