@@ -369,3 +369,34 @@ async fn a_teacher_imports_only_into_their_promotions() {
             .is_empty()
     );
 }
+
+/// An import left without lines or commit for the idle timeout is dropped,
+/// even when its session lives on.
+#[tokio::test]
+async fn an_abandoned_import_is_dropped() {
+    let limits = Limits {
+        idle_timeout: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TlsMode::Off, limits).await;
+    let mut c = server.connect().await;
+    let token = c
+        .login("admin", common::ADMIN_PASSWORD)
+        .await
+        .expect("logs in")
+        .token;
+    ok(&mut c, "promotion.create", json!({"name": "P"})).await;
+    let id = begin(&mut c, "students", "P", &["nom", "prénom"]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The idle connection is gone too; the session is not.
+    let mut again = server.connect().await;
+    let e = again
+        .call_with_token(
+            &token,
+            "import.rows",
+            json!({"import": id, "rows": rows(&[&["A", "B"]])}),
+        )
+        .await
+        .expect_err("dropped");
+    assert!(e.to_string().contains("not_found"), "{e}");
+}

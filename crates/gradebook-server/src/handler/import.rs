@@ -137,6 +137,7 @@ pub async fn begin(state: &State, args: ImportBeginArgs, caller: &Caller) -> Han
 
 pub async fn rows(state: &State, args: ImportRowsArgs, caller: &Caller) -> Handled {
     let session = tcp_only(caller)?;
+    state.imports.purge(state.limits.idle_timeout);
     let max = state.limits.max_import_bytes;
     let added: usize = args
         .rows
@@ -210,6 +211,7 @@ fn listed(mut errors: Vec<gradebook_core::import::LineError>) -> Vec<LineError> 
 
 pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> Handled {
     let session = *tcp_only(caller)?;
+    state.imports.purge(state.limits.idle_timeout);
     let dry_run = args.dry_run.unwrap_or(false);
     let skip_bad = args.skip_bad.unwrap_or(false);
     // Taken out while it is checked and written: a second commit of the
