@@ -258,4 +258,42 @@ mod tests {
         let e = read(b"a,b\n", Some("Notes")).expect_err("CSV has no sheets");
         assert!(e.0.contains("no sheets"), "{}", e.0);
     }
+
+    /// A minimal OpenDocument spreadsheet, as LibreOffice writes one: two
+    /// sheets, a float with its display text, an empty row.
+    fn ods() -> Vec<u8> {
+        use std::io::Write;
+        let content = r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet>
+<table:table table:name="Intro"><table:table-row><table:table-cell office:value-type="string"><text:p>nothing here</text:p></table:table-cell></table:table-row></table:table>
+<table:table table:name="Notes">
+<table:table-row><table:table-cell office:value-type="string"><text:p>Nom</text:p></table:table-cell><table:table-cell office:value-type="string"><text:p>Note</text:p></table:table-cell></table:table-row>
+<table:table-row><table:table-cell/><table:table-cell/></table:table-row>
+<table:table-row><table:table-cell office:value-type="string"><text:p>Lefèvre</text:p></table:table-cell><table:table-cell office:value-type="float" office:value="12.5"><text:p>12,5</text:p></table:table-cell></table:table-row>
+</table:table></office:spreadsheet></office:body></office:document-content>"#;
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mimetype", stored).expect("mimetype");
+        zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+            .expect("writes");
+        zip.start_file("content.xml", stored).expect("content");
+        zip.write_all(content.as_bytes()).expect("writes");
+        zip.start_file("META-INF/manifest.xml", stored)
+            .expect("manifest");
+        zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#).expect("writes");
+        zip.finish().expect("finishes").into_inner()
+    }
+
+    #[test]
+    fn an_ods_sheet_is_read_by_name_with_its_line_numbers() {
+        let bytes = ods();
+        let first = read(&bytes, None).expect("reads the first sheet");
+        assert_eq!(first.headers, ["nothing here"]);
+        let notes = read(&bytes, Some("Notes")).expect("reads Notes");
+        assert_eq!(notes.headers, ["Nom", "Note"]);
+        assert_eq!(notes.lines.len(), 1);
+        assert_eq!(notes.lines[0].line, 3, "the empty row 2 is counted");
+        assert_eq!(notes.lines[0].cells, ["Lefèvre", "12.5"]);
+    }
 }
