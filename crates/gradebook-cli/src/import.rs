@@ -82,6 +82,14 @@ fn in_flags(mut e: WireError) -> WireError {
     e
 }
 
+/// The bad lines for `--json`.
+fn bad_json(lines: &[LineError]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| json!({ "line": l.line, "reason": l.message }))
+        .collect()
+}
+
 /// Prints the bad lines, one a line, on stderr.
 fn report_lines(lines: &[LineError]) {
     for l in lines {
@@ -233,9 +241,7 @@ fn finish(
             "present": report.present,
             "empty": report.empty,
             "repeated": report.repeated,
-            "bad": report.skipped.iter()
-                .map(|l| json!({ "line": l.line, "reason": l.message }))
-                .collect::<Vec<_>>(),
+            "bad": bad_json(&report.skipped),
         }));
     } else {
         report_lines(&report.skipped);
@@ -295,9 +301,7 @@ fn refused(ctx: &Ctx, options: &ImportOptions, lines: usize, e: WireError) -> Re
             "dry_run": options.dry_run,
             "lines": lines,
             "imported": 0,
-            "bad": e.lines.iter()
-                .map(|l| json!({ "line": l.line, "reason": l.message }))
-                .collect::<Vec<_>>(),
+            "bad": bad_json(&e.lines),
         }));
     } else {
         report_lines(&e.lines);
