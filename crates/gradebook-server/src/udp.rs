@@ -33,6 +33,8 @@
 //! they are still bounded by `udp_max_reply` and the per-source rate limit.
 
 mod cache;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limit;
 
 use std::collections::HashSet;
