@@ -16,6 +16,8 @@ pub mod command;
 pub mod data;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod secret;
 mod strict;
 

@@ -26,6 +26,14 @@ mod tls;
 mod udp;
 
 pub use config::{Config, Limits, TlsMode};
+
+/// The bodies of the fuzz targets that need the server (`fuzz/`), also
+/// replayed over the saved corpus by `tests/fuzz_corpus.rs`. Not part of
+/// the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::udp::fuzzing::udp_datagram;
+}
 pub use listener::{Server, StartError};
 
 /// Seconds since the Unix epoch: the store's clock.

@@ -33,6 +33,8 @@
 //! they are still bounded by `udp_max_reply` and the per-source rate limit.
 
 mod cache;
+#[doc(hidden)]
+pub mod fuzzing;
 mod limit;
 
 use std::collections::HashSet;
@@ -138,7 +140,7 @@ pub async fn serve(socket: UdpSocket, state: Arc<State>, shutdown: CancellationT
             Verdict::Allow => {}
             Verdict::Refuse { answer } => {
                 tracing::debug!(%peer, "UDP rate limit reached");
-                if answer && let Some(reply) = refusal(&state, datagram) {
+                if answer && let Some(reply) = refusal(state.limits.udp_max_reply, datagram) {
                     // Never wait on the socket here: this task reads it.
                     let _ = socket.try_send_to(&reply, peer);
                 }
@@ -175,26 +177,26 @@ struct Room {
 }
 
 impl Room {
-    fn pre_auth(state: &State, request_len: usize) -> Room {
+    /// The room for a reply to a `request_len`-byte request made without a
+    /// valid session, under the `max_reply` limit.
+    fn pre_auth(max_reply: usize, request_len: usize) -> Room {
         Room {
-            bytes: state
-                .limits
-                .udp_max_reply
-                .min(request_len.saturating_mul(3)),
+            bytes: max_reply.min(request_len.saturating_mul(3)),
             pre_auth: true,
         }
     }
 
-    fn authenticated(state: &State) -> Room {
+    /// The room for a reply to an authenticated request.
+    fn authenticated(max_reply: usize) -> Room {
         Room {
-            bytes: state.limits.udp_max_reply,
+            bytes: max_reply,
             pre_auth: false,
         }
     }
 }
 
 /// The `rate_limited` answer to a refused datagram, if one fits.
-fn refusal(state: &State, datagram: &[u8]) -> Option<Vec<u8>> {
+fn refusal(max_reply: usize, datagram: &[u8]) -> Option<Vec<u8>> {
     let encoding = Encoding::sniff(datagram);
     let id = match Request::decode(encoding, datagram) {
         Ok(r) => r.id,
@@ -205,49 +207,72 @@ fn refusal(state: &State, datagram: &[u8]) -> Option<Vec<u8>> {
         "too many datagrams from your address: slow down",
     );
     shape(
-        state,
+        max_reply,
         encoding,
         &Reply::error(id, e),
-        Room::pre_auth(state, datagram.len()),
+        Room::pre_auth(max_reply, datagram.len()),
     )
+}
+
+/// A datagram that passed the checks made before anything runs.
+#[derive(Debug)]
+struct Admitted {
+    /// The request's id, taken out of the request.
+    id: Id,
+    /// The request, its id taken.
+    request: Request,
+}
+
+/// The checks that depend on nothing but the datagram's bytes (steps 2 of
+/// the module's list): it decodes in `encoding`, has an id of reasonable
+/// size, and asks for `hello` or `ping` only when the server uses TLS.
+/// On refusal, the id to echo (if any) and the error.
+fn admit(
+    encoding: Encoding,
+    datagram: &[u8],
+    tls: bool,
+) -> Result<Admitted, (Option<Id>, WireError)> {
+    let mut request = Request::decode(encoding, datagram)?;
+    // Nothing runs without an id: its reply could not be told apart from
+    // another's, and a retry could not be recognised.
+    let Some(id) = request.id.take() else {
+        return Err((
+            None,
+            WireError::bad_request("a UDP request needs an id (an integer or a string)"),
+        ));
+    };
+    if matches!(&id, Id::Str(s) if s.len() > MAX_ID_BYTES) {
+        return Err((
+            None,
+            WireError::bad_request(format!("a UDP request id is at most {MAX_ID_BYTES} bytes")),
+        ));
+    }
+    if tls && !matches!(request.cmd.as_str(), "hello" | "ping") {
+        return Err((
+            Some(id),
+            WireError::new(
+                ErrorCode::InsecureTransport,
+                "this server uses TLS: over UDP it serves only hello and ping; use TCP",
+            ),
+        ));
+    }
+    Ok(Admitted { id, request })
 }
 
 /// The reply datagram for one request datagram, or nothing when no reply
 /// may be sent.
 async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Option<Vec<u8>> {
     let state = endpoint.state.as_ref();
+    let max_reply = state.limits.udp_max_reply;
     let encoding = Encoding::sniff(datagram);
-    let pre_auth = Room::pre_auth(state, datagram.len());
+    let pre_auth = Room::pre_auth(max_reply, datagram.len());
     let refuse =
-        |id: Option<Id>, e: WireError| shape(state, encoding, &Reply::error(id, e), pre_auth);
+        |id: Option<Id>, e: WireError| shape(max_reply, encoding, &Reply::error(id, e), pre_auth);
 
-    let mut request = match Request::decode(encoding, datagram) {
-        Ok(r) => r,
+    let Admitted { id, mut request } = match admit(encoding, datagram, state.tls) {
+        Ok(a) => a,
         Err((id, e)) => return refuse(id, e),
     };
-    // Nothing runs without an id: its reply could not be told apart from
-    // another's, and a retry could not be recognised.
-    let Some(id) = request.id.take() else {
-        return refuse(
-            None,
-            WireError::bad_request("a UDP request needs an id (an integer or a string)"),
-        );
-    };
-    if matches!(&id, Id::Str(s) if s.len() > MAX_ID_BYTES) {
-        return refuse(
-            None,
-            WireError::bad_request(format!("a UDP request id is at most {MAX_ID_BYTES} bytes")),
-        );
-    }
-    if state.tls && !matches!(request.cmd.as_str(), "hello" | "ping") {
-        return refuse(
-            Some(id),
-            WireError::new(
-                ErrorCode::InsecureTransport,
-                "this server uses TLS: over UDP it serves only hello and ping; use TCP",
-            ),
-        );
-    }
     let id_key = id_key(&id);
     let session = request.token.as_ref().map(session::hash_token);
 
@@ -304,7 +329,7 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
     }
     match session {
         Some(hash) if authenticated => remember(endpoint, hash, id_key, encoding, &reply, state),
-        _ => shape(state, encoding, &reply, pre_auth),
+        _ => shape(max_reply, encoding, &reply, pre_auth),
     }
 }
 
@@ -318,7 +343,8 @@ fn remember(
     reply: &Reply,
     state: &State,
 ) -> Option<Vec<u8>> {
-    let bytes = shape(state, encoding, reply, Room::authenticated(state))?;
+    let max_reply = state.limits.udp_max_reply;
+    let bytes = shape(max_reply, encoding, reply, Room::authenticated(max_reply))?;
     let internal = matches!(&reply.result, Err(e) if e.code == ErrorCode::Internal);
     if !internal {
         let sent = Sent {
@@ -372,8 +398,9 @@ fn fits(state: &State, encoding: Encoding, id: &Id) -> Arc<dyn Fn(&Value) -> boo
 
 /// Encodes a reply within `room`: as it is if it fits; else an error with
 /// its message shortened as needed (a success too large becomes
-/// `too_large`); else nothing.
-fn shape(state: &State, encoding: Encoding, reply: &Reply, room: Room) -> Option<Vec<u8>> {
+/// `too_large`); else nothing. `max_reply` is the server's UDP limit, which
+/// decides what a too large success is told.
+fn shape(max_reply: usize, encoding: Encoding, reply: &Reply, room: Room) -> Option<Vec<u8>> {
     let bytes = match to_datagram(encoding, reply) {
         Ok(b) => b,
         Err(e) => {
@@ -384,7 +411,7 @@ fn shape(state: &State, encoding: Encoding, reply: &Reply, room: Room) -> Option
     if bytes.len() <= room.bytes {
         return Some(bytes);
     }
-    let max = state.limits.udp_max_reply;
+    let max = max_reply;
     let mut error = match &reply.result {
         Err(e) => e.clone(),
         Ok(_) if room.pre_auth && bytes.len() <= max => WireError::new(
