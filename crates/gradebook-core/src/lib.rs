@@ -8,6 +8,8 @@
 
 pub mod average;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod model;
 pub mod rank;

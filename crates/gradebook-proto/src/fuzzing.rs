@@ -7,8 +7,6 @@
 //! these functions, so what the fuzzer checked is exactly what the tests
 //! check again. Not part of the crate's API.
 
-use std::path::Path;
-
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
@@ -175,28 +173,6 @@ pub fn command_round_trips(command: &Command) {
     );
 }
 
-/// Runs every file of `corpus/target` through `body`. Panics when the
-/// directory is missing, unreadable or empty: a replay that finds nothing
-/// must fail, not pass.
-pub fn replay_corpus(corpus: &Path, target: &str, body: fn(&[u8])) {
-    let dir = corpus.join(target);
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {} unreadable: {e}", dir.display()));
-    let mut replayed = 0usize;
-    for entry in entries {
-        let path = entry
-            .unwrap_or_else(|e| panic!("corpus {} unreadable: {e}", dir.display()))
-            .path();
-        if !path.is_file() {
-            continue;
-        }
-        let data = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("corpus file {} unreadable: {e}", path.display()));
-        let outcome = std::panic::catch_unwind(|| body(&data));
-        if outcome.is_err() {
-            panic!("target {target} failed on {}", path.display());
-        }
-        replayed += 1;
-    }
-    assert!(replayed > 0, "corpus {} is empty", dir.display());
-}
+/// Runs every file of a corpus through a target's body (one
+/// implementation for every crate's replay tests).
+pub use gradebook_core::fuzzing::replay_corpus;
