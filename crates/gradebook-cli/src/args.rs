@@ -561,7 +561,7 @@ Examples:
 }
 
 /// Options shared by both imports.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct ImportOptions {
     /// Check every line and report the bad ones; change nothing.
     #[arg(long)]

@@ -5,6 +5,12 @@
 //! grades), opens `-c` connections that each keep `-P` requests in flight,
 //! and reports requests/s, latency percentiles and errors. The data set is
 //! deleted at the end unless `--keep`.
+//!
+//! Two modes measure a reference instead: `--fsync-baseline` (single-row
+//! commits on this disk) and `--import-grades` (the CLI's import of a CSV
+//! file beside a raw SQLite insert of the same rows, in [`import`]).
+
+mod import;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +23,10 @@ use gradebook_client::{Client, ClientError, ConnectOptions, Trust, UdpClient, Ud
 use gradebook_proto::Encoding;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+
+use crate::app::Ctx;
+use crate::args::Global;
+use crate::connect::Conn;
 
 /// What the benchmark sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,7 +65,8 @@ pub enum BenchEncoding {
   gradebook bench -c 50 -P 16 --duration 10 --workload read --json
   gradebook bench -c 50 --workload write --encoding msgpack
   gradebook bench --plaintext -c 10 -P 8 --udp --workload average   (server: --udp-rate 1000000 --udp-burst 1000000)
-  gradebook bench --fsync-baseline 2000                 single-row commits on this disk, for comparison")]
+  gradebook bench --fsync-baseline 2000                 single-row commits on this disk, for comparison
+  gradebook bench --import-grades 100000 --students 1000   a CSV import by the CLI against a raw SQLite insert")]
 pub struct BenchArgs {
     /// Admin account used to create the benchmark's own account.
     #[arg(long, default_value = "admin")]
@@ -65,7 +76,7 @@ pub struct BenchArgs {
         long,
         env = "GRADEBOOK_PASSWORD",
         hide_env_values = true,
-        required_unless_present = "fsync_baseline"
+        required_unless_present_any = ["fsync_baseline", "import_grades"]
     )]
     password: Option<String>,
     /// Connections sending requests.
@@ -92,19 +103,36 @@ pub struct BenchArgs {
     /// Promotions in the data set.
     #[arg(long, default_value_t = 10)]
     promotions: usize,
-    /// Students per promotion.
-    #[arg(long, default_value_t = 30)]
-    students: usize,
+    /// Students per promotion [default: 30; with --import-grades, the
+    /// students of its scratch promotion: 1000].
+    #[arg(long)]
+    students: Option<usize>,
     /// Grades per student.
     #[arg(long, default_value_t = 20)]
     grades: usize,
-    /// Keep the data set and the account afterwards.
+    /// Keep the data set and the account (with --import-grades, the scratch
+    /// promotion) afterwards.
     #[arg(long)]
     keep: bool,
     /// Instead of the server: time this many single-row commits with
     /// synchronous=FULL in a scratch SQLite file of the current directory.
     #[arg(long, value_name = "N")]
     fsync_baseline: Option<u32>,
+    /// Instead of the load: time the CLI's import of N grades from a CSV file
+    /// (`gradebook import grades`, under the saved session of `gradebook
+    /// login`) into a scratch promotion, then a raw insert of the same rows
+    /// into a scratch SQLite file (one transaction, one prepared statement),
+    /// and print both and their ratio. Scratch files go to the current
+    /// directory: run it from one on the server's disk.
+    #[arg(long, value_name = "N", conflicts_with = "fsync_baseline")]
+    import_grades: Option<u32>,
+}
+
+impl BenchArgs {
+    /// Students per promotion of the load's data set.
+    fn students(&self) -> usize {
+        self.students.unwrap_or(30)
+    }
 }
 
 /// Where and how to connect, from the global flags.
@@ -138,8 +166,16 @@ struct Tally {
     done: u64,
 }
 
-/// Runs the benchmark.
-pub fn run(target: Target, args: BenchArgs) -> ExitCode {
+/// Runs the benchmark with the global connection flags.
+pub fn run(global: Global, args: BenchArgs) -> ExitCode {
+    let target = Target {
+        server: global.server.clone(),
+        plaintext: global.plaintext,
+        ca_cert: global.ca_cert.clone(),
+        fingerprint: global.accept_fingerprint.clone(),
+        json: global.json,
+        udp: global.udp,
+    };
     // One thread, like redis-benchmark: on a small machine the load
     // generator should leave the cores to the server it measures.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -154,6 +190,26 @@ pub fn run(target: Target, args: BenchArgs) -> ExitCode {
     };
     if let Some(n) = args.fsync_baseline {
         return runtime.block_on(fsync_baseline(n, target.json));
+    }
+    if let Some(grades) = args.import_grades {
+        let settings = import::Settings {
+            grades,
+            students: args.students.unwrap_or(1000),
+            keep: args.keep,
+            json: global.json,
+        };
+        let mut ctx = Ctx {
+            conn: Conn::new(global, true),
+            json: settings.json,
+            in_shell: false,
+        };
+        return match runtime.block_on(import::run(&mut ctx, &settings)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                crate::app::report(&e);
+                ExitCode::from(e.exit_code())
+            }
+        };
     }
     match runtime.block_on(bench(target, args)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -237,7 +293,7 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
         eprintln!(
             "data set: {} promotions × {} students × {} grades in {:.1} s",
             args.promotions,
-            args.students,
+            args.students(),
             args.grades,
             started.elapsed().as_secs_f64()
         );
@@ -340,15 +396,15 @@ async fn build(c: &mut Client, args: &BenchArgs, tag: &str) -> Result<DataSet, C
     }
     expect_ok(c, promotions.len()).await?;
     for p in &promotions {
-        for s in 0..args.students {
+        for s in 0..args.students() {
             c.send(
                 "student.add",
                 json!({"promotion": p, "first_name": format!("F{s}"), "last_name": format!("L{s}")}),
             )?;
         }
     }
-    let mut students = Vec::with_capacity(promotions.len() * args.students);
-    for _ in 0..promotions.len() * args.students {
+    let mut students = Vec::with_capacity(promotions.len() * args.students());
+    for _ in 0..promotions.len() * args.students() {
         let data = c.recv().await?.result.map_err(ClientError::Server)?;
         students.push(data["id"].as_i64().unwrap_or_default());
     }

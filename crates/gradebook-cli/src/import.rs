@@ -97,6 +97,20 @@ fn report_lines(lines: &[LineError]) {
     }
 }
 
+/// What the server answered to `import.commit`.
+#[derive(Debug)]
+pub enum Committed {
+    /// The import was written (or, with `--dry-run`, checked).
+    Done(ImportReport),
+    /// Bad lines, and nothing was changed.
+    Refused {
+        /// The lines sent.
+        lines: usize,
+        /// The server's error, listing the bad lines.
+        error: WireError,
+    },
+}
+
 /// `gradebook import students|grades FILE --promotion P`.
 pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliError> {
     let (kind, what, file, promotion, options) = match command {
@@ -116,7 +130,24 @@ pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliErro
             "in the shell, standard input is the shell's: give a file name",
         ));
     }
-    let bytes = read_file(&file)?;
+    match send(ctx, kind, &file, &promotion, &options).await? {
+        Committed::Done(report) => finish(ctx, what, &promotion, &options, report),
+        Committed::Refused { lines, error } => refused(ctx, &options, lines, error),
+    }
+}
+
+/// The whole of an import but its report: reads `file`, sends its lines to
+/// the server as a `kind` import into `promotion`, and commits (or, with
+/// `--dry-run`, checks and closes). `gradebook bench --import-grades`
+/// times this very function.
+pub async fn send(
+    ctx: &mut Ctx,
+    kind: &str,
+    file: &Path,
+    promotion: &str,
+    options: &ImportOptions,
+) -> Result<Committed, CliError> {
+    let bytes = read_file(file)?;
     if sheet::is_legacy_text(&bytes) {
         eprintln!(
             "gradebook: {} is not UTF-8: read as Windows-1252 (Latin-1)",
@@ -185,10 +216,11 @@ pub async fn import(ctx: &mut Ctx, command: ImportCommand) -> Result<(), CliErro
             .await;
     }
     match committed {
-        Ok(data) => finish(ctx, what, &promotion, &options, decode(data)?),
-        Err(CliError::Server(e)) if !e.lines.is_empty() => {
-            refused(ctx, &options, sheet.lines.len(), e)
-        }
+        Ok(data) => Ok(Committed::Done(decode(data)?)),
+        Err(CliError::Server(error)) if !error.lines.is_empty() => Ok(Committed::Refused {
+            lines: sheet.lines.len(),
+            error,
+        }),
         Err(e) => Err(e),
     }
 }

@@ -54,18 +54,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Serve(args) => serve::run(args),
-        Command::Bench(args) => {
-            let g = cli.global;
-            let target = bench::Target {
-                server: g.server,
-                plaintext: g.plaintext,
-                ca_cert: g.ca_cert,
-                fingerprint: g.accept_fingerprint,
-                json: g.json,
-                udp: g.udp,
-            };
-            bench::run(target, args)
-        }
+        Command::Bench(args) => bench::run(cli.global, args),
         command => app::run(cli.global, command),
     }
 }

@@ -65,3 +65,85 @@ fn the_fsync_baseline_reports_a_rate() {
     assert_eq!(r["requests"], 20);
     assert!(r["rps"].as_f64().is_some_and(|x| x > 0.0), "{r}");
 }
+
+#[test]
+fn the_import_bench_times_the_cli_import_beside_a_raw_insert_and_cleans_up() {
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    u.login_admin();
+    let mut cmd = u.command(&[
+        "bench",
+        "--json",
+        "--import-grades",
+        "2000",
+        "--students",
+        "50",
+    ]);
+    cmd.current_dir(u.home());
+    let out = u.run_with(cmd, "");
+    let r = out.json();
+    assert_eq!(r["workload"], "import", "{r}");
+    assert_eq!(r["grades"], 2000, "{r}");
+    assert_eq!(r["imported"], 2000, "{r}");
+    let (import, raw) = (r["import_seconds"].as_f64(), r["baseline_seconds"].as_f64());
+    assert!(import.is_some_and(|s| s > 0.0), "{r}");
+    assert!(raw.is_some_and(|s| s > 0.0), "{r}");
+    assert!(r["ratio"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+
+    // The text report carries both figures and the ratio.
+    let mut cmd = u.command(&["bench", "--import-grades", "300", "--students", "7"]);
+    cmd.current_dir(u.home());
+    let out = u.run_with(cmd, "");
+    let text = out.ok();
+    assert!(text.contains("import: 300 grades of 7 students"), "{text}");
+    assert!(text.contains("raw insert: the same 300 rows"), "{text}");
+    assert!(text.contains("ratio: "), "{text}");
+
+    // With --keep the grades are there, in the scratch promotion.
+    let mut cmd = u.command(&[
+        "bench",
+        "--json",
+        "--import-grades",
+        "120",
+        "--students",
+        "4",
+        "--keep",
+    ]);
+    cmd.current_dir(u.home());
+    u.run_with(cmd, "").json();
+    let promotions = u.run(&["promotion", "list", "--json"]).json();
+    let kept = promotions["promotions"]
+        .as_array()
+        .and_then(|p| p.first())
+        .and_then(|p| p["name"].as_str())
+        .unwrap_or_else(|| panic!("one promotion kept: {promotions}"))
+        .to_owned();
+    let shown = u.run(&["promotion", "show", &kept, "--json"]).json();
+    let students = shown["students"].as_array().cloned().unwrap_or_default();
+    assert_eq!(students.len(), 4, "{shown}");
+    let grades: usize = students
+        .iter()
+        .map(|s| {
+            let id = s["id"].to_string();
+            let list = u.run(&["grade", "list", &id, "--json"]).json();
+            list["grades"].as_array().map_or(0, Vec::len)
+        })
+        .sum();
+    assert_eq!(grades, 120);
+    u.run(&["promotion", "delete", &kept, "--force"]).ok();
+
+    // The other runs left no promotion, and no scratch file behind.
+    let promotions = u.run(&["promotion", "list", "--json"]).json();
+    assert_eq!(
+        promotions["promotions"],
+        serde_json::json!([]),
+        "{promotions}"
+    );
+    let left: Vec<_> = std::fs::read_dir(u.home())
+        .expect("the home directory")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("gradebook-bench"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
