@@ -116,11 +116,15 @@ pub fn detect_separator(text: &str) -> u8 {
 /// Splits CSV text into a header and numbered lines.
 pub fn read_csv(text: &str) -> Result<Sheet, SheetError> {
     let separator = detect_separator(text);
+    // Where each line starts. A line ends as the CSV reader ends a record:
+    // at `\n`, `\r\n`, or a lone `\r` (old Mac files).
+    let bytes = text.as_bytes();
     let line_starts: Vec<usize> = std::iter::once(0)
         .chain(
-            text.bytes()
+            bytes
+                .iter()
                 .enumerate()
-                .filter(|(_, b)| *b == b'\n')
+                .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
                 .map(|(i, _)| i + 1),
         )
         .collect();
@@ -249,6 +253,10 @@ mod tests {
         assert_eq!(s.lines[0].cells, ["1", "x;\r\ny"]);
         assert_eq!(s.lines[1].line, 5);
         assert!(read_csv("\n\n").is_err());
+        // A lone carriage return ends a line too, as it ends a record.
+        let s = read_csv("a;b\r1;x\r\r2;\"y\rz\"\r3;w\n").expect("reads");
+        let numbers: Vec<u64> = s.lines.iter().map(|l| l.line).collect();
+        assert_eq!(numbers, [2, 4, 6]);
     }
 
     #[test]
