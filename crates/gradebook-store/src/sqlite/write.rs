@@ -528,32 +528,33 @@ pub(super) fn student_remove(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Re
 
 // Grades.
 
-pub(super) fn grade_add(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
-    student(tx, new.student)?;
-    let id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )?
-        .query_row(
-            params![
-                new.student,
-                new.subject,
-                new.value.to_code(),
-                i64::from(new.coefficient.hundredths()),
-                new.label,
-                ctx.at
-            ],
-            |r| r.get(0),
-        )?;
-    let g = Grade {
-        id,
+/// Inserts a grade (its student exists) and gives it back with its id.
+fn insert_grade(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<Grade> {
+    tx.prepare_cached(
+        "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )?
+    .execute(params![
+        new.student,
+        new.subject,
+        new.value.to_code(),
+        i64::from(new.coefficient.hundredths()),
+        new.label,
+        ctx.at
+    ])?;
+    Ok(Grade {
+        id: tx.last_insert_rowid(),
         student: new.student,
         subject: new.subject.clone(),
         value: new.value,
         coefficient: new.coefficient,
         label: new.label.clone(),
-    };
+    })
+}
+
+pub(super) fn grade_add(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+    student(tx, new.student)?;
+    let g = insert_grade(tx, new, ctx)?;
     audit(tx, ctx, "grade.add", None, Some(&g))?;
     record(tx, ctx, &g)?;
     Ok(g)
@@ -642,39 +643,15 @@ pub(super) fn import_grades(
     grades: &[(u64, NewGrade)],
     ctx: &Context,
 ) -> Result<u64> {
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )?;
     for (line, new) in grades {
-        let id: i64 = insert
-            .query_row(
-                params![
-                    new.student,
-                    new.subject,
-                    new.value.to_code(),
-                    i64::from(new.coefficient.hundredths()),
-                    new.label,
-                    ctx.at
-                ],
-                |r| r.get(0),
-            )
-            .map_err(|e| match e.sqlite_error_code() {
-                // The student was removed since the import was checked.
-                Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
-                    "line {line}: student {} was removed during the import",
-                    new.student
-                )),
-                _ => StoreError::Sqlite(e),
-            })?;
-        let g = Grade {
-            id,
-            student: new.student,
-            subject: new.subject.clone(),
-            value: new.value,
-            coefficient: new.coefficient,
-            label: new.label.clone(),
-        };
+        let g = insert_grade(tx, new, ctx).map_err(|e| match e.sqlite_error_code() {
+            // The student was removed since the import was checked.
+            Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
+                "line {line}: student {} was removed during the import",
+                new.student
+            )),
+            _ => StoreError::Sqlite(e),
+        })?;
         audit(tx, ctx, "grade.add", None, Some(&g))?;
     }
     let added = count(grades.len());
