@@ -278,52 +278,38 @@ fn finish(
     } else {
         report_lines(&report.skipped);
     }
-    let aside = aside(&report, what);
-    let checked = output::count(report.lines, "line");
-    if options.dry_run {
-        if !ctx.json {
-            let mut text = format!(
-                "Dry run: {checked} checked: {} would be imported into {promotion}{aside}.",
-                output::count(report.added, what)
-            );
-            if bad > 0 {
-                text.push_str(&format!(
-                    " {} would be skipped (listed above).",
-                    output::count(bad as u64, "bad line")
-                ));
-            }
-            text.push_str(" Nothing was changed.");
-            output::print(&text);
-        }
-        return if bad > 0 {
-            Err(CliError::Failed(format!(
-                "dry run: {} bad (listed above); nothing was changed",
-                output::count(bad as u64, "line")
-            )))
-        } else {
-            Ok(())
-        };
-    }
+    let added = output::count(report.added, what);
+    let bad_lines = output::count(bad as u64, "bad line");
     if !ctx.json {
-        let mut text = format!(
-            "Imported {} into {promotion}{aside}.",
-            output::count(report.added, what)
-        );
-        if bad > 0 {
-            text.push_str(&format!(
-                " Skipped {} (listed above).",
-                output::count(bad as u64, "bad line")
-            ));
+        let aside = aside(&report, what);
+        let mut text = if options.dry_run {
+            let checked = output::count(report.lines, "line");
+            format!(
+                "Dry run: {checked} checked: {added} would be imported into {promotion}{aside}."
+            )
+        } else {
+            format!("Imported {added} into {promotion}{aside}.")
+        };
+        match (bad, options.dry_run) {
+            (0, _) => {}
+            (_, true) => text.push_str(&format!(" {bad_lines} would be skipped (listed above).")),
+            (_, false) => text.push_str(&format!(" Skipped {bad_lines} (listed above).")),
+        }
+        if options.dry_run {
+            text.push_str(" Nothing was changed.");
         }
         output::print(&text);
     }
-    if bad > 0 {
-        return Err(CliError::Failed(format!(
-            "{} skipped: the other lines were imported",
-            output::count(bad as u64, "bad line")
-        )));
+    match (bad, options.dry_run) {
+        (0, _) => Ok(()),
+        (_, true) => Err(CliError::Failed(format!(
+            "dry run: {} bad (listed above); nothing was changed",
+            output::count(bad as u64, "line")
+        ))),
+        (_, false) => Err(CliError::Failed(format!(
+            "{bad_lines} skipped: the other lines were imported"
+        ))),
     }
-    Ok(())
 }
 
 /// Bad lines without `--skip-bad`: listed, and nothing was changed.

@@ -134,26 +134,6 @@ impl Column {
         }
     }
 
-    /// The columns a kind of file may have.
-    fn allowed(kind: Kind) -> &'static [Column] {
-        match kind {
-            Kind::Students => &[
-                Column::Student,
-                Column::LastName,
-                Column::FirstName,
-                Column::Number,
-                Column::Email,
-                // An export has one line per grade: importing it as a
-                // student file reads the students and leaves these.
-                Column::Subject,
-                Column::Value,
-                Column::Coefficient,
-                Column::Label,
-            ],
-            Kind::Grades => &Column::ALL,
-        }
-    }
-
     /// Recognises a header.
     pub fn recognise(header: &str) -> Option<Column> {
         let key = header_key(header);
@@ -234,9 +214,9 @@ impl Layout {
                 columns.push(None);
                 continue;
             }
-            let column = Column::recognise(h)
-                .filter(|c| Column::allowed(kind).contains(c))
-                .ok_or_else(|| unknown_column(kind, h, i))?;
+            // Either kind takes every column: a student file may be an
+            // export, one line per grade, whose grade columns it leaves.
+            let column = Column::recognise(h).ok_or_else(|| unknown_column(h, i))?;
             if let Some(j) = seen.insert(column, i) {
                 return Err(ValueError(format!(
                     "columns {} ('{}') and {} ('{}') both give {column}",
@@ -338,8 +318,8 @@ impl Layout {
     }
 }
 
-fn unknown_column(kind: Kind, header: &str, index: usize) -> ValueError {
-    let accepted: Vec<String> = Column::allowed(kind)
+fn unknown_column(header: &str, index: usize) -> ValueError {
+    let accepted: Vec<String> = Column::ALL
         .iter()
         .map(|c| {
             let aliases = c.aliases();
