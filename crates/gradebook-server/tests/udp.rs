@@ -756,3 +756,25 @@ async fn a_retried_logout_gets_its_ok_and_the_session_stays_closed() {
     let reply = json_reply(&exchange(&socket, server.addr, list.as_bytes()).await);
     assert_eq!(reply["error"]["code"], "unauthenticated");
 }
+
+/// Imports hold lines between requests: they run over TCP only, and a
+/// datagram that tries one is refused before anything runs.
+#[tokio::test]
+async fn imports_are_refused_over_udp() {
+    let server = TestServer::start_with(TlsMode::Off, generous()).await;
+    let mut c = server.admin().await;
+    ok(&mut c, "promotion.create", json!({"name": "P"})).await;
+    let token = admin_token(&server).await;
+    let udp = UdpClient::connect(&udp_options(server.addr, Encoding::Json))
+        .await
+        .expect("binds");
+    udp.set_token(Some(token));
+    let begin = json!({"kind": "students", "promotion": "P", "columns": ["nom", "prénom"]});
+    match udp.call("import.begin", begin).await {
+        Err(ClientError::Server(e)) => {
+            assert_eq!(e.code.as_str(), "bad_request");
+            assert!(e.message.contains("TCP"), "{}", e.message);
+        }
+        other => panic!("expected bad_request, got {other:?}"),
+    }
+}

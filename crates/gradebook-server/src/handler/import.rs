@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use gradebook_core::import::{Kind, Layout, Line, Plan, numbers, plan_grades, plan_students};
+use gradebook_core::{NewGrade, NewStudent};
 use gradebook_proto::command::{
     ImportAbortArgs, ImportBeginArgs, ImportCommitArgs, ImportRowsArgs,
 };
@@ -224,7 +225,8 @@ pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> H
         }
     }
     .ok_or_else(|| no_import(args.import))?;
-    let result = run(state, &open, dry_run, skip_bad, caller).await;
+    let (open, planned) = plan(state, open).await?;
+    let promotion = open.promotion.clone();
     if dry_run {
         // Put back for the real commit, unless a new import took its place.
         let mut map = state.imports.lock();
@@ -233,27 +235,52 @@ pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> H
             ..open
         });
     }
-    result
+    match planned {
+        Planned::Students(plan, lines) => {
+            let (report, add) = settle(plan, lines, dry_run, skip_bad)?;
+            if !dry_run && !add.is_empty() {
+                state
+                    .store
+                    .import_students(&promotion, add, caller.write()?)
+                    .await
+                    .map_err(from_store)?;
+            }
+            reply(&report)
+        }
+        Planned::Grades(plan, lines) => {
+            let (report, add) = settle(plan, lines, dry_run, skip_bad)?;
+            if !dry_run && !add.is_empty() {
+                state
+                    .store
+                    .import_grades(add, caller.write()?)
+                    .await
+                    .map_err(from_store)?;
+            }
+            reply(&report)
+        }
+    }
 }
 
-/// Plans the import against the promotion as it is, then writes it.
-async fn run(
-    state: &State,
-    open: &Open,
-    dry_run: bool,
-    skip_bad: bool,
-    caller: &Caller,
-) -> Handled {
+/// What the lines of an import would do, with how many lines there were.
+enum Planned {
+    Students(Plan<NewStudent>, u64),
+    Grades(Plan<NewGrade>, u64),
+}
+
+/// Plans the import against the promotion as it is now. The planning
+/// itself (every line read, every student found) runs on the blocking
+/// pool: a file of a million lines must not hold up the connections that
+/// share this thread. The import comes back with its plan.
+async fn plan(state: &State, open: Open) -> Result<(Open, Planned), WireError> {
     let current = state
         .store
         .promotion_grades(&open.promotion)
         .await
         .map_err(from_store)?;
-    let lines = open.lines.len() as u64;
-    match open.kind {
+    let taken: HashSet<String> = match open.kind {
         Kind::Students => {
             let numbers = numbers(&open.layout, &open.lines);
-            let taken: HashSet<String> = if numbers.is_empty() {
+            if numbers.is_empty() {
                 HashSet::new()
             } else {
                 state
@@ -263,37 +290,35 @@ async fn run(
                     .map_err(from_store)?
                     .into_iter()
                     .collect()
-            };
-            let plan = plan_students(&open.layout, &open.lines, &current.students, &taken);
-            let (report, plan) = settle(plan, lines, dry_run, skip_bad)?;
-            if !dry_run && !plan.is_empty() {
-                state
-                    .store
-                    .import_students(&open.promotion, plan, caller.write()?)
-                    .await
-                    .map_err(from_store)?;
             }
-            reply(&report)
         }
-        Kind::Grades => {
-            let plan = plan_grades(
-                &open.layout,
-                &open.lines,
-                &open.promotion,
-                &current.students,
-                &current.grades,
-            );
-            let (report, plan) = settle(plan, lines, dry_run, skip_bad)?;
-            if !dry_run && !plan.is_empty() {
-                state
-                    .store
-                    .import_grades(plan, caller.write()?)
-                    .await
-                    .map_err(from_store)?;
-            }
-            reply(&report)
-        }
-    }
+        Kind::Grades => HashSet::new(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let lines = open.lines.len() as u64;
+        let planned = match open.kind {
+            Kind::Students => Planned::Students(
+                plan_students(&open.layout, &open.lines, &current.students, &taken),
+                lines,
+            ),
+            Kind::Grades => Planned::Grades(
+                plan_grades(
+                    &open.layout,
+                    &open.lines,
+                    &open.promotion,
+                    &current.students,
+                    &current.grades,
+                ),
+                lines,
+            ),
+        };
+        (open, planned)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "planning an import failed");
+        WireError::internal()
+    })
 }
 
 /// The report of a plan, and what to write; an error listing the bad lines
