@@ -157,47 +157,6 @@ impl ReadKey {
     }
 }
 
-/// Whether a command can take access away, or make an id or name point to
-/// something else (a deleted row's id may be given again): permission
-/// decisions remembered before it are forgotten. Adding a grade, a student
-/// or a promotion grants nobody anything that was refused before.
-pub fn changes_access(command: &Command) -> bool {
-    use Command as C;
-    matches!(
-        command,
-        C::UserDelete(_)
-            | C::UserCreate(_)
-            | C::PromotionDelete(_)
-            | C::PromotionGrant(_)
-            | C::PromotionRevoke(_)
-            | C::StudentUpdate(_)
-            | C::StudentRemove(_)
-            | C::GradeDelete(_)
-    )
-}
-
-/// Whether a command can change what reads or permission checks see; every
-/// other command bumps the generation when it has run.
-pub fn changes_nothing_read(command: &Command) -> bool {
-    use Command as C;
-    ReadKey::of(command).is_some()
-        || matches!(
-            command,
-            C::Hello(_)
-                | C::Ping(_)
-                | C::Login(_)
-                | C::Logout(_)
-                | C::Whoami(_)
-                | C::UserList(_)
-                | C::UserPassword(_)
-                | C::PromotionList(_)
-                | C::AuditList(_)
-                | C::ImportBegin(_)
-                | C::ImportRows(_)
-                | C::ImportAbort(_)
-        )
-}
-
 /// The caches of the request path.
 #[derive(Debug, Default)]
 pub struct ReadCache {

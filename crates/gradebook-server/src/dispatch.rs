@@ -12,9 +12,10 @@ use gradebook_store::{RequestKey, Store, WriteContext};
 use serde_json::Value;
 
 use crate::auth::Auth;
-use crate::cache::{ReadCache, ReadKey, changes_access, changes_nothing_read};
+use crate::cache::{ReadCache, ReadKey};
 use crate::config::Limits;
 use crate::error::from_store;
+use crate::facts::facts;
 use crate::handler;
 use crate::permission::{self, Access};
 use crate::session::{self, Invalid, Session, Sessions, TokenHash};
@@ -235,7 +236,8 @@ async fn run(
     let token_hash = token
         .map(session::hash_token)
         .or(connection_session.copied());
-    let public = permission::is_public(name);
+    let facts = facts(&command);
+    let public = facts.is_public();
     let session = match token_hash {
         Some(hash) if !public => match state.sessions.check(state.store.as_ref(), &hash).await {
             Ok(s) => Some(s),
@@ -294,8 +296,8 @@ async fn run(
     {
         return Ok((data, Effect::None));
     }
-    let changes = !changes_nothing_read(&command);
-    let access = changes_access(&command);
+    let changes = facts.changes_reads;
+    let access = facts.changes_access;
     let result = handler::handle(state, command, &caller).await;
     if access {
         state.cache.access_generation.bump();
@@ -324,7 +326,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
             command.name()
         ))
     };
-    match permission::access(command.name(), role) {
+    match permission::access(command, role) {
         Access::Public | Access::Allow => Ok(()),
         Access::Deny => Err(WireError::forbidden(format!(
             "a {role} may not run {}",

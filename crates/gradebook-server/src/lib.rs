@@ -18,6 +18,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod error;
+pub mod facts;
 mod handler;
 mod listener;
 pub mod permission;

@@ -43,7 +43,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gradebook_proto::codec::to_datagram;
-use gradebook_proto::{Command, Encoding, ErrorCode, Id, Reply, Request, WireError};
+use gradebook_proto::{Encoding, ErrorCode, Id, Reply, Request, WireError};
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
@@ -296,7 +296,7 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
         Ok(c) => c,
         Err(e) => return refuse(Some(id), e),
     };
-    let write = is_write(&command);
+    let write = crate::facts::facts(&command).udp_write;
 
     let udp = session.map(|_| UdpRequest {
         id: id_key.clone(),
@@ -481,28 +481,6 @@ fn id_key(id: &Id) -> String {
     }
 }
 
-/// Commands that change something, and so record their request.
-fn is_write(command: &Command) -> bool {
-    use Command as C;
-    matches!(
-        command,
-        C::Logout(_)
-            | C::UserCreate(_)
-            | C::UserDelete(_)
-            | C::UserPassword(_)
-            | C::PromotionCreate(_)
-            | C::PromotionDelete(_)
-            | C::PromotionGrant(_)
-            | C::PromotionRevoke(_)
-            | C::StudentAdd(_)
-            | C::StudentUpdate(_)
-            | C::StudentRemove(_)
-            | C::GradeAdd(_)
-            | C::GradeUpdate(_)
-            | C::GradeDelete(_)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -526,57 +504,5 @@ mod tests {
         assert_eq!(id_key(&Id::Int(7)), "7");
         assert_eq!(id_key(&Id::Str("7".into())), "\"7\"");
         assert_eq!(id_key(&Id::Str("a\"b".into())), r#""a\"b""#);
-    }
-
-    #[test]
-    fn every_write_command_is_known_as_one() {
-        // The commands that call a store write, by name: a new write
-        // command must be added to `is_write` too. (Imports write, but
-        // only over TCP: over UDP they are refused before anything runs.)
-        let writes = [
-            "auth.logout",
-            "user.create",
-            "user.delete",
-            "user.password",
-            "promotion.create",
-            "promotion.delete",
-            "promotion.grant",
-            "promotion.revoke",
-            "student.add",
-            "student.update",
-            "student.remove",
-            "grade.add",
-            "grade.update",
-            "grade.delete",
-        ];
-        for name in Command::NAMES {
-            let sample = sample(name);
-            assert_eq!(is_write(&sample), writes.contains(name), "{name}");
-        }
-    }
-
-    /// A command with the given name and minimal arguments.
-    fn sample(name: &str) -> Command {
-        let args = serde_json::json!({
-            "id": 1, "name": "P", "username": "u", "password": "p", "role": "admin",
-            "new": "p", "promotion": "P", "first_name": "A", "last_name": "B",
-            "student": 1, "subject": "S", "value": 1,
-            "kind": "grades", "columns": [], "import": 1, "rows": [],
-        });
-        let Value::Object(all) = args else {
-            unreachable!()
-        };
-        // Keep only the arguments the command accepts.
-        let mut kept = serde_json::Map::new();
-        for (k, v) in all {
-            let mut trial = kept.clone();
-            trial.insert(k.clone(), v.clone());
-            if !matches!(Command::parse(name, Some(Value::Object(trial.clone()))),
-                Err(e) if e.message.contains("unknown field"))
-            {
-                kept = trial;
-            }
-        }
-        Command::parse(name, Some(Value::Object(kept))).expect("a valid sample")
     }
 }

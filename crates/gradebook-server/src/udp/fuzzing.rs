@@ -9,7 +9,7 @@ use gradebook_proto::{Encoding, Id, Reply};
 use serde_json::json;
 
 use super::cache::Sent;
-use super::{Admitted, MAX_ID_BYTES, Room, admit, id_key, is_write, refusal, replay, shape};
+use super::{Admitted, MAX_ID_BYTES, Room, admit, id_key, refusal, replay, shape};
 
 /// The UDP reply limits each datagram is tried under: one so tight that
 /// most replies must be cut down, the default, and the largest datagram.
@@ -70,7 +70,7 @@ fn answer(encoding: Encoding, data: &[u8], tls: bool, admitted: Admitted) -> Rep
 
     let result = request.command().map(|command| {
         command_round_trips(&command);
-        json!({"cmd": command.name(), "write": is_write(&command), "args": command.args()})
+        json!({"cmd": command.name(), "write": crate::facts::facts(&command).udp_write, "args": command.args()})
     });
     Reply {
         id: Some(id),
