@@ -15,9 +15,8 @@ use crate::auth::Auth;
 use crate::cache::{ReadCache, ReadKey};
 use crate::config::Limits;
 use crate::error::from_store;
-use crate::facts::facts;
+use crate::facts::{Access, Target, facts};
 use crate::handler;
-use crate::permission::{self, Access};
 use crate::session::{self, Invalid, Session, Sessions, TokenHash};
 use crate::unix_now;
 
@@ -312,28 +311,30 @@ async fn run(
     Ok((data, effect))
 }
 
-/// The one permission check: the table's rule for the command and the
-/// caller's role, and for scoped rules, whether the target is theirs.
+/// The one permission check: the command's rule for the caller's role
+/// (its one description, [`facts`]), and for scoped rules, whether the
+/// target is theirs.
 async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<(), WireError> {
     let Some(session) = caller.session.as_deref() else {
         // Only public commands get this far without a session.
         return Ok(());
     };
     let role = session.user.role;
+    let facts = facts(command);
     let denied = || {
         WireError::forbidden(format!(
             "a {role} may not run {} on this target",
             command.name()
         ))
     };
-    match permission::access(command, role) {
+    match facts.access(role) {
         Access::Public | Access::Allow => Ok(()),
         Access::Deny => Err(WireError::forbidden(format!(
             "a {role} may not run {}",
             command.name()
         ))),
         Access::ManagedPromotion => {
-            let targets = target_promotions(state, command, session)
+            let targets = target_promotions(state, facts.target, session)
                 .await
                 .map_err(|e| hide_existence(e, command))?;
             if targets.is_empty() {
@@ -358,7 +359,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
         }
         Access::OwnPromotion => {
             let own = own_student(state, session).await?;
-            let targets = target_promotions(state, command, session)
+            let targets = target_promotions(state, facts.target, session)
                 .await
                 .map_err(|e| hide_existence(e, command))?;
             if targets.iter().all(|p| *p == own.promotion) && !targets.is_empty() {
@@ -369,7 +370,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
         }
         Access::OwnStudent => {
             let own = session.user.student.ok_or_else(denied)?;
-            match target_student(state, command)
+            match target_student(state, facts.target)
                 .await
                 .map_err(|e| hide_existence(e, command))?
             {
@@ -405,14 +406,13 @@ async fn own_student(
     state.store.student_get(id).await.map_err(from_store)
 }
 
-/// The promotions a command touches (a move touches two). Empty for a
-/// command with no promotion in its target, which scoped rules then refuse.
+/// The promotions a target touches (a move touches two). Empty for a
+/// target with no promotion, which scoped rules then refuse.
 async fn target_promotions(
     state: &State,
-    command: &Command,
+    target: Target<'_>,
     session: &Session,
 ) -> Result<Vec<String>, WireError> {
-    use Command as C;
     let store = state.store.as_ref();
     let of_student = |id: i64| async move {
         store
@@ -421,69 +421,46 @@ async fn target_promotions(
             .map(|s| s.promotion)
             .map_err(from_store)
     };
-    Ok(match command {
-        C::PromotionShow(a) | C::PromotionAverage(a) | C::PromotionSubjects(a) => {
-            vec![a.name.clone()]
+    Ok(match target {
+        Target::Nothing => vec![],
+        Target::Promotion(name) => vec![name.to_owned()],
+        Target::Student(id) => vec![of_student(id).await?],
+        Target::Grade(id) => {
+            let g = store.grade_get(id).await.map_err(from_store)?;
+            vec![of_student(g.student).await?]
         }
-        C::PromotionDelete(a) => vec![a.name.clone()],
-        C::StudentAdd(a) => vec![a.promotion.clone()],
-        C::StudentList(a) => vec![a.promotion.clone()],
-        C::StudentUpdate(a) => {
-            let mut v = vec![of_student(a.id).await?];
-            v.extend(a.promotion.clone());
+        Target::Move { student, to } => {
+            let mut v = vec![of_student(student).await?];
+            v.extend(to.map(str::to_owned));
             v
         }
-        C::StudentRemove(a) | C::StudentShow(a) | C::StudentAverage(a) | C::StudentExplain(a) => {
-            vec![of_student(a.id).await?]
-        }
-        C::GradeAdd(a) => vec![of_student(a.student).await?],
-        C::GradeList(a) => vec![of_student(a.student).await?],
-        C::GradeUpdate(a) => {
-            let g = store.grade_get(a.id).await.map_err(from_store)?;
-            vec![of_student(g.student).await?]
-        }
-        C::GradeDelete(a) => {
-            let g = store.grade_get(a.id).await.map_err(from_store)?;
-            vec![of_student(g.student).await?]
-        }
-        C::AuditList(a) => match (&a.promotion, a.student) {
-            (Some(p), _) => {
-                let mut v = vec![p.clone()];
-                if let Some(s) = a.student {
-                    v.push(of_student(s).await?);
-                }
-                v
+        Target::Audit { promotion, student } => {
+            let mut v: Vec<String> = promotion.map(str::to_owned).into_iter().collect();
+            if let Some(s) = student {
+                v.push(of_student(s).await?);
             }
-            (None, Some(s)) => vec![of_student(s).await?],
-            (None, None) => vec![],
-        },
-        C::ImportBegin(a) => vec![a.promotion.clone()],
+            v
+        }
         // The import is the session's own; its promotion is checked again
         // when it is written, in case the grant was taken away meanwhile.
-        C::ImportCommit(a) => vec![
+        Target::Import(id) => vec![
             state
                 .imports
-                .promotion_of(&session.token_hash, a.import)
-                .ok_or_else(|| WireError::not_found(format!("no open import {}", a.import)))?,
+                .promotion_of(&session.token_hash, id)
+                .ok_or_else(|| WireError::not_found(format!("no open import {id}")))?,
         ],
-        _ => vec![],
     })
 }
 
-/// The student a command is about, for the student role's own-record rule.
-async fn target_student(state: &State, command: &Command) -> Result<Option<i64>, WireError> {
-    use Command as C;
-    Ok(match command {
-        C::StudentShow(a) | C::StudentAverage(a) | C::StudentExplain(a) => Some(a.id),
-        C::GradeList(a) => Some(a.student),
-        C::GradeUpdate(a) => Some(
-            state
-                .store
-                .grade_get(a.id)
-                .await
-                .map_err(from_store)?
-                .student,
-        ),
-        _ => None,
+/// The student a target is about, for the student role's own-record rule.
+async fn target_student(state: &State, target: Target<'_>) -> Result<Option<i64>, WireError> {
+    Ok(match target {
+        Target::Student(id) => Some(id),
+        Target::Grade(id) => Some(state.store.grade_get(id).await.map_err(from_store)?.student),
+        Target::Nothing
+        | Target::Promotion(_)
+        | Target::Move { .. }
+        | Target::Audit { .. }
+        | Target::Import(_) => None,
     })
 }

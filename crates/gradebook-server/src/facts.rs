@@ -4,22 +4,69 @@
 //! silent fall-through somewhere else (a stale permission decision is a
 //! security bug waiting).
 //!
-//! What a command *targets* (which promotion or student a scoped rule is
-//! checked against) needs the store, and lives beside the one permission
-//! check in `dispatch`.
+//! What a command targets is named here ([`Target`]); finding the
+//! promotion behind a student or a grade needs the store, and is done
+//! beside the one permission check, in `dispatch`.
 
 use gradebook_core::Role;
 use gradebook_proto::Command;
 
-use crate::permission::Access::{
-    self, Allow, Deny, ManagedPromotion as Managed, OwnPromotion, OwnStudent, Public,
-};
+use Access::{Allow, Deny, ManagedPromotion as Managed, OwnPromotion, OwnStudent, Public};
+
+/// What a role may do with a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No session needed (`hello`, `ping`, `auth.login`).
+    Public,
+    /// Any logged-in user of this role.
+    Allow,
+    /// Only on a promotion the teacher created or was granted.
+    ManagedPromotion,
+    /// Only on the student's own promotion.
+    OwnPromotion,
+    /// Only on the student's own record.
+    OwnStudent,
+    /// Never.
+    Deny,
+}
+
+/// What a command is about, for the scoped rules (a teacher's managed
+/// promotions, a student's own promotion or record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// Nothing in particular: scoped rules refuse it.
+    Nothing,
+    /// A promotion, by name.
+    Promotion(&'a str),
+    /// A student, by id (their promotion is the target's).
+    Student(i64),
+    /// A grade, by id (its student's promotion is the target's).
+    Grade(i64),
+    /// A student moved to another promotion (or not): both count.
+    Move {
+        /// The student.
+        student: i64,
+        /// The promotion they move to.
+        to: Option<&'a str>,
+    },
+    /// An audit query: the promotion and the student it names, if any.
+    Audit {
+        /// The promotion named.
+        promotion: Option<&'a str>,
+        /// The student named.
+        student: Option<i64>,
+    },
+    /// The session's open import, by id (its promotion is the target's).
+    Import(i64),
+}
 
 /// What the server knows of a command before running it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Facts {
+pub struct Facts<'a> {
     /// The rule for an admin, a teacher and a student.
     pub access: [Access; 3],
+    /// What the scoped rules are checked against.
+    pub target: Target<'a>,
     /// Whether it writes to the store for its caller, so that over UDP its
     /// request is recorded with the change and never run twice.
     pub udp_write: bool,
@@ -32,7 +79,7 @@ pub struct Facts {
     pub changes_access: bool,
 }
 
-impl Facts {
+impl Facts<'_> {
     /// The rule for `role`.
     pub fn access(&self, role: Role) -> Access {
         self.access[match role {
@@ -49,9 +96,10 @@ impl Facts {
 }
 
 /// A command that reads only.
-const fn read(access: [Access; 3]) -> Facts {
+const fn read(access: [Access; 3], target: Target<'_>) -> Facts<'_> {
     Facts {
         access,
+        target,
         udp_write: false,
         changes_reads: false,
         changes_access: false,
@@ -59,9 +107,10 @@ const fn read(access: [Access; 3]) -> Facts {
 }
 
 /// A write that only adds or changes data: remembered permissions stay.
-const fn write(access: [Access; 3]) -> Facts {
+const fn write(access: [Access; 3], target: Target<'_>) -> Facts<'_> {
     Facts {
         access,
+        target,
         udp_write: true,
         changes_reads: true,
         changes_access: false,
@@ -69,9 +118,10 @@ const fn write(access: [Access; 3]) -> Facts {
 }
 
 /// A write that can take access away or make an id name something else.
-const fn revoking(access: [Access; 3]) -> Facts {
+const fn revoking(access: [Access; 3], target: Target<'_>) -> Facts<'_> {
     Facts {
         access,
+        target,
         udp_write: true,
         changes_reads: true,
         changes_access: true,
@@ -79,53 +129,73 @@ const fn revoking(access: [Access; 3]) -> Facts {
 }
 
 /// Everything known about `command`.
-pub fn facts(command: &Command) -> Facts {
+pub fn facts(command: &Command) -> Facts<'_> {
     use Command as C;
+    use Target::{Grade, Nothing, Promotion, Student};
     match command {
-        C::Hello(_) | C::Ping(_) | C::Login(_) => read([Public; 3]),
+        C::Hello(_) | C::Ping(_) | C::Login(_) => read([Public; 3], Nothing),
         // Sessions: recorded over UDP (a retried logout gets its ok), but
         // nothing a read shows changes.
         C::Logout(_) => Facts {
             udp_write: true,
-            ..read([Allow; 3])
+            ..read([Allow; 3], Nothing)
         },
-        C::Whoami(_) => read([Allow; 3]),
-        C::UserCreate(_) => revoking([Allow, Deny, Deny]),
-        C::UserList(_) => read([Allow, Deny, Deny]),
-        C::UserDelete(_) => revoking([Allow, Deny, Deny]),
+        C::Whoami(_) => read([Allow; 3], Nothing),
+        C::UserCreate(_) => revoking([Allow, Deny, Deny], Nothing),
+        C::UserList(_) => read([Allow, Deny, Deny], Nothing),
+        C::UserDelete(_) => revoking([Allow, Deny, Deny], Nothing),
         // Own password for everyone; the handler keeps `username` for
         // admins.
         C::UserPassword(_) => Facts {
             udp_write: true,
-            ..read([Allow; 3])
+            ..read([Allow; 3], Nothing)
         },
-        C::PromotionCreate(_) => write([Allow, Allow, Deny]),
+        C::PromotionCreate(_) => write([Allow, Allow, Deny], Nothing),
         // Teachers and students see only their own promotions in the list.
-        C::PromotionList(_) => read([Allow; 3]),
-        C::PromotionShow(_) => read([Allow, Managed, Deny]),
-        C::PromotionDelete(_) => revoking([Allow, Managed, Deny]),
-        C::PromotionGrant(_) | C::PromotionRevoke(_) => revoking([Allow, Deny, Deny]),
-        C::PromotionAverage(_) | C::PromotionSubjects(_) => read([Allow, Managed, OwnPromotion]),
-        C::StudentAdd(_) => write([Allow, Managed, Deny]),
-        C::StudentList(_) => read([Allow, Managed, Deny]),
-        // A move between promotions changes who manages the student.
-        C::StudentUpdate(_) | C::StudentRemove(_) => revoking([Allow, Managed, Deny]),
-        C::StudentShow(_) | C::StudentAverage(_) | C::StudentExplain(_) => {
-            read([Allow, Managed, OwnStudent])
+        C::PromotionList(_) => read([Allow; 3], Nothing),
+        C::PromotionShow(a) => read([Allow, Managed, Deny], Promotion(&a.name)),
+        C::PromotionDelete(a) => revoking([Allow, Managed, Deny], Promotion(&a.name)),
+        C::PromotionGrant(a) | C::PromotionRevoke(a) => {
+            revoking([Allow, Deny, Deny], Promotion(&a.name))
         }
-        C::GradeAdd(_) | C::GradeUpdate(_) => write([Allow, Managed, Deny]),
-        C::GradeDelete(_) => revoking([Allow, Managed, Deny]),
-        C::GradeList(_) => read([Allow, Managed, OwnStudent]),
-        C::AuditList(_) => read([Allow, Managed, Deny]),
+        C::PromotionAverage(a) | C::PromotionSubjects(a) => {
+            read([Allow, Managed, OwnPromotion], Promotion(&a.name))
+        }
+        C::StudentAdd(a) => write([Allow, Managed, Deny], Promotion(&a.promotion)),
+        C::StudentList(a) => read([Allow, Managed, Deny], Promotion(&a.promotion)),
+        // A move between promotions changes who manages the student.
+        C::StudentUpdate(a) => revoking(
+            [Allow, Managed, Deny],
+            Target::Move {
+                student: a.id,
+                to: a.promotion.as_deref(),
+            },
+        ),
+        C::StudentRemove(a) => revoking([Allow, Managed, Deny], Student(a.id)),
+        C::StudentShow(a) | C::StudentAverage(a) | C::StudentExplain(a) => {
+            read([Allow, Managed, OwnStudent], Student(a.id))
+        }
+        C::GradeAdd(a) => write([Allow, Managed, Deny], Student(a.student)),
+        C::GradeUpdate(a) => write([Allow, Managed, Deny], Grade(a.id)),
+        C::GradeDelete(a) => revoking([Allow, Managed, Deny], Grade(a.id)),
+        C::GradeList(a) => read([Allow, Managed, OwnStudent], Student(a.student)),
+        C::AuditList(a) => read(
+            [Allow, Managed, Deny],
+            Target::Audit {
+                promotion: a.promotion.as_deref(),
+                student: a.student,
+            },
+        ),
         // Imports hold their lines in memory until the commit writes them
         // all; they run over TCP only, so nothing is recorded for UDP.
-        C::ImportBegin(_) => read([Allow, Managed, Deny]),
+        C::ImportBegin(a) => read([Allow, Managed, Deny], Promotion(&a.promotion)),
         // Lines go to the session's own import, opened on a managed
         // promotion; the commit checks that promotion again.
-        C::ImportRows(_) | C::ImportAbort(_) => read([Allow, Allow, Deny]),
-        C::ImportCommit(_) => Facts {
+        C::ImportRows(a) => read([Allow, Allow, Deny], Target::Import(a.import)),
+        C::ImportAbort(a) => read([Allow, Allow, Deny], Target::Import(a.import)),
+        C::ImportCommit(a) => Facts {
             udp_write: false,
-            ..write([Allow, Managed, Deny])
+            ..write([Allow, Managed, Deny], Target::Import(a.import))
         },
     }
 }
@@ -179,7 +249,8 @@ mod tests {
             "grade.delete",
         ];
         for name in Command::NAMES {
-            let f = facts(&sample(name));
+            let command = sample(name);
+            let f = facts(&command);
             assert_eq!(f.changes_access, revoking.contains(name), "{name}");
             // Whatever changes access changes what reads see.
             assert!(!f.changes_access || f.changes_reads, "{name}");
@@ -189,7 +260,8 @@ mod tests {
     #[test]
     fn the_admin_may_run_everything_and_only_three_commands_are_public() {
         for name in Command::NAMES {
-            let f = facts(&sample(name));
+            let command = sample(name);
+            let f = facts(&command);
             assert!(matches!(f.access(Role::Admin), Allow | Public), "{name}");
             assert_eq!(
                 f.is_public(),

@@ -21,7 +21,6 @@ mod error;
 pub mod facts;
 mod handler;
 mod listener;
-pub mod permission;
 mod session;
 mod tls;
 mod udp;
