@@ -192,6 +192,14 @@ pub fn run(global: Global, args: BenchArgs) -> ExitCode {
         return runtime.block_on(fsync_baseline(n, target.json));
     }
     if let Some(grades) = args.import_grades {
+        if global.udp {
+            // Refused before anything is created, as `gradebook import` is.
+            let e = crate::error::CliError::usage(
+                "--import-grades times an import, which runs over TCP: run it without --udp",
+            );
+            crate::app::report(&e);
+            return ExitCode::from(e.exit_code());
+        }
         let settings = import::Settings {
             grades,
             students: args.students.unwrap_or(1000),

@@ -132,6 +132,12 @@ fn the_import_bench_times_the_cli_import_beside_a_raw_insert_and_cleans_up() {
     assert_eq!(grades, 120);
     u.run(&["promotion", "delete", &kept, "--force"]).ok();
 
+    // Imports run over TCP: --udp is refused before anything is created.
+    let mut cmd = u.command(&["--udp", "bench", "--import-grades", "10"]);
+    cmd.current_dir(u.home());
+    let out = u.run_with(cmd, "");
+    assert!(out.fails(2).contains("without --udp"), "{}", out.stderr);
+
     // The other runs left no promotion, and no scratch file behind.
     let promotions = u.run(&["promotion", "list", "--json"]).json();
     assert_eq!(
