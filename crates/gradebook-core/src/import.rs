@@ -646,65 +646,95 @@ pub fn plan_students(
     plan
 }
 
-/// How a grade line found its student, for the error messages.
-fn find_student<'a>(
-    layout: &Layout,
-    line: &Line,
-    promotion: &str,
-    students: &'a [Student],
-    by_name: &HashMap<(String, String), Vec<&'a Student>>,
-) -> Result<i64, String> {
-    let number = layout.get(line, Column::Number);
-    if !number.is_empty() {
-        return students
-            .iter()
-            .find(|s| s.number.as_deref() == Some(number))
-            .map(|s| s.id)
-            .ok_or_else(|| format!("no student with number {number} in {promotion}"));
+/// A promotion's students, indexed once for every line of an import: by
+/// number, by name (NFC, case folded), and by id.
+struct Roster<'a> {
+    promotion: &'a str,
+    by_number: HashMap<&'a str, i64>,
+    by_name: HashMap<(String, String), Vec<&'a Student>>,
+    ids: HashSet<i64>,
+}
+
+impl<'a> Roster<'a> {
+    fn new(promotion: &'a str, students: &'a [Student]) -> Self {
+        let mut by_name: HashMap<(String, String), Vec<&Student>> = HashMap::new();
+        for s in students {
+            by_name
+                .entry((name_key(&s.first_name), name_key(&s.last_name)))
+                .or_default()
+                .push(s);
+        }
+        Roster {
+            promotion,
+            by_number: students
+                .iter()
+                .filter_map(|s| s.number.as_deref().map(|n| (n, s.id)))
+                .collect(),
+            by_name,
+            ids: students.iter().map(|s| s.id).collect(),
+        }
     }
-    let (first, last) = (
-        layout.get(line, Column::FirstName),
-        layout.get(line, Column::LastName),
-    );
-    if !first.is_empty() || !last.is_empty() {
-        let found = by_name
-            .get(&(name_key(first), name_key(last)))
-            .map_or(&[][..], Vec::as_slice);
-        return match found {
-            [s] => Ok(s.id),
-            [] => Err(format!("no student named {first} {last} in {promotion}")),
-            many => {
-                let who: Vec<String> = many
-                    .iter()
-                    .map(|s| match &s.number {
-                        Some(n) => {
-                            format!("{} {} (id {}, number {n})", s.first_name, s.last_name, s.id)
-                        }
-                        None => {
-                            format!("{} {} (id {}, no number)", s.first_name, s.last_name, s.id)
-                        }
-                    })
-                    .collect();
-                Err(format!(
-                    "{} students are named {first} {last} in {promotion}: {}; add a number or student column",
-                    many.len(),
-                    who.join(" and ")
-                ))
-            }
-        };
+
+    /// The student a grade line names: by number, else by name, else by
+    /// id; an error says why none (or more than one) was found.
+    fn find(&self, layout: &Layout, line: &Line) -> Result<i64, String> {
+        let promotion = self.promotion;
+        let number = layout.get(line, Column::Number);
+        if !number.is_empty() {
+            return self
+                .by_number
+                .get(number)
+                .copied()
+                .ok_or_else(|| format!("no student with number {number} in {promotion}"));
+        }
+        let (first, last) = (
+            layout.get(line, Column::FirstName),
+            layout.get(line, Column::LastName),
+        );
+        if !first.is_empty() || !last.is_empty() {
+            let found = self
+                .by_name
+                .get(&(name_key(first), name_key(last)))
+                .map_or(&[][..], Vec::as_slice);
+            return match found {
+                [s] => Ok(s.id),
+                [] => Err(format!("no student named {first} {last} in {promotion}")),
+                many => {
+                    let who: Vec<String> = many
+                        .iter()
+                        .map(|s| match &s.number {
+                            Some(n) => {
+                                format!(
+                                    "{} {} (id {}, number {n})",
+                                    s.first_name, s.last_name, s.id
+                                )
+                            }
+                            None => {
+                                format!("{} {} (id {}, no number)", s.first_name, s.last_name, s.id)
+                            }
+                        })
+                        .collect();
+                    Err(format!(
+                        "{} students are named {first} {last} in {promotion}: {}; add a number or student column",
+                        many.len(),
+                        who.join(" and ")
+                    ))
+                }
+            };
+        }
+        let id = layout.get(line, Column::Student);
+        if !id.is_empty() {
+            let id: i64 = id
+                .parse()
+                .map_err(|_| format!("student id '{}' is not a number", id.escape_debug()))?;
+            return if self.ids.contains(&id) {
+                Ok(id)
+            } else {
+                Err(format!("student {id} is not in {promotion}"))
+            };
+        }
+        Err("no student on this line (number, names or student id)".into())
     }
-    let id = layout.get(line, Column::Student);
-    if !id.is_empty() {
-        let id: i64 = id
-            .parse()
-            .map_err(|_| format!("student id '{}' is not a number", id.escape_debug()))?;
-        return if students.iter().any(|s| s.id == id) {
-            Ok(id)
-        } else {
-            Err(format!("student {id} is not in {promotion}"))
-        };
-    }
-    Err("no student on this line (number, names or student id)".into())
 }
 
 /// What makes two grades the same for a re-import.
@@ -738,13 +768,7 @@ pub fn plan_grades(
     grades: &[Grade],
 ) -> Plan<NewGrade> {
     let mut plan = Plan::default();
-    let mut by_name: HashMap<(String, String), Vec<&Student>> = HashMap::new();
-    for s in students {
-        by_name
-            .entry((name_key(&s.first_name), name_key(&s.last_name)))
-            .or_default()
-            .push(s);
-    }
+    let roster = Roster::new(promotion, students);
     let mut existing: HashMap<GradeKey, u32> = HashMap::new();
     for g in grades {
         *existing
@@ -764,7 +788,7 @@ pub fn plan_grades(
         );
         let parsed = (|| -> Result<Option<NewGrade>, String> {
             layout.check_width(line)?;
-            let student = find_student(layout, line, promotion, students, &by_name)?;
+            let student = roster.find(layout, line)?;
             if value.is_empty() {
                 // No grade yet (or a student alone on its line).
                 return Ok(None);
