@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod baseline;
+pub mod change;
 mod error;
 mod sqlite;
 
@@ -16,6 +17,10 @@ use async_trait::async_trait;
 use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
 pub use gradebook_core::{NewGrade, NewStudent};
 
+pub use change::{
+    ChainProblem, ChainReport, Change, ChangeRecord, ChangeSink, Diff, GrantRecord,
+    PromotionRecord, StudentRecord, UserRecord,
+};
 pub use error::{StoreError, Unavailable};
 pub use sqlite::SqliteStore;
 
@@ -97,6 +102,23 @@ pub struct PromotionGrades {
     pub grades: Vec<Grade>,
 }
 
+/// Everything the server's in-memory model starts from: the data as of
+/// change `seq`. Every change after it reaches the [`ChangeSink`] given to
+/// [`Store::follow`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Snapshot {
+    /// The last change the snapshot includes (0: none yet).
+    pub seq: i64,
+    /// Every promotion, by id.
+    pub promotions: Vec<PromotionRecord>,
+    /// Every grant.
+    pub grants: Vec<GrantRecord>,
+    /// Every student, by id.
+    pub students: Vec<StudentRecord>,
+    /// Every grade, by id.
+    pub grades: Vec<Grade>,
+}
+
 /// The UDP request a write is made for (protocol §6, at-most-once).
 ///
 /// The backend records the key and the reply's data (the JSON of what the
@@ -154,7 +176,7 @@ impl<'a> WriteContext<'a> {
 /// One audit entry: a grade change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
-    /// Entry id, increasing.
+    /// Its seq in the change log.
     pub id: i64,
     /// When (Unix seconds).
     pub at: i64,
@@ -335,10 +357,19 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         ctx: WriteContext<'_>,
     ) -> Result<u64>;
 
-    // Audit.
+    // The change log.
 
-    /// Audit entries, newest first.
+    /// Reads the data as of now and, from the same point on, hands every
+    /// committed batch of changes to `sink`, in order, before any write of
+    /// the batch is acknowledged: a model that starts from the snapshot and
+    /// applies what `sink` receives is exactly the committed state, and a
+    /// client that reads after its write's `ok` sees the write. Replaces
+    /// any sink given before.
+    async fn follow(&self, sink: ChangeSink) -> Result<Snapshot>;
+    /// Audit entries (the grade changes of the log), newest first.
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>>;
+    /// Checks the log's hash chain from its first entry to its last.
+    async fn verify_log(&self) -> Result<ChainReport>;
 
     // UDP requests (protocol §6).
 

@@ -23,8 +23,9 @@ mod writer;
 use writer::Writer;
 
 use crate::{
-    AuditEntry, AuditFilter, Credentials, GradePatch, NewGrade, NewStudent, PromotionGrades,
-    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext, role_from_db,
+    AuditEntry, AuditFilter, ChainReport, ChangeSink, Credentials, GradePatch, NewGrade,
+    NewStudent, PromotionGrades, Result, SessionRecord, Snapshot, Store, StoreError, StudentPatch,
+    WriteContext, role_from_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -34,6 +35,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: std::sync::Arc<Writer>,
     reader: SqlitePool,
+    path: std::path::PathBuf,
 }
 
 type GradeRow = (i64, i64, String, i64, i64, Option<String>);
@@ -60,7 +62,8 @@ macro_rules! promotion_columns {
     };
 }
 
-// After the column macros, which it uses.
+// After the column macros, which they use.
+mod log;
 mod write;
 
 use write::Context;
@@ -82,12 +85,17 @@ impl SqliteStore {
         MIGRATOR.run(&mut conn).await?;
         conn.close().await?;
         // The writer opens its own connection, on a schema now up to date.
-        let writer = std::sync::Arc::new(Writer::open(options.get_filename())?);
+        let path = options.get_filename().to_owned();
+        let writer = std::sync::Arc::new(Writer::open(&path)?);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            path,
+        })
     }
 
     /// Opens the database file at `path`.
@@ -617,9 +625,9 @@ impl Store for SqliteStore {
             None => None,
         };
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, at, username, action, grade_id, student_id, old_value, new_value \
-             FROM audit WHERE ($1 IS NULL OR promotion_id = $1) \
-             AND ($2 IS NULL OR student_id = $2) ORDER BY id DESC LIMIT $3",
+            "SELECT seq, at, username, command, grade_id, student_id, old, new \
+             FROM changes WHERE kind = 'grade' AND ($1 IS NULL OR promotion_id = $1) \
+             AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3",
         )
         .bind(promotion)
         .bind(filter.student)
@@ -648,6 +656,32 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn follow(&self, sink: ChangeSink) -> Result<Snapshot> {
+        self.writer
+            .exclusive(move |conn, state| {
+                let snapshot = log::snapshot(conn, state.head)?;
+                state.sink = Some(sink);
+                Ok(snapshot)
+            })
+            .await
+    }
+
+    async fn verify_log(&self) -> Result<ChainReport> {
+        // On a connection of its own, in one read transaction: a long log
+        // is checked against one committed state without holding up writes.
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )?;
+            let tx = conn.transaction()?;
+            log::verify(&tx)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the chain check stopped: {e}")))?
     }
 
     async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>> {
@@ -937,6 +971,113 @@ mod tests {
             store.grade_get(g.id).await,
             Err(StoreError::NotFound(_))
         ));
+        // The audit entries moved into the change log, first in it, and
+        // were sealed into the chain with the entries written since.
+        let audit = store
+            .audit_list(AuditFilter {
+                promotion: None,
+                student: None,
+                limit: 100,
+            })
+            .await
+            .expect("audit");
+        let seqs: Vec<i64> = audit.iter().map(|e| e.id).collect();
+        assert_eq!(&seqs[seqs.len() - 2..], [2, 1]);
+        assert_eq!(audit[audit.len() - 1].grade, 1);
+        let report = store.verify_log().await.expect("verifies");
+        assert_eq!(report.problem, None);
+        assert!(report.entries > 2, "{report:?}");
+        store.close().await;
+    }
+
+    /// Opens the database file `t.db` in `dir` with a plain connection.
+    fn raw(dir: &tempfile::TempDir) -> rusqlite::Connection {
+        rusqlite::Connection::open(dir.path().join("t.db")).expect("opens")
+    }
+
+    #[tokio::test]
+    async fn every_write_is_logged_in_order_and_reaches_the_sink_after_its_snapshot() {
+        let (_dir, store, student) = store_with_student().await;
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let snapshot = store
+            .follow(std::sync::Arc::new(
+                move |batch: &[crate::ChangeRecord]| {
+                    sink.lock().expect("lock").extend_from_slice(batch);
+                },
+            ))
+            .await
+            .expect("follows");
+        assert_eq!(snapshot.students.len(), 1);
+        assert_eq!(snapshot.promotions.len(), 1);
+        // The admin account, the promotion and the student came before.
+        assert_eq!(snapshot.seq, 3);
+
+        let ctx = WriteContext::new("admin", 5);
+        let g = store.grade_add(&grade(student), ctx).await.expect("adds");
+        let patch = GradePatch {
+            coefficient: Some(Coefficient::from_hundredths(200).expect("2")),
+            ..GradePatch::default()
+        };
+        store
+            .grade_update(g.id, &patch, ctx)
+            .await
+            .expect("updates");
+        store.student_remove(student, ctx).await.expect("removes");
+        // A failing write logs nothing.
+        assert!(store.grade_delete(g.id, ctx).await.is_err());
+
+        let received = received.lock().expect("lock").clone();
+        let seqs: Vec<i64> = received.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [4, 5, 6, 7]);
+        let commands: Vec<&str> = received.iter().map(|r| r.command.as_str()).collect();
+        assert_eq!(
+            commands,
+            [
+                "grade.add",
+                "grade.update",
+                "student.remove",
+                "student.remove"
+            ]
+        );
+        assert!(matches!(&received[2].change, crate::Change::Grade(d) if d.new.is_none()));
+        assert!(matches!(&received[3].change, crate::Change::Student(d) if d.new.is_none()));
+
+        // What was logged is what is stored.
+        let report = store.verify_log().await.expect("verifies");
+        assert_eq!(
+            (report.entries, report.last_seq, report.problem),
+            (7, 7, None)
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_edited_or_deleted_entry_breaks_the_chain() {
+        let (dir, store, student) = store_with_student().await;
+        let ctx = WriteContext::new("admin", 5);
+        for _ in 0..3 {
+            store.grade_add(&grade(student), ctx).await.expect("adds");
+        }
+        assert_eq!(store.verify_log().await.expect("verifies").problem, None);
+
+        let conn = raw(&dir);
+        conn.execute("UPDATE changes SET username = 'mallory' WHERE seq = 5", [])
+            .expect("edits");
+        let p = store.verify_log().await.expect("verifies").problem;
+        assert_eq!(p.map(|p| p.seq), Some(5));
+        conn.execute("UPDATE changes SET username = 'admin' WHERE seq = 5", [])
+            .expect("restores");
+        assert_eq!(store.verify_log().await.expect("verifies").problem, None);
+
+        conn.execute("DELETE FROM changes WHERE seq = 6", [])
+            .expect("deletes the last");
+        let p = store.verify_log().await.expect("verifies").problem;
+        assert_eq!(p.map(|p| p.seq), Some(6));
+        conn.execute("DELETE FROM changes WHERE seq = 2", [])
+            .expect("deletes one in the middle");
+        let p = store.verify_log().await.expect("verifies").problem;
+        assert_eq!(p.map(|p| p.seq), Some(2));
         store.close().await;
     }
 }

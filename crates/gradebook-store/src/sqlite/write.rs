@@ -9,19 +9,21 @@
 use gradebook_core::{Grade, Promotion, Student, User};
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use super::log::Tx;
 use super::{
     GradeRow, StudentRow, grade_from_row, no_grade, no_promotion, no_student, no_user,
     number_taken, student_from_row,
 };
 use crate::{
-    Fits, GradePatch, NewGrade, NewStudent, Result, StoreError, StudentPatch, WriteContext,
+    Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Result,
+    StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext, role_from_db,
 };
 
 /// A [`WriteContext`] that the writer thread can own.
 #[derive(Debug)]
 pub(super) struct Context {
-    by: String,
-    at: i64,
+    pub(super) by: String,
+    pub(super) at: i64,
     request: Option<Request>,
 }
 
@@ -139,7 +141,11 @@ fn grade(tx: &Transaction<'_>, id: i64) -> Result<Grade> {
 /// result is known. On error the write is undone; a duplicate is reported
 /// only after the batch commits, so the first copy, and its recorded reply,
 /// is durable by then.
-fn record<T: serde::Serialize>(tx: &Transaction<'_>, ctx: &Context, result: &T) -> Result<()> {
+fn record_request<T: serde::Serialize>(
+    tx: &Transaction<'_>,
+    ctx: &Context,
+    result: &T,
+) -> Result<()> {
     let Some(key) = &ctx.request else {
         return Ok(());
     };
@@ -167,43 +173,14 @@ fn nothing() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
 
-/// Records a grade change in the same savepoint as the change itself.
-fn audit(
-    tx: &Transaction<'_>,
-    ctx: &Context,
-    action: &str,
-    old: Option<&Grade>,
-    new: Option<&Grade>,
-) -> Result<()> {
-    let Some(grade) = new.or(old) else {
-        return Ok(());
-    };
-    let to_json = |g: Option<&Grade>| g.and_then(|g| serde_json::to_string(g).ok());
-    tx.prepare_cached(
-        "INSERT INTO audit (at, username, action, grade_id, student_id, promotion_id, \
-         old_value, new_value) \
-         VALUES ($1, $2, $3, $4, $5, (SELECT promotion_id FROM students WHERE id = $5), $6, $7)",
-    )?
-    .execute(params![
-        ctx.at,
-        ctx.by,
-        action,
-        grade.id,
-        grade.student,
-        to_json(old),
-        to_json(new)
-    ])?;
-    Ok(())
-}
-
-/// Records the removal of each grade that `query` (keyed by `key`) selects,
-/// under `action`, the command that takes them away: deleting a student or a
-/// promotion leaves a trace of every grade it removed (protocol §4). Run
+/// Logs the removal of each grade that `query` (keyed by `key`) selects,
+/// under `command`, the command that takes them away: deleting a student or
+/// a promotion leaves a trace of every grade it removed (protocol §4). Run
 /// before the deletion, while the grades still name their promotion.
-fn audit_removals(
-    tx: &Transaction<'_>,
+fn log_grade_removals(
+    tx: &Tx<'_>,
     ctx: &Context,
-    action: &str,
+    command: &str,
     query: &'static str,
     key: i64,
 ) -> Result<()> {
@@ -212,9 +189,41 @@ fn audit_removals(
         .query_map([key], grade_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for row in rows {
-        audit(tx, ctx, action, Some(&grade_from_row(row)?), None)?;
+        tx.append(
+            ctx,
+            command,
+            Change::Grade(Diff::removed(grade_from_row(row)?)),
+        )?;
     }
     Ok(())
+}
+
+/// A student as the log records it.
+fn student_record(tx: &Transaction<'_>, id: i64) -> Result<StudentRecord> {
+    let promotion_id = tx
+        .prepare_cached("SELECT promotion_id FROM students WHERE id = $1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| no_student(id))?;
+    Ok(StudentRecord {
+        promotion_id,
+        student: student(tx, id)?,
+    })
+}
+
+/// An account as the log records it.
+fn user_record(tx: &Transaction<'_>, username: &str) -> Result<UserRecord> {
+    let (id, role, student): (i64, String, Option<i64>) = tx
+        .prepare_cached("SELECT id, role, student_id FROM users WHERE username = $1")?
+        .query_row([username], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| no_user(username))?;
+    Ok(UserRecord {
+        id,
+        username: username.to_owned(),
+        role: role_from_db(&role)?,
+        student,
+    })
 }
 
 const LINKED_IN_PROMOTION: &str = "SELECT u.username FROM users u \
@@ -243,7 +252,7 @@ fn count(n: usize) -> u64 {
 // Accounts and sessions.
 
 pub(super) fn user_create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     user: &User,
     password_hash: &str,
     ctx: &Context,
@@ -270,36 +279,44 @@ pub(super) fn user_create(
             )
         })
     })?;
-    record(tx, ctx, user)?;
+    let record = UserRecord {
+        id: tx.last_insert_rowid(),
+        username: user.username.clone(),
+        role: user.role,
+        student: user.student,
+    };
+    tx.append(ctx, "user.create", Change::User(Diff::added(record)))?;
+    record_request(tx, ctx, user)?;
     Ok(user.clone())
 }
 
-pub(super) fn user_delete(tx: &Transaction<'_>, username: &str, ctx: &Context) -> Result<()> {
-    let deleted = tx
-        .prepare_cached("DELETE FROM users WHERE username = $1")?
-        .execute([username])?;
-    if deleted == 0 {
-        return Err(no_user(username));
-    }
-    record(tx, ctx, &nothing())
+pub(super) fn user_delete(tx: &Tx<'_>, username: &str, ctx: &Context) -> Result<()> {
+    let old = user_record(tx, username)?;
+    tx.prepare_cached("DELETE FROM users WHERE id = $1")?
+        .execute([old.id])?;
+    tx.append(ctx, "user.delete", Change::User(Diff::removed(old)))?;
+    record_request(tx, ctx, &nothing())
 }
 
 pub(super) fn user_set_password(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     username: &str,
     password_hash: &str,
     ctx: &Context,
 ) -> Result<()> {
-    let id = user_id(tx, username)?;
+    let user = user_record(tx, username)?;
     tx.prepare_cached("UPDATE users SET password_hash = $1 WHERE id = $2")?
-        .execute(params![password_hash, id])?;
+        .execute(params![password_hash, user.id])?;
     tx.prepare_cached("DELETE FROM sessions WHERE user_id = $1")?
-        .execute([id])?;
-    record(tx, ctx, &nothing())
+        .execute([user.id])?;
+    // The entry says that the password changed, never what to.
+    let change = Diff::updated(user.clone(), user);
+    tx.append(ctx, "user.password", Change::User(change))?;
+    record_request(tx, ctx, &nothing())
 }
 
 pub(super) fn session_create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     token_hash: &[u8],
     user_id: i64,
     now: i64,
@@ -313,19 +330,19 @@ pub(super) fn session_create(
     Ok(())
 }
 
-pub(super) fn session_touch(tx: &Transaction<'_>, token_hash: &[u8], now: i64) -> Result<()> {
+pub(super) fn session_touch(tx: &Tx<'_>, token_hash: &[u8], now: i64) -> Result<()> {
     tx.prepare_cached("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")?
         .execute(params![now, token_hash])?;
     Ok(())
 }
 
-pub(super) fn session_delete(tx: &Transaction<'_>, token_hash: &[u8], ctx: &Context) -> Result<()> {
+pub(super) fn session_delete(tx: &Tx<'_>, token_hash: &[u8], ctx: &Context) -> Result<()> {
     tx.prepare_cached("DELETE FROM sessions WHERE token_hash = $1")?
         .execute([token_hash])?;
-    record(tx, ctx, &nothing())
+    record_request(tx, ctx, &nothing())
 }
 
-pub(super) fn sessions_purge(tx: &Transaction<'_>, now: i64, idle_before: i64) -> Result<u64> {
+pub(super) fn sessions_purge(tx: &Tx<'_>, now: i64, idle_before: i64) -> Result<u64> {
     let deleted = tx
         .prepare_cached("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen < $2")?
         .execute([now, idle_before])?;
@@ -335,7 +352,7 @@ pub(super) fn sessions_purge(tx: &Transaction<'_>, now: i64, idle_before: i64) -
 // Promotions.
 
 pub(super) fn promotion_create(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     promotion: Promotion,
     created_by: Option<i64>,
     ctx: &Context,
@@ -359,31 +376,56 @@ pub(super) fn promotion_create(
             )
         })
     })?;
-    record(tx, ctx, &promotion)?;
+    let record = PromotionRecord {
+        id: tx.last_insert_rowid(),
+        name: promotion.name.clone(),
+        year: promotion.year,
+        description: promotion.description.clone(),
+        created_by,
+    };
+    tx.append(
+        ctx,
+        "promotion.create",
+        Change::Promotion(Diff::added(record)),
+    )?;
+    record_request(tx, ctx, &promotion)?;
     Ok(promotion)
 }
 
-pub(super) fn promotion_delete(
-    tx: &Transaction<'_>,
-    name: &str,
-    force: bool,
-    ctx: &Context,
-) -> Result<()> {
-    let id = promotion_id(tx, name)?;
-    let students: i64 = tx
-        .prepare_cached("SELECT COUNT(*) FROM students WHERE promotion_id = $1")?
-        .query_row([id], |r| r.get(0))?;
-    if students > 0 && !force {
+pub(super) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Context) -> Result<()> {
+    let old = tx
+        .prepare_cached(
+            "SELECT id, name, year, description, created_by FROM promotions WHERE name = $1",
+        )?
+        .query_row([name], |r| {
+            Ok(PromotionRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                year: r.get(2)?,
+                description: r.get(3)?,
+                created_by: r.get(4)?,
+            })
+        })
+        .optional()?
+        .ok_or_else(|| no_promotion(name))?;
+    let id = old.id;
+    let students: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM students WHERE promotion_id = $1 ORDER BY id")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if !students.is_empty() && !force {
         return Err(StoreError::Conflict(format!(
-            "promotion '{}' has {students} student(s): remove them first, or pass force",
-            name.escape_debug()
+            "promotion '{}' has {} student(s): remove them first, or pass force",
+            name.escape_debug(),
+            students.len()
         )));
     }
     check_no_linked_account(tx, LINKED_IN_PROMOTION, id)?;
-    audit_removals(
+    const COMMAND: &str = "promotion.delete";
+    log_grade_removals(
         tx,
         ctx,
-        "promotion.delete",
+        COMMAND,
         concat!(
             "SELECT ",
             grade_columns!(),
@@ -392,49 +434,67 @@ pub(super) fn promotion_delete(
         ),
         id,
     )?;
+    for student in students {
+        let record = student_record(tx, student)?;
+        tx.append(ctx, COMMAND, Change::Student(Diff::removed(record)))?;
+    }
     tx.prepare_cached("DELETE FROM promotions WHERE id = $1")?
         .execute([id])?;
-    record(tx, ctx, &nothing())
+    tx.append(ctx, COMMAND, Change::Promotion(Diff::removed(old)))?;
+    record_request(tx, ctx, &nothing())
 }
 
 pub(super) fn promotion_grant(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     username: &str,
     ctx: &Context,
 ) -> Result<()> {
-    let pid = promotion_id(tx, name)?;
-    let uid = user_id(tx, username)?;
-    tx.prepare_cached(
-        "INSERT INTO grants (promotion_id, user_id) VALUES ($1, $2) \
-         ON CONFLICT (promotion_id, user_id) DO NOTHING",
-    )?
-    .execute([pid, uid])?;
-    record(tx, ctx, &nothing())
+    let grant = GrantRecord {
+        promotion: promotion_id(tx, name)?,
+        user: user_id(tx, username)?,
+    };
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO grants (promotion_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (promotion_id, user_id) DO NOTHING",
+        )?
+        .execute([grant.promotion, grant.user])?;
+    if added > 0 {
+        tx.append(ctx, "promotion.grant", Change::Grant(Diff::added(grant)))?;
+    }
+    record_request(tx, ctx, &nothing())
 }
 
 pub(super) fn promotion_revoke(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     name: &str,
     username: &str,
     ctx: &Context,
 ) -> Result<()> {
-    let pid = promotion_id(tx, name)?;
-    let uid = user_id(tx, username)?;
-    tx.prepare_cached("DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2")?
-        .execute([pid, uid])?;
-    record(tx, ctx, &nothing())
+    let grant = GrantRecord {
+        promotion: promotion_id(tx, name)?,
+        user: user_id(tx, username)?,
+    };
+    let removed = tx
+        .prepare_cached("DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2")?
+        .execute([grant.promotion, grant.user])?;
+    if removed > 0 {
+        tx.append(ctx, "promotion.revoke", Change::Grant(Diff::removed(grant)))?;
+    }
+    record_request(tx, ctx, &nothing())
 }
 
 // Students.
 
-pub(super) fn student_add(
-    tx: &Transaction<'_>,
+/// Inserts a student into promotion `pid` and gives back its record.
+fn insert_student(
+    tx: &Tx<'_>,
+    pid: i64,
     promotion: &str,
     new: &NewStudent,
     ctx: &Context,
-) -> Result<Student> {
-    let pid = promotion_id(tx, promotion)?;
+) -> rusqlite::Result<StudentRecord> {
     let id: i64 = tx
         .prepare_cached(
             "INSERT INTO students (promotion_id, first_name, last_name, number, email, \
@@ -450,31 +510,48 @@ pub(super) fn student_add(
                 ctx.at
             ],
             |r| r.get(0),
-        )
+        )?;
+    Ok(StudentRecord {
+        promotion_id: pid,
+        student: Student {
+            id,
+            first_name: new.first_name.clone(),
+            last_name: new.last_name.clone(),
+            number: new.number.clone(),
+            email: new.email.clone(),
+            promotion: promotion.to_owned(),
+        },
+    })
+}
+
+pub(super) fn student_add(
+    tx: &Tx<'_>,
+    promotion: &str,
+    new: &NewStudent,
+    ctx: &Context,
+) -> Result<Student> {
+    let pid = promotion_id(tx, promotion)?;
+    let record = insert_student(tx, pid, promotion, new, ctx)
         .map_err(|e| conflict_on_unique(e, || number_taken(new.number.as_deref())))?;
-    let s = Student {
-        id,
-        first_name: new.first_name.clone(),
-        last_name: new.last_name.clone(),
-        number: new.number.clone(),
-        email: new.email.clone(),
-        promotion: promotion.to_owned(),
-    };
-    record(tx, ctx, &s)?;
+    let s = record.student.clone();
+    tx.append(ctx, "student.add", Change::Student(Diff::added(record)))?;
+    record_request(tx, ctx, &s)?;
     Ok(s)
 }
 
 pub(super) fn student_update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: i64,
     patch: &StudentPatch,
     ctx: &Context,
 ) -> Result<Student> {
-    let mut s = student(tx, id)?;
-    let pid = match &patch.promotion {
-        Some(p) => Some(promotion_id(tx, p)?),
-        None => None,
-    };
+    let old = student_record(tx, id)?;
+    let mut new = old.clone();
+    if let Some(p) = &patch.promotion {
+        new.promotion_id = promotion_id(tx, p)?;
+        new.student.promotion = p.clone();
+    }
+    let s = &mut new.student;
     if let Some(v) = &patch.first_name {
         s.first_name = v.clone();
     }
@@ -487,33 +564,37 @@ pub(super) fn student_update(
     if let Some(v) = &patch.email {
         s.email = v.clone();
     }
-    if let Some(p) = &patch.promotion {
-        s.promotion = p.clone();
-    }
     tx.prepare_cached(
         "UPDATE students SET first_name = $1, last_name = $2, number = $3, email = $4, \
-         promotion_id = COALESCE($5, promotion_id) WHERE id = $6",
+         promotion_id = $5 WHERE id = $6",
     )?
     .execute(params![
         s.first_name,
         s.last_name,
         s.number,
         s.email,
-        pid,
+        new.promotion_id,
         id
     ])
     .map_err(|e| conflict_on_unique(e, || number_taken(s.number.as_deref())))?;
-    record(tx, ctx, &s)?;
+    let s = new.student.clone();
+    tx.append(
+        ctx,
+        "student.update",
+        Change::Student(Diff::updated(old, new)),
+    )?;
+    record_request(tx, ctx, &s)?;
     Ok(s)
 }
 
-pub(super) fn student_remove(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Result<()> {
-    student(tx, id)?;
+pub(super) fn student_remove(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
+    let old = student_record(tx, id)?;
     check_no_linked_account(tx, LINKED_TO_STUDENT, id)?;
-    audit_removals(
+    const COMMAND: &str = "student.remove";
+    log_grade_removals(
         tx,
         ctx,
-        "student.remove",
+        COMMAND,
         concat!(
             "SELECT ",
             grade_columns!(),
@@ -523,13 +604,14 @@ pub(super) fn student_remove(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Re
     )?;
     tx.prepare_cached("DELETE FROM students WHERE id = $1")?
         .execute([id])?;
-    record(tx, ctx, &nothing())
+    tx.append(ctx, COMMAND, Change::Student(Diff::removed(old)))?;
+    record_request(tx, ctx, &nothing())
 }
 
 // Grades.
 
 /// Inserts a grade (its student exists) and gives it back with its id.
-fn insert_grade(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<Grade> {
+fn insert_grade(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<Grade> {
     tx.prepare_cached(
         "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -552,16 +634,16 @@ fn insert_grade(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> rusqlite
     })
 }
 
-pub(super) fn grade_add(tx: &Transaction<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+pub(super) fn grade_add(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
     student(tx, new.student)?;
     let g = insert_grade(tx, new, ctx)?;
-    audit(tx, ctx, "grade.add", None, Some(&g))?;
-    record(tx, ctx, &g)?;
+    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))?;
+    record_request(tx, ctx, &g)?;
     Ok(g)
 }
 
 pub(super) fn grade_update(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: i64,
     patch: &GradePatch,
     ctx: &Context,
@@ -590,59 +672,47 @@ pub(super) fn grade_update(
         g.label,
         id
     ])?;
-    audit(tx, ctx, "grade.update", Some(&old), Some(&g))?;
-    record(tx, ctx, &g)?;
+    tx.append(
+        ctx,
+        "grade.update",
+        Change::Grade(Diff::updated(old, g.clone())),
+    )?;
+    record_request(tx, ctx, &g)?;
     Ok(g)
 }
 
-pub(super) fn grade_delete(tx: &Transaction<'_>, id: i64, ctx: &Context) -> Result<()> {
+pub(super) fn grade_delete(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
     let old = grade(tx, id)?;
     tx.prepare_cached("DELETE FROM grades WHERE id = $1")?
         .execute([id])?;
-    audit(tx, ctx, "grade.delete", Some(&old), None)?;
-    record(tx, ctx, &nothing())
+    tx.append(ctx, "grade.delete", Change::Grade(Diff::removed(old)))?;
+    record_request(tx, ctx, &nothing())
 }
 
 // Imports: every row in the one savepoint of the write, so a failing row
 // undoes them all.
 
 pub(super) fn import_students(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     promotion: &str,
     students: &[(u64, NewStudent)],
     ctx: &Context,
 ) -> Result<u64> {
     let pid = promotion_id(tx, promotion)?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO students (promotion_id, first_name, last_name, number, email, \
-         created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )?;
     for (line, s) in students {
-        insert
-            .execute(params![
-                pid,
-                s.first_name,
-                s.last_name,
-                s.number,
-                s.email,
-                ctx.at
-            ])
-            .map_err(|e| {
-                conflict_on_unique(e, || {
-                    format!("line {line}: {}", number_taken(s.number.as_deref()))
-                })
-            })?;
+        let record = insert_student(tx, pid, promotion, s, ctx).map_err(|e| {
+            conflict_on_unique(e, || {
+                format!("line {line}: {}", number_taken(s.number.as_deref()))
+            })
+        })?;
+        tx.append(ctx, "student.add", Change::Student(Diff::added(record)))?;
     }
     let added = count(students.len());
-    record(tx, ctx, &nothing())?;
+    record_request(tx, ctx, &nothing())?;
     Ok(added)
 }
 
-pub(super) fn import_grades(
-    tx: &Transaction<'_>,
-    grades: &[(u64, NewGrade)],
-    ctx: &Context,
-) -> Result<u64> {
+pub(super) fn import_grades(tx: &Tx<'_>, grades: &[(u64, NewGrade)], ctx: &Context) -> Result<u64> {
     for (line, new) in grades {
         let g = insert_grade(tx, new, ctx).map_err(|e| match e.sqlite_error_code() {
             // The student was removed since the import was checked.
@@ -652,16 +722,16 @@ pub(super) fn import_grades(
             )),
             _ => StoreError::Sqlite(e),
         })?;
-        audit(tx, ctx, "grade.add", None, Some(&g))?;
+        tx.append(ctx, "grade.add", Change::Grade(Diff::added(g)))?;
     }
     let added = count(grades.len());
-    record(tx, ctx, &nothing())?;
+    record_request(tx, ctx, &nothing())?;
     Ok(added)
 }
 
 // UDP requests.
 
-pub(super) fn requests_purge(tx: &Transaction<'_>, before: i64) -> Result<u64> {
+pub(super) fn requests_purge(tx: &Tx<'_>, before: i64) -> Result<u64> {
     let deleted = tx
         .prepare_cached("DELETE FROM udp_requests WHERE at < $1")?
         .execute([before])?;

@@ -22,10 +22,11 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::{Result, StoreError};
+use super::log::{self, Head, Tx};
+use crate::{ChangeSink, Result, StoreError};
 
 /// The most writes one transaction takes: bounds how long the first of
 /// them waits for its acknowledgement.
@@ -40,15 +41,31 @@ pub struct Writer {
 enum Message {
     /// A write to run in the next batch.
     Job(Box<dyn Job>),
+    /// Work on the connection between two batches, with the thread's
+    /// state: it sees every write before it committed, and none after.
+    Exclusive(Box<dyn Exclusive>),
     /// Commit what is queued before this, close the connection, stop, and
     /// say so.
     Close(oneshot::Sender<()>),
+}
+
+/// Work that runs between two batches (see [`Writer::exclusive`]).
+trait Exclusive: FnOnce(&mut Connection, &mut State) + Send {}
+impl<F: FnOnce(&mut Connection, &mut State) + Send> Exclusive for F {}
+
+/// What the writer thread keeps between batches.
+pub(super) struct State {
+    /// Where the change log ends.
+    pub head: Head,
+    /// Who is told of each committed batch's changes.
+    pub sink: Option<ChangeSink>,
 }
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Message::Job(_) => f.write_str("Job"),
+            Message::Exclusive(_) => f.write_str("Exclusive"),
             Message::Close(_) => f.write_str("Close"),
         }
     }
@@ -58,7 +75,7 @@ impl std::fmt::Debug for Message {
 trait Job: Send {
     /// Runs the write inside its savepoint; whether it succeeded (and so
     /// is kept).
-    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    fn run(&mut self, tx: &Tx<'_>) -> bool;
     /// Tells the caller the outcome, now that the batch has committed
     /// (`Ok`) or failed to.
     fn report(self: Box<Self>, batch: std::result::Result<(), &Arc<rusqlite::Error>>);
@@ -74,9 +91,9 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: FnOnce(&Transaction<'_>) -> Result<T> + Send,
+    F: FnOnce(&Tx<'_>) -> Result<T> + Send,
 {
-    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+    fn run(&mut self, tx: &Tx<'_>) -> bool {
         let result = match self.work.take() {
             // A panicking write is undone like a failing one, and the
             // thread goes on with the others.
@@ -113,7 +130,7 @@ impl Writer {
     /// Opens the writing connection to the database file at `path` (whose
     /// schema is up to date) and starts its thread.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before it returns, so an `ok` reply
         // survives a power cut, not only a crash of the server.
@@ -133,10 +150,15 @@ impl Writer {
         // as safe: the journal only serves to undo a failed write, and a
         // crash undoes the whole uncommitted transaction from the WAL.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        log::seal(&mut conn)?;
+        let state = State {
+            head: Head::read(&conn)?,
+            sink: None,
+        };
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("gradebook-writer".into())
-            .spawn(move || serve(conn, &jobs))
+            .spawn(move || serve(conn, state, &jobs))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { queue })
     }
@@ -148,7 +170,7 @@ impl Writer {
     pub async fn run<T, F>(&self, write: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
     {
         self.submit(write)?.await.map_err(|_| StoreError::Closed)?
     }
@@ -157,7 +179,7 @@ impl Writer {
     fn submit<T, F>(&self, write: F) -> Result<oneshot::Receiver<Result<T>>>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job = Pending {
@@ -169,6 +191,23 @@ impl Writer {
             .send(Message::Job(Box::new(job)))
             .map_err(|_| StoreError::Closed)?;
         Ok(result)
+    }
+
+    /// Runs `work` on the writer's connection between two batches and
+    /// returns its result.
+    pub async fn exclusive<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &mut State) -> Result<T> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job = move |conn: &mut Connection, state: &mut State| {
+            let _ = reply.send(work(conn, state));
+        };
+        self.queue
+            .send(Message::Exclusive(Box::new(job)))
+            .map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Commits the writes queued so far, closes the connection and stops
@@ -183,24 +222,31 @@ impl Writer {
 
 /// The writer thread: one batch after another until closed, or until every
 /// [`Writer`] is gone.
-fn serve(mut conn: Connection, jobs: &mpsc::Receiver<Message>) {
+fn serve(mut conn: Connection, mut state: State, jobs: &mpsc::Receiver<Message>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     let mut closing = None;
     while closing.is_none() {
+        // Exclusive work runs after the writes queued before it.
+        let mut exclusive = None;
         match jobs.recv() {
             Ok(Message::Job(job)) => batch.push(job),
+            Ok(Message::Exclusive(work)) => exclusive = Some(work),
             Ok(Message::Close(done)) => closing = Some(done),
             Err(mpsc::RecvError) => break,
         }
-        while closing.is_none() && batch.len() < MAX_BATCH {
+        while closing.is_none() && exclusive.is_none() && batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(Message::Job(job)) => batch.push(job),
+                Ok(Message::Exclusive(work)) => exclusive = Some(work),
                 Ok(Message::Close(done)) => closing = Some(done),
                 Err(_) => break,
             }
         }
         if !batch.is_empty() {
-            run_batch(&mut conn, &mut batch);
+            run_batch(&mut conn, &mut state, &mut batch);
+        }
+        if let Some(work) = exclusive {
+            work(&mut conn, &mut state);
         }
     }
     if let Err((_, e)) = conn.close() {
@@ -211,17 +257,30 @@ fn serve(mut conn: Connection, jobs: &mpsc::Receiver<Message>) {
     }
 }
 
-/// Runs `jobs` in one transaction, each in its own savepoint, commits, and
-/// then reports to each.
-fn run_batch(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) {
+/// Runs `jobs` in one transaction, each in its own savepoint, commits,
+/// hands the changes they logged to the sink, and then reports to each.
+fn run_batch(conn: &mut Connection, state: &mut State, jobs: &mut Vec<Box<dyn Job>>) {
     let outcome = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => {
-            let ran = run_all(&tx, jobs.as_mut_slice());
+            let batch = Tx::new(&tx, state.head);
+            let ran = run_all(&batch, jobs.as_mut_slice());
+            let appended = batch.into_appended();
             // On error the transaction is dropped, which rolls it back.
-            ran.and_then(|()| tx.commit())
+            ran.and_then(|()| tx.commit()).map(|()| appended)
         }
         Err(e) => Err(e),
     };
+    let outcome = outcome.map(|appended| {
+        state.head = appended.head;
+        // Before any write of the batch is acknowledged: a client that
+        // reads after its `ok` sees its write.
+        if let Some(sink) = &state.sink
+            && !appended.entries.is_empty()
+            && catch_unwind(AssertUnwindSafe(|| sink(&appended.entries))).is_err()
+        {
+            tracing::error!("applying committed changes panicked");
+        }
+    });
     let outcome = outcome.map_err(|e| {
         tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
         Arc::new(e)
@@ -233,12 +292,14 @@ fn run_batch(conn: &mut Connection, jobs: &mut Vec<Box<dyn Job>>) {
 
 /// Runs each job in its own savepoint. Fails (and the whole batch with it)
 /// only if the transaction itself is broken.
-fn run_all(tx: &Transaction<'_>, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+fn run_all(tx: &Tx<'_>, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     for job in jobs {
         tx.prepare_cached("SAVEPOINT write")?.execute([])?;
+        let mark = tx.mark();
         if job.run(tx) {
             tx.prepare_cached("RELEASE write")?.execute([])?;
         } else {
+            tx.undo(mark);
             tx.prepare_cached("ROLLBACK TO write")?.execute([])?;
             tx.prepare_cached("RELEASE write")?.execute([])?;
         }
@@ -268,6 +329,7 @@ mod tests {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; \
              CREATE TABLE t (v INTEGER NOT NULL); \
+             CREATE TABLE changes (seq INTEGER PRIMARY KEY, hash BLOB); \
              CREATE TABLE parent (id INTEGER PRIMARY KEY); \
              CREATE TABLE child (parent INTEGER REFERENCES parent (id) \
                  DEFERRABLE INITIALLY DEFERRED);",
@@ -276,7 +338,7 @@ mod tests {
         (dir, path)
     }
 
-    fn insert(v: i64) -> impl FnOnce(&Transaction<'_>) -> Result<i64> + Send + 'static {
+    fn insert(v: i64) -> impl FnOnce(&Tx<'_>) -> Result<i64> + Send + 'static {
         move |tx| {
             tx.execute("INSERT INTO t (v) VALUES ($1)", [v])?;
             Ok(v)
@@ -301,13 +363,13 @@ mod tests {
     fn gate(
         value: i64,
     ) -> (
-        impl FnOnce(&Transaction<'_>) -> Result<i64> + Send + 'static,
+        impl FnOnce(&Tx<'_>) -> Result<i64> + Send + 'static,
         std::sync::mpsc::Receiver<()>,
         std::sync::mpsc::Sender<()>,
     ) {
         let (started_tx, started) = std::sync::mpsc::channel();
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let job = move |tx: &Transaction<'_>| {
+        let job = move |tx: &Tx<'_>| {
             let _ = started_tx.send(());
             let _ = released.recv();
             insert(value)(tx)

@@ -1,0 +1,365 @@
+//! The change log on SQLite (see [`crate::change`]): appending entries in
+//! a write's transaction, sealing entries migrated without a hash, checking
+//! the chain, and the snapshot the in-memory model starts from.
+
+use std::cell::RefCell;
+use std::ops::Deref;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{GradeRow, grade_from_row};
+use crate::change::{
+    ChainReport, Change, ChangeRecord, EntityIds, GENESIS, Hash, StoredEntry, verify_chain,
+};
+use crate::{GrantRecord, PromotionRecord, Result, Snapshot, StoreError, StudentRecord};
+
+use super::write::Context;
+
+/// The end of the chain: the last entry's seq and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Head {
+    pub seq: i64,
+    pub hash: Hash,
+}
+
+impl Head {
+    /// The head of an empty log.
+    const EMPTY: Head = Head {
+        seq: 0,
+        hash: GENESIS,
+    };
+
+    /// The head stored in the database.
+    pub(super) fn read(conn: &Connection) -> Result<Head> {
+        let row: Option<(i64, Option<Vec<u8>>)> = conn
+            .query_row(
+                "SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match row {
+            None => Ok(Head::EMPTY),
+            Some((seq, Some(hash))) => Ok(Head {
+                seq,
+                hash: hash.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("change {seq} has a hash of the wrong length"))
+                })?,
+            }),
+            Some((seq, None)) => Err(StoreError::Corrupt(format!(
+                "change {seq} has no hash (the log was not sealed)"
+            ))),
+        }
+    }
+}
+
+/// The entries a batch has appended so far, and where the chain ends.
+#[derive(Debug)]
+pub(super) struct Appended {
+    pub head: Head,
+    pub entries: Vec<ChangeRecord>,
+}
+
+/// Where a write started, to undo its entries if it fails.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mark {
+    head: Head,
+    entries: usize,
+}
+
+/// A batch's transaction, with the log entries its writes append. Derefs
+/// to the transaction, so writes run their statements on it directly.
+pub(super) struct Tx<'t> {
+    tx: &'t Transaction<'t>,
+    log: RefCell<Appended>,
+}
+
+impl<'t> Deref for Tx<'t> {
+    type Target = Transaction<'t>;
+    fn deref(&self) -> &Self::Target {
+        self.tx
+    }
+}
+
+impl<'t> Tx<'t> {
+    /// A batch on `tx` whose chain continues from `head`.
+    pub(super) fn new(tx: &'t Transaction<'t>, head: Head) -> Self {
+        Tx {
+            tx,
+            log: RefCell::new(Appended {
+                head,
+                entries: Vec::new(),
+            }),
+        }
+    }
+
+    /// Where the log stands, before a write.
+    pub(super) fn mark(&self) -> Mark {
+        let log = self.log.borrow();
+        Mark {
+            head: log.head,
+            entries: log.entries.len(),
+        }
+    }
+
+    /// Forgets the entries appended since `mark` (their rows are rolled
+    /// back with the write's savepoint).
+    pub(super) fn undo(&self, mark: Mark) {
+        let mut log = self.log.borrow_mut();
+        log.head = mark.head;
+        log.entries.truncate(mark.entries);
+    }
+
+    /// The entries appended, once the batch is done.
+    pub(super) fn into_appended(self) -> Appended {
+        self.log.into_inner()
+    }
+
+    /// Appends one change, made by `command`, to the log.
+    pub(super) fn append(&self, ctx: &Context, command: &str, change: Change) -> Result<()> {
+        let mut ids = change.ids();
+        if let (Change::Grade(_), Some(student)) = (&change, ids.student) {
+            ids.promotion = self
+                .tx
+                .prepare_cached("SELECT promotion_id FROM students WHERE id = $1")?
+                .query_row([student], |r| r.get(0))
+                .optional()?;
+        }
+        let (old, new) = change
+            .to_json()
+            .map_err(|e| StoreError::Corrupt(format!("unserialisable change: {e}")))?;
+        let mut log = self.log.borrow_mut();
+        let seq = log.head.seq + 1;
+        let kind = change.kind();
+        let entry = StoredEntry {
+            seq,
+            at: ctx.at,
+            by: &ctx.by,
+            command,
+            kind,
+            ids,
+            old: old.as_deref(),
+            new: new.as_deref(),
+        };
+        let hash = entry.hash(&log.head.hash);
+        self.tx
+            .prepare_cached(
+                "INSERT INTO changes (seq, at, username, command, kind, promotion_id, \
+                 student_id, grade_id, old, new, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )?
+            .execute(params![
+                seq,
+                ctx.at,
+                ctx.by,
+                command,
+                kind,
+                ids.promotion,
+                ids.student,
+                ids.grade,
+                old,
+                new,
+                &hash[..]
+            ])?;
+        log.head = Head { seq, hash };
+        log.entries.push(ChangeRecord {
+            seq,
+            at: ctx.at,
+            by: ctx.by.clone(),
+            command: command.to_owned(),
+            change,
+        });
+        Ok(())
+    }
+}
+
+/// One stored row of the log, as [`verify_chain`] reads it.
+struct Row {
+    seq: i64,
+    at: i64,
+    by: String,
+    command: String,
+    kind: String,
+    ids: EntityIds,
+    old: Option<String>,
+    new: Option<String>,
+    hash: Option<Vec<u8>>,
+}
+
+impl Row {
+    fn entry(&self) -> StoredEntry<'_> {
+        StoredEntry {
+            seq: self.seq,
+            at: self.at,
+            by: &self.by,
+            command: &self.command,
+            kind: &self.kind,
+            ids: self.ids,
+            old: self.old.as_deref(),
+            new: self.new.as_deref(),
+        }
+    }
+}
+
+const ROW_COLUMNS: &str = "seq, at, username, command, kind, promotion_id, student_id, \
+     grade_id, old, new, hash";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        by: r.get(2)?,
+        command: r.get(3)?,
+        kind: r.get(4)?,
+        ids: EntityIds {
+            promotion: r.get(5)?,
+            student: r.get(6)?,
+            grade: r.get(7)?,
+        },
+        old: r.get(8)?,
+        new: r.get(9)?,
+        hash: r.get(10)?,
+    })
+}
+
+/// Computes, in order, the hashes of entries that have none: those moved
+/// over from the audit table by migration 0004. Runs at start-up, before
+/// any write.
+pub(super) fn seal(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction()?;
+    let first: Option<i64> =
+        tx.query_row("SELECT MIN(seq) FROM changes WHERE hash IS NULL", [], |r| {
+            r.get(0)
+        })?;
+    let Some(first) = first else {
+        return Ok(());
+    };
+    let mut previous: Hash = match tx
+        .query_row(
+            "SELECT hash FROM changes WHERE seq < $1 ORDER BY seq DESC LIMIT 1",
+            [first],
+            |r| r.get::<_, Option<Vec<u8>>>(0),
+        )
+        .optional()?
+        .flatten()
+    {
+        Some(h) => h
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("a change hash has the wrong length".into()))?,
+        None => GENESIS,
+    };
+    let rows = tx
+        .prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM changes WHERE seq >= $1 ORDER BY seq"
+        ))?
+        .query_map([first], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut update = tx.prepare("UPDATE changes SET hash = $1 WHERE seq = $2")?;
+    for r in &rows {
+        previous = r.entry().hash(&previous);
+        update.execute(params![&previous[..], r.seq])?;
+    }
+    drop(update);
+    tx.commit()?;
+    tracing::info!(
+        entries = rows.len(),
+        "sealed the change log's migrated entries"
+    );
+    Ok(())
+}
+
+/// Checks the whole chain (see [`verify_chain`]).
+pub(super) fn verify(conn: &Connection) -> Result<ChainReport> {
+    // The highest seq ever handed out: entries deleted from the end leave
+    // it above the last entry.
+    let highest: i64 = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let mut stmt = conn.prepare(&format!("SELECT {ROW_COLUMNS} FROM changes ORDER BY seq"))?;
+    let rows = stmt
+        .query_map([], row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(verify_chain(
+        rows.iter().map(|r| (r.entry(), r.hash.as_deref())),
+        highest,
+    ))
+}
+
+/// Everything the in-memory model starts from, read in one transaction.
+pub(super) fn snapshot(conn: &mut Connection, head: Head) -> Result<Snapshot> {
+    let tx = conn.transaction()?;
+    let promotions = tx
+        .prepare("SELECT id, name, year, description, created_by FROM promotions ORDER BY id")?
+        .query_map([], |r| {
+            Ok(PromotionRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                year: r.get(2)?,
+                description: r.get(3)?,
+                created_by: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let grants = tx
+        .prepare("SELECT promotion_id, user_id FROM grants")?
+        .query_map([], |r| {
+            Ok(GrantRecord {
+                promotion: r.get(0)?,
+                user: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let students = tx
+        .prepare(concat!(
+            "SELECT s.promotion_id, ",
+            student_columns!(),
+            " FROM students s JOIN promotions p ON p.id = s.promotion_id ORDER BY s.id"
+        ))?
+        .query_map([], |r| {
+            Ok(StudentRecord {
+                promotion_id: r.get(0)?,
+                student: gradebook_core::Student {
+                    id: r.get(1)?,
+                    first_name: r.get(2)?,
+                    last_name: r.get(3)?,
+                    number: r.get(4)?,
+                    email: r.get(5)?,
+                    promotion: r.get(6)?,
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut grades = Vec::new();
+    {
+        let mut stmt = tx.prepare(concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g ORDER BY g.id"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let row: GradeRow = (
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            );
+            grades.push(grade_from_row(row)?);
+        }
+    }
+    tx.commit()?;
+    Ok(Snapshot {
+        seq: head.seq,
+        promotions,
+        grants,
+        students,
+        grades,
+    })
+}
