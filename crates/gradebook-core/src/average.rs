@@ -134,19 +134,24 @@ pub(crate) fn counted_hundredths(value: GradeValue) -> Option<u64> {
 }
 
 /// Running sums for one average, so the student and per-subject averages
-/// share a single formula.
-#[derive(Debug, Clone, Copy, Default)]
-struct Tally {
+/// share a single formula. A grade can be taken out as exactly as it was
+/// put in, so an average can be kept up to date grade by grade instead of
+/// recomputed over all of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
     weighted: u64,
     weights: u64,
     counted: usize,
-    incomplete: bool,
+    pending: usize,
+    grades: usize,
 }
 
 impl Tally {
-    fn add(&mut self, value: GradeValue, coefficient: Coefficient) {
+    /// Counts one more grade.
+    pub fn add(&mut self, value: GradeValue, coefficient: Coefficient) {
+        self.grades += 1;
         if value == GradeValue::Att {
-            self.incomplete = true;
+            self.pending += 1;
         }
         if let Some(v) = counted_hundredths(value) {
             let c = u64::from(coefficient.hundredths());
@@ -156,13 +161,39 @@ impl Tally {
         }
     }
 
-    fn finish(self) -> Summary {
+    /// Takes out a grade that was counted with [`Tally::add`]. Taking out
+    /// a grade that was never added leaves the sums meaningless (but never
+    /// panics).
+    pub fn remove(&mut self, value: GradeValue, coefficient: Coefficient) {
+        self.grades = self.grades.saturating_sub(1);
+        if value == GradeValue::Att {
+            self.pending = self.pending.saturating_sub(1);
+        }
+        if let Some(v) = counted_hundredths(value) {
+            let c = u64::from(coefficient.hundredths());
+            self.weighted = self.weighted.saturating_sub(v * c);
+            self.weights = self.weights.saturating_sub(c);
+            self.counted = self.counted.saturating_sub(1);
+        }
+    }
+
+    /// How many grades it holds, counted or not.
+    pub fn grades(&self) -> usize {
+        self.grades
+    }
+
+    /// The average and its details.
+    pub fn summary(&self) -> Summary {
         Summary {
             average: Average::new(self.weighted, self.weights),
             counted: self.counted,
             coefficients: self.weights,
-            incomplete: self.incomplete,
+            incomplete: self.pending > 0,
         }
+    }
+
+    fn finish(self) -> Summary {
+        self.summary()
     }
 }
 
@@ -454,6 +485,25 @@ mod tests {
     }
 
     proptest! {
+        /// Taking grades out of a tally leaves exactly the tally of the
+        /// grades that stay: what keeps a student's average current grade
+        /// by grade.
+        #[test]
+        fn removing_grades_from_a_tally_equals_tallying_the_rest(
+            grades in prop::collection::vec((value(), coefficient(), any::<bool>()), 0..30),
+        ) {
+            let mut tally = Tally::default();
+            for &(v, c, _) in &grades {
+                tally.add(v, c);
+            }
+            for &(v, c, _) in grades.iter().filter(|g| g.2) {
+                tally.remove(v, c);
+            }
+            let kept: Vec<_> = grades.iter().filter(|g| !g.2).map(|&(v, c, _)| (v, c)).collect();
+            prop_assert_eq!(tally.summary(), student_average(kept.iter().copied()));
+            prop_assert_eq!(tally.grades(), kept.len());
+        }
+
         #[test]
         fn an_average_lies_between_the_lowest_and_highest_counted_values(
             grades in prop::collection::vec((value(), coefficient()), 0..20),

@@ -19,7 +19,7 @@ pub mod stats;
 pub mod value;
 
 pub use average::{
-    Average, SubjectAverage, Summary, student_average, student_summaries, subject_averages,
+    Average, SubjectAverage, Summary, Tally, student_average, student_summaries, subject_averages,
 };
 pub use explain::{Explanation, explain};
 pub use model::{Grade, NewGrade, NewStudent, Promotion, Student, User};

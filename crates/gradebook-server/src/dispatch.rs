@@ -12,11 +12,10 @@ use gradebook_store::{RequestKey, Store, WriteContext};
 use serde_json::Value;
 
 use crate::auth::Auth;
-use crate::cache::{ReadCache, ReadKey};
 use crate::config::Limits;
-use crate::error::from_store;
 use crate::facts::{Access, Target, facts};
 use crate::handler;
+use crate::model::{Model, View};
 use crate::session::{self, Invalid, Session, Sessions, TokenHash};
 use crate::unix_now;
 
@@ -33,8 +32,9 @@ pub struct State {
     pub limits: Limits,
     /// Whether the TCP listener uses TLS.
     pub tls: bool,
-    /// Reads and permission decisions served from memory between writes.
-    pub cache: ReadCache,
+    /// Promotions, students and grades as committed: what reads and
+    /// permission checks read.
+    pub model: Arc<Model>,
     /// Imports being sent, one per session.
     pub imports: handler::import::Imports,
 }
@@ -272,49 +272,16 @@ async fn run(
         session,
         udp,
     };
-    // Read before anything is read from the store: a write that lands
-    // meanwhile makes what we compute stale, never wrong.
-    let generation = state.cache.generation.current();
-    let access_generation = state.cache.access_generation.current();
-    let read = ReadKey::of(&command);
-    let user = caller.session.as_ref().map(|s| s.user_id);
-    let allowed_key = ReadKey::access(&command).zip(user).map(|(r, u)| (u, r));
-    let known_allowed = allowed_key
-        .as_ref()
-        .is_some_and(|k| state.cache.allowed.get(k, access_generation).is_some());
-    if !known_allowed {
-        authorize(state, &command, &caller)
-            .await
-            .map_err(|e| (e, Effect::None))?;
-        if let Some(k) = allowed_key {
-            state.cache.allowed.put(k, access_generation, ());
-        }
-    }
-    if let Some(key) = &read
-        && let Some(data) = state.cache.replies.get(key, generation)
-    {
-        return Ok((data, Effect::None));
-    }
-    let changes = facts.changes_reads;
-    let access = facts.changes_access;
-    let result = handler::handle(state, command, &caller).await;
-    if access {
-        state.cache.access_generation.bump();
-    }
-    if changes {
-        state.cache.generation.bump();
-    }
-    let (data, effect) = result.map_err(|e| (e, Effect::None))?;
-    if let Some(key) = read {
-        state.cache.replies.put(key, generation, data.clone());
-    }
-    Ok((data, effect))
+    authorize(state, &command, &caller).map_err(|e| (e, Effect::None))?;
+    handler::handle(state, command, &caller)
+        .await
+        .map_err(|e| (e, Effect::None))
 }
 
 /// The one permission check: the command's rule for the caller's role
 /// (its one description, [`facts`]), and for scoped rules, whether the
 /// target is theirs.
-async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<(), WireError> {
+fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<(), WireError> {
     let Some(session) = caller.session.as_deref() else {
         // Only public commands get this far without a session.
         return Ok(());
@@ -327,6 +294,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
             command.name()
         ))
     };
+    let view = state.model.read();
     match facts.access(role) {
         Access::Public | Access::Allow => Ok(()),
         Access::Deny => Err(WireError::forbidden(format!(
@@ -334,8 +302,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
             command.name()
         ))),
         Access::ManagedPromotion => {
-            let targets = target_promotions(state, facts.target, session)
-                .await
+            let targets = target_promotions(state, &view, facts.target, session)
                 .map_err(|e| hide_existence(e, command))?;
             if targets.is_empty() {
                 return Err(WireError::forbidden(format!(
@@ -344,11 +311,9 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
                 )));
             }
             for promotion in targets {
-                let managed = state
-                    .store
-                    .can_manage(&promotion, session.user_id)
-                    .await
-                    .map_err(from_store)?;
+                let managed = view
+                    .promotion(&promotion)
+                    .is_ok_and(|p| p.managed_by(session.user_id));
                 if !managed {
                     // The same words whatever the reason, and never the
                     // name of a promotion found through a student id.
@@ -358,11 +323,10 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
             Ok(())
         }
         Access::OwnPromotion => {
-            let own = own_student(state, session).await?;
-            let targets = target_promotions(state, facts.target, session)
-                .await
+            let own = own_student(&view, session)?;
+            let targets = target_promotions(state, &view, facts.target, session)
                 .map_err(|e| hide_existence(e, command))?;
-            if targets.iter().all(|p| *p == own.promotion) && !targets.is_empty() {
+            if targets.iter().all(|p| *p == own) && !targets.is_empty() {
                 Ok(())
             } else {
                 Err(denied())
@@ -370,10 +334,7 @@ async fn authorize(state: &State, command: &Command, caller: &Caller) -> Result<
         }
         Access::OwnStudent => {
             let own = session.user.student.ok_or_else(denied)?;
-            match target_student(state, facts.target)
-                .await
-                .map_err(|e| hide_existence(e, command))?
-            {
+            match target_student(&view, facts.target).map_err(|e| hide_existence(e, command))? {
                 Some(s) if s == own => Ok(()),
                 _ => Err(denied()),
             }
@@ -394,50 +355,40 @@ fn hide_existence(e: WireError, command: &Command) -> WireError {
     }
 }
 
-/// The student record linked to a student account.
-async fn own_student(
-    state: &State,
-    session: &Session,
-) -> Result<gradebook_core::Student, WireError> {
+/// The promotion of the student record linked to a student account.
+fn own_student(view: &View<'_>, session: &Session) -> Result<String, WireError> {
     let id = session
         .user
         .student
         .ok_or_else(|| WireError::forbidden("this student account has no student record"))?;
-    state.store.student_get(id).await.map_err(from_store)
+    Ok(view.student(id)?.student().promotion.clone())
 }
 
 /// The promotions a target touches (a move touches two). Empty for a
 /// target with no promotion, which scoped rules then refuse.
-async fn target_promotions(
+fn target_promotions(
     state: &State,
+    view: &View<'_>,
     target: Target<'_>,
     session: &Session,
 ) -> Result<Vec<String>, WireError> {
-    let store = state.store.as_ref();
-    let of_student = |id: i64| async move {
-        store
-            .student_get(id)
-            .await
-            .map(|s| s.promotion)
-            .map_err(from_store)
+    let of_student = |id: i64| -> Result<String, WireError> {
+        Ok(view.student(id)?.student().promotion.clone())
     };
     Ok(match target {
         Target::Nothing => vec![],
         Target::Promotion(name) => vec![name.to_owned()],
-        Target::Student(id) => vec![of_student(id).await?],
-        Target::Grade(id) => {
-            let g = store.grade_get(id).await.map_err(from_store)?;
-            vec![of_student(g.student).await?]
-        }
+        Target::Student(id) => vec![of_student(id)?],
+        Target::Grade(id) => vec![of_student(view.grade(id)?.student)?],
         Target::Move { student, to } => {
-            let mut v = vec![of_student(student).await?];
+            let mut v = vec![of_student(student)?];
             v.extend(to.map(str::to_owned));
             v
         }
         Target::Audit { promotion, student } => {
             let mut v: Vec<String> = promotion.map(str::to_owned).into_iter().collect();
             if let Some(s) = student {
-                v.push(of_student(s).await?);
+                v.push(of_student(s)?);
             }
             v
         }
@@ -453,10 +404,10 @@ async fn target_promotions(
 }
 
 /// The student a target is about, for the student role's own-record rule.
-async fn target_student(state: &State, target: Target<'_>) -> Result<Option<i64>, WireError> {
+fn target_student(view: &View<'_>, target: Target<'_>) -> Result<Option<i64>, WireError> {
     Ok(match target {
         Target::Student(id) => Some(id),
-        Target::Grade(id) => Some(state.store.grade_get(id).await.map_err(from_store)?.student),
+        Target::Grade(id) => Some(view.grade(id)?.student),
         Target::Nothing
         | Target::Promotion(_)
         | Target::Move { .. }

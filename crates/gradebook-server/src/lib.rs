@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 mod auth;
-mod cache;
 mod config;
 mod connection;
 mod dispatch;
@@ -21,6 +20,7 @@ mod error;
 pub mod facts;
 mod handler;
 mod listener;
+mod model;
 mod session;
 mod tls;
 mod udp;

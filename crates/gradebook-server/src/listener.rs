@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, Auth};
 use crate::config::{Config, TlsMode};
 use crate::dispatch::State;
+use crate::model::Model;
 use crate::session::Sessions;
 use crate::{connection, tls, udp, unix_now};
 
@@ -94,6 +95,16 @@ impl Server {
         };
         let auth = Auth::new().map_err(StartError::Config)?;
         bootstrap_admin(store.as_ref(), &auth, &config).await?;
+        // Loads what is stored and follows every change from here on.
+        let model = Model::new();
+        let loading = std::time::Instant::now();
+        store.follow(model.clone()).await?;
+        tracing::info!(
+            grades = model.read().grade_count(),
+            seq = model.read().seq(),
+            elapsed_ms = loading.elapsed().as_millis() as u64,
+            "loaded the data into memory"
+        );
         let tls = tls::acceptor(&config.tls, &config.data_dir).map_err(StartError::Tls)?;
 
         let tcp = TcpListener::bind(config.listen)
@@ -119,7 +130,7 @@ impl Server {
             auth,
             limits: config.limits.clone(),
             tls: tls.is_some(),
-            cache: Default::default(),
+            model,
             imports: Default::default(),
         });
         Ok(Server {

@@ -9,7 +9,7 @@
 //!   breaks every hash after it ([`verify_chain`]);
 //! - the feed that keeps the server's in-memory model current: after each
 //!   commit, the backend hands the batch's entries, in order, to the
-//!   [`ChangeSink`] the server registered with [`crate::Store::follow`].
+//!   [`Follower`] the server registered with [`crate::Store::follow`].
 //!
 //! Sessions, login throttling and UDP request records are bookkeeping, not
 //! data: they are not in the log.
@@ -234,10 +234,16 @@ pub struct ChangeRecord {
     pub change: Change,
 }
 
-/// Receives each committed batch of log entries, in order, before any of
-/// their writes is acknowledged. Called on the backend's writer thread:
-/// it must be quick and must not call the store.
-pub type ChangeSink = std::sync::Arc<dyn Fn(&[ChangeRecord]) + Send + Sync>;
+/// What follows the log (the server's in-memory model): it receives the
+/// data as of some change, then every committed batch after it, in order,
+/// each before any of its writes is acknowledged. Called on the backend's
+/// writer thread: it must be quick and must not call the store.
+pub trait Follower: Send + Sync {
+    /// The data as of change `snapshot.seq`, before any later batch.
+    fn load(&self, snapshot: crate::Snapshot);
+    /// One committed batch of entries, in seq order.
+    fn apply(&self, batch: &[ChangeRecord]);
+}
 
 /// The SHA-256 an entry carries.
 pub type Hash = [u8; 32];

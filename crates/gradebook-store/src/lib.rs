@@ -18,8 +18,8 @@ use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, U
 pub use gradebook_core::{NewGrade, NewStudent};
 
 pub use change::{
-    ChainProblem, ChainReport, Change, ChangeRecord, ChangeSink, Diff, GrantRecord,
-    PromotionRecord, StudentRecord, UserRecord,
+    ChainProblem, ChainReport, Change, ChangeRecord, Diff, Follower, GrantRecord, PromotionRecord,
+    StudentRecord, UserRecord,
 };
 pub use error::{StoreError, Unavailable};
 pub use sqlite::SqliteStore;
@@ -103,7 +103,7 @@ pub struct PromotionGrades {
 }
 
 /// Everything the server's in-memory model starts from: the data as of
-/// change `seq`. Every change after it reaches the [`ChangeSink`] given to
+/// change `seq`. Every change after it reaches the [`Follower`] given to
 /// [`Store::follow`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {
@@ -359,13 +359,13 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     // The change log.
 
-    /// Reads the data as of now and, from the same point on, hands every
-    /// committed batch of changes to `sink`, in order, before any write of
-    /// the batch is acknowledged: a model that starts from the snapshot and
-    /// applies what `sink` receives is exactly the committed state, and a
-    /// client that reads after its write's `ok` sees the write. Replaces
-    /// any sink given before.
-    async fn follow(&self, sink: ChangeSink) -> Result<Snapshot>;
+    /// Gives `follower` the data as of now and, from the same point on,
+    /// every committed batch of changes, in order, before any write of the
+    /// batch is acknowledged: a model that loads the snapshot and applies
+    /// the batches is exactly the committed state, and a client that reads
+    /// after its write's `ok` sees the write. Replaces any follower given
+    /// before.
+    async fn follow(&self, follower: std::sync::Arc<dyn Follower>) -> Result<()>;
     /// Audit entries (the grade changes of the log), newest first.
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>>;
     /// Checks the log's hash chain from its first entry to its last.

@@ -23,9 +23,9 @@ mod writer;
 use writer::Writer;
 
 use crate::{
-    AuditEntry, AuditFilter, ChainReport, ChangeSink, Credentials, GradePatch, NewGrade,
-    NewStudent, PromotionGrades, Result, SessionRecord, Snapshot, Store, StoreError, StudentPatch,
-    WriteContext, role_from_db,
+    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
+    PromotionGrades, Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
+    role_from_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -658,12 +658,14 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn follow(&self, sink: ChangeSink) -> Result<Snapshot> {
+    async fn follow(&self, follower: std::sync::Arc<dyn Follower>) -> Result<()> {
+        // On the writer thread, between batches: no batch falls between the
+        // snapshot and the first one the follower receives.
         self.writer
             .exclusive(move |conn, state| {
-                let snapshot = log::snapshot(conn, state.head)?;
-                state.sink = Some(sink);
-                Ok(snapshot)
+                follower.load(log::snapshot(conn, state.head)?);
+                state.follower = Some(follower);
+                Ok(())
             })
             .await
     }
@@ -996,18 +998,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_write_is_logged_in_order_and_reaches_the_sink_after_its_snapshot() {
+    async fn every_write_is_logged_in_order_and_reaches_the_follower_after_its_snapshot() {
         let (_dir, store, student) = store_with_student().await;
-        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = received.clone();
-        let snapshot = store
-            .follow(std::sync::Arc::new(
-                move |batch: &[crate::ChangeRecord]| {
-                    sink.lock().expect("lock").extend_from_slice(batch);
-                },
-            ))
-            .await
-            .expect("follows");
+        #[derive(Default)]
+        struct Recorder {
+            snapshot: std::sync::Mutex<Option<crate::Snapshot>>,
+            received: std::sync::Mutex<Vec<crate::ChangeRecord>>,
+        }
+        impl Follower for Recorder {
+            fn load(&self, snapshot: crate::Snapshot) {
+                *self.snapshot.lock().expect("lock") = Some(snapshot);
+            }
+            fn apply(&self, batch: &[crate::ChangeRecord]) {
+                self.received.lock().expect("lock").extend_from_slice(batch);
+            }
+        }
+        let recorder = std::sync::Arc::new(Recorder::default());
+        store.follow(recorder.clone()).await.expect("follows");
+        let snapshot = recorder
+            .snapshot
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("loaded");
         assert_eq!(snapshot.students.len(), 1);
         assert_eq!(snapshot.promotions.len(), 1);
         // The admin account, the promotion and the student came before.
@@ -1027,7 +1040,7 @@ mod tests {
         // A failing write logs nothing.
         assert!(store.grade_delete(g.id, ctx).await.is_err());
 
-        let received = received.lock().expect("lock").clone();
+        let received = recorder.received.lock().expect("lock").clone();
         let seqs: Vec<i64> = received.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, [4, 5, 6, 7]);
         let commands: Vec<&str> = received.iter().map(|r| r.command.as_str()).collect();

@@ -69,11 +69,7 @@ pub async fn delete(state: &State, args: IdArgs, caller: &Caller) -> Handled {
 }
 
 pub async fn list(state: &State, args: GradeListArgs) -> Handled {
-    let grades = state
-        .store
-        .grade_list(args.student)
-        .await
-        .map_err(from_store)?;
+    let grades = state.model.read().student(args.student)?.grades().collect();
     reply(&Grades { grades })
 }
 

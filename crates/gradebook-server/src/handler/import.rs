@@ -107,11 +107,7 @@ pub async fn begin(state: &State, args: ImportBeginArgs, caller: &Caller) -> Han
     let layout = Layout::new(kind, &args.columns, &args.ignore)?;
     // The promotion must exist (the permission check found it for scoped
     // roles; an admin learns here that it does not).
-    state
-        .store
-        .promotion_get(&args.promotion)
-        .await
-        .map_err(from_store)?;
+    state.model.read().promotion(&args.promotion)?;
     let imports = &state.imports;
     imports.purge(state.limits.idle_timeout);
     let id = imports.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -272,27 +268,22 @@ enum Planned {
 /// pool: a file of a million lines must not hold up the connections that
 /// share this thread. The import comes back with its plan.
 async fn plan(state: &State, open: Open) -> Result<(Open, Planned), WireError> {
-    let current = state
-        .store
-        .promotion_grades(&open.promotion)
-        .await
-        .map_err(from_store)?;
-    let taken: HashSet<String> = match open.kind {
-        Kind::Students => {
-            let numbers = numbers(&open.layout, &open.lines);
-            if numbers.is_empty() {
-                HashSet::new()
-            } else {
-                state
-                    .store
-                    .numbers_taken_elsewhere(&open.promotion, &numbers)
-                    .await
-                    .map_err(from_store)?
-                    .into_iter()
-                    .collect()
-            }
-        }
-        Kind::Grades => HashSet::new(),
+    let (current, taken) = {
+        let view = state.model.read();
+        let current = view.promotion_grades(&open.promotion)?;
+        // Numbers are unique across promotions: a number another
+        // promotion's student has cannot be imported here.
+        let taken: HashSet<String> = match open.kind {
+            Kind::Students => numbers(&open.layout, &open.lines)
+                .into_iter()
+                .filter(|n| {
+                    view.student_numbered(n)
+                        .is_some_and(|s| s.student().promotion != open.promotion)
+                })
+                .collect(),
+            Kind::Grades => HashSet::new(),
+        };
+        (current, taken)
     };
     tokio::task::spawn_blocking(move || {
         let lines = open.lines.len() as u64;

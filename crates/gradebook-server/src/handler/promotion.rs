@@ -1,11 +1,6 @@
 //! `promotion.*`: cohorts, their averages, statistics and ranks.
 
-use std::collections::HashMap;
-
-use gradebook_core::{
-    Average, Grade, Name, Role, Summary, check_text, competition_ranks, statistics,
-    student_summaries, subject_averages,
-};
+use gradebook_core::{Name, Role, check_text};
 use gradebook_proto::WireError;
 use gradebook_proto::command::{
     GrantArgs, PromotionArgs, PromotionCreateArgs, PromotionDeleteArgs,
@@ -13,7 +8,6 @@ use gradebook_proto::command::{
 use gradebook_proto::data::{
     PromotionAverage, PromotionShow, PromotionSubjects, Promotions, RankedStudent, SubjectStats,
 };
-use gradebook_store::PromotionGrades;
 
 use super::{Handled, done, from_store, reply};
 use crate::dispatch::{Caller, State};
@@ -52,72 +46,57 @@ pub async fn create(state: &State, args: PromotionCreateArgs, caller: &Caller) -
 
 pub async fn list(state: &State, caller: &Caller) -> Handled {
     let session = caller.session()?;
+    let view = state.model.read();
     let promotions = match session.user.role {
-        Role::Admin => state.store.promotion_list(None).await,
-        Role::Teacher => state.store.promotion_list(Some(session.user_id)).await,
+        Role::Admin => view.promotions().map(|p| p.promotion()).collect(),
+        Role::Teacher => view
+            .promotions()
+            .filter(|p| p.managed_by(session.user_id))
+            .map(|p| p.promotion())
+            .collect(),
         Role::Student => match session.user.student {
             Some(id) => {
-                let own = state.store.student_get(id).await.map_err(from_store)?;
-                state
-                    .store
-                    .promotion_get(&own.promotion)
-                    .await
-                    .map(|p| vec![p])
+                let own = view.student(id)?;
+                vec![view.promotion(&own.student().promotion)?.promotion()]
             }
-            None => Ok(vec![]),
+            None => vec![],
         },
-    }
-    .map_err(from_store)?;
+    };
+    drop(view);
     reply(&Promotions { promotions })
 }
 
-/// A promotion with its students and all their grades.
-pub(super) async fn load(state: &State, name: &str) -> Result<PromotionGrades, WireError> {
-    state.store.promotion_grades(name).await.map_err(from_store)
-}
-
-/// Each student's summary, in the store's order (last name, first name).
-pub(super) fn summaries(pg: &PromotionGrades) -> Vec<Summary> {
-    let ids: Vec<i64> = pg.students.iter().map(|s| s.id).collect();
-    student_summaries(
-        &ids,
-        pg.grades
-            .iter()
-            .map(|g| (g.student, g.value, g.coefficient)),
-    )
-}
-
-/// Each student's rank among the promotion, aligned with `summaries`.
-pub(super) fn ranks(summaries: &[Summary]) -> Vec<Option<u32>> {
-    let averages: Vec<Option<Average>> = summaries.iter().map(|s| s.average).collect();
-    competition_ranks(&averages)
-}
-
 pub async fn show(state: &State, args: PromotionArgs) -> Handled {
-    let pg = load(state, &args.name).await?;
-    let summaries = summaries(&pg);
-    let ranks = ranks(&summaries);
-    let mut students: Vec<RankedStudent> = pg
+    let view = state.model.read();
+    let p = view.promotion(&args.name)?;
+    let figures = view.figures(p);
+    let mut students = Vec::with_capacity(figures.students.len());
+    for ((id, summary), rank) in figures
         .students
-        .into_iter()
-        .zip(summaries.iter().zip(&ranks))
-        .map(|(s, (summary, rank))| RankedStudent {
+        .iter()
+        .zip(&figures.summaries)
+        .zip(&figures.ranks)
+    {
+        let s = view.student(*id)?.student();
+        students.push(RankedStudent {
             id: s.id,
-            first_name: s.first_name,
-            last_name: s.last_name,
-            number: s.number,
-            email: s.email,
+            first_name: s.first_name.clone(),
+            last_name: s.last_name.clone(),
+            number: s.number.clone(),
+            email: s.email.clone(),
             average: summary.average.map(|a| a.to_f64()),
             rank: *rank,
             incomplete: summary.incomplete,
-        })
-        .collect();
-    // By rank; the unranked keep the store's name order, after the others.
+        });
+    }
+    let promotion = p.promotion();
+    drop(view);
+    // By rank; the unranked keep the name order, after the others.
     students.sort_by_key(|s| s.rank.unwrap_or(u32::MAX));
     reply(&PromotionShow {
-        name: pg.promotion.name,
-        year: pg.promotion.year,
-        description: pg.promotion.description,
+        name: promotion.name,
+        year: promotion.year,
+        description: promotion.description,
         students,
     })
 }
@@ -161,12 +140,14 @@ pub async fn grant(state: &State, args: GrantArgs, give: bool, caller: &Caller) 
 }
 
 pub async fn average(state: &State, args: PromotionArgs) -> Handled {
-    let pg = load(state, &args.name).await?;
-    let summaries = summaries(&pg);
-    let averages: Vec<Average> = summaries.iter().filter_map(|s| s.average).collect();
-    let stats = statistics(&averages);
+    let (name, figures) = {
+        let view = state.model.read();
+        let p = view.promotion(&args.name)?;
+        (p.name().to_owned(), view.figures(p))
+    };
+    let stats = &figures.statistics;
     reply(&PromotionAverage {
-        name: pg.promotion.name,
+        name,
         average: stats.average,
         count: stats.count as u64,
         min: stats.min,
@@ -176,45 +157,26 @@ pub async fn average(state: &State, args: PromotionArgs) -> Handled {
         q3: stats.q3,
         stddev: stats.stddev,
         histogram: stats.histogram.to_vec(),
-        students: pg.students.len() as u64,
-        incomplete: summaries.iter().filter(|s| s.incomplete).count() as u64,
+        students: figures.students.len() as u64,
+        incomplete: figures.incomplete,
     })
 }
 
 pub async fn subjects(state: &State, args: PromotionArgs) -> Handled {
-    let pg = load(state, &args.name).await?;
-    let mut by_student: HashMap<i64, Vec<&Grade>> = HashMap::new();
-    for g in &pg.grades {
-        by_student.entry(g.student).or_default().push(g);
-    }
-    // subject -> the students' averages in it
-    let mut per_subject: std::collections::BTreeMap<String, Vec<Average>> = Default::default();
-    for grades in by_student.values() {
-        let subjects = subject_averages(
-            grades
-                .iter()
-                .map(|g| (g.subject.as_str(), g.value, g.coefficient)),
-        );
-        for s in subjects {
-            let entry = per_subject.entry(s.subject).or_default();
-            entry.extend(s.summary.average);
-        }
-    }
-    let subjects = per_subject
-        .into_iter()
-        .map(|(subject, averages)| {
-            let stats = statistics(&averages);
-            SubjectStats {
-                subject,
-                average: stats.average,
-                min: stats.min,
-                max: stats.max,
-                count: stats.count as u64,
-            }
+    let (name, stats) = {
+        let view = state.model.read();
+        let p = view.promotion(&args.name)?;
+        (p.name().to_owned(), view.subject_statistics(p))
+    };
+    let subjects = stats
+        .iter()
+        .map(|(subject, stats)| SubjectStats {
+            subject: subject.clone(),
+            average: stats.average,
+            min: stats.min,
+            max: stats.max,
+            count: stats.count as u64,
         })
         .collect();
-    reply(&PromotionSubjects {
-        name: pg.promotion.name,
-        subjects,
-    })
+    reply(&PromotionSubjects { name, subjects })
 }

@@ -1,12 +1,11 @@
 //! `student.*`: enrolment, identity, a student's averages and rank.
 
-use gradebook_core::{explain as explain_average, student_average, subject_averages};
+use gradebook_core::explain as explain_average;
 use gradebook_proto::WireError;
 use gradebook_proto::command::{IdArgs, StudentAddArgs, StudentListArgs, StudentUpdateArgs};
 use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverage};
 use gradebook_store::{NewStudent, StudentPatch};
 
-use super::promotion::{load, ranks, summaries};
 use super::{Handled, done, from_store, name, reply};
 use crate::dispatch::{Caller, State};
 
@@ -34,11 +33,11 @@ pub async fn add(state: &State, args: StudentAddArgs, caller: &Caller) -> Handle
 }
 
 pub async fn list(state: &State, args: StudentListArgs) -> Handled {
-    let students = state
-        .store
-        .student_list(&args.promotion)
-        .await
-        .map_err(from_store)?;
+    let students = {
+        let view = state.model.read();
+        let p = view.promotion(&args.promotion)?;
+        view.students_of(p).map(|s| s.student().clone()).collect()
+    };
     reply(&Students { students })
 }
 
@@ -68,33 +67,25 @@ pub async fn remove(state: &State, args: IdArgs, caller: &Caller) -> Handled {
 }
 
 pub async fn show(state: &State, args: IdArgs) -> Handled {
-    let student = state.store.student_get(args.id).await.map_err(from_store)?;
-    let pg = load(state, &student.promotion).await?;
-    let summaries = summaries(&pg);
-    let ranks = ranks(&summaries);
-    let position = pg.students.iter().position(|s| s.id == student.id);
-    let (summary, rank) = match position {
-        Some(i) => (summaries[i].clone(), ranks[i]),
-        // Moved or removed between the two reads: show it unranked.
-        None => (student_average([]), None),
+    let view = state.model.read();
+    let s = view.student(args.id)?;
+    let student = s.student().clone();
+    let figures = view.figures(view.promotion(&student.promotion)?);
+    let (summary, rank) = match figures.of(student.id) {
+        Some((summary, rank)) => (summary.clone(), rank),
+        None => (s.summary(), None),
     };
-    let grades: Vec<_> = pg
-        .grades
+    let grades = s.grades().collect();
+    let subjects = s
+        .subject_averages()
         .into_iter()
-        .filter(|g| g.student == student.id)
+        .map(|s| SubjectAverage {
+            subject: s.subject,
+            average: s.summary.average.map(|a| a.to_f64()),
+            coefficients: s.summary.coefficients as f64 / 100.0,
+        })
         .collect();
-    let subjects = subject_averages(
-        grades
-            .iter()
-            .map(|g| (g.subject.as_str(), g.value, g.coefficient)),
-    )
-    .into_iter()
-    .map(|s| SubjectAverage {
-        subject: s.subject,
-        average: s.summary.average.map(|a| a.to_f64()),
-        coefficients: s.summary.coefficients as f64 / 100.0,
-    })
-    .collect();
+    drop(view);
     reply(&StudentShow {
         id: student.id,
         first_name: student.first_name,
@@ -107,13 +98,12 @@ pub async fn show(state: &State, args: IdArgs) -> Handled {
         incomplete: summary.incomplete,
         subjects,
         rank,
-        of: ranks.iter().flatten().count() as u32,
+        of: figures.ranked,
     })
 }
 
 pub async fn average(state: &State, args: IdArgs) -> Handled {
-    let grades = state.store.grade_list(args.id).await.map_err(from_store)?;
-    let s = student_average(grades.iter().map(|g| (g.value, g.coefficient)));
+    let s = state.model.read().student(args.id)?.summary();
     reply(&StudentAverage {
         id: args.id,
         average: s.average.map(|a| a.to_f64()),
@@ -124,12 +114,7 @@ pub async fn average(state: &State, args: IdArgs) -> Handled {
 }
 
 pub async fn explain(state: &State, args: IdArgs) -> Handled {
-    let grades = state.store.grade_list(args.id).await.map_err(from_store)?;
-    let e = explain_average(
-        grades
-            .iter()
-            .map(|g| (g.id, g.subject.as_str(), g.value, g.coefficient)),
-    );
+    let e = explain_average(state.model.read().student(args.id)?.grade_values());
     let (mut data, effect) = reply(&e)?;
     if let Some(map) = data.as_object_mut() {
         map.insert("id".into(), args.id.into());

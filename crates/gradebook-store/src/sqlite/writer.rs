@@ -26,7 +26,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::log::{self, Head, Tx};
-use crate::{ChangeSink, Result, StoreError};
+use crate::{Follower, Result, StoreError};
 
 /// The most writes one transaction takes: bounds how long the first of
 /// them waits for its acknowledgement.
@@ -58,7 +58,7 @@ pub(super) struct State {
     /// Where the change log ends.
     pub head: Head,
     /// Who is told of each committed batch's changes.
-    pub sink: Option<ChangeSink>,
+    pub follower: Option<Arc<dyn Follower>>,
 }
 
 impl std::fmt::Debug for Message {
@@ -153,7 +153,7 @@ impl Writer {
         log::seal(&mut conn)?;
         let state = State {
             head: Head::read(&conn)?,
-            sink: None,
+            follower: None,
         };
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
@@ -274,9 +274,9 @@ fn run_batch(conn: &mut Connection, state: &mut State, jobs: &mut Vec<Box<dyn Jo
         state.head = appended.head;
         // Before any write of the batch is acknowledged: a client that
         // reads after its `ok` sees its write.
-        if let Some(sink) = &state.sink
+        if let Some(follower) = &state.follower
             && !appended.entries.is_empty()
-            && catch_unwind(AssertUnwindSafe(|| sink(&appended.entries))).is_err()
+            && catch_unwind(AssertUnwindSafe(|| follower.apply(&appended.entries))).is_err()
         {
             tracing::error!("applying committed changes panicked");
         }
