@@ -1,8 +1,11 @@
 //! One TCP (or TLS) connection: frames in, replies out, in order.
 //!
-//! Requests are answered one after the other, so replies keep the order of
-//! requests; a client that pipelines gets its replies written in batches:
-//! the connection answers every request already buffered before it flushes.
+//! Requests behave as if answered one after the other, and replies keep the
+//! order of requests; a client that pipelines gets its replies written in
+//! batches: the connection answers every request already buffered before
+//! it flushes. Pipelined writes share commits: a write starts while the
+//! writes ahead of it still wait for theirs (see [`Flow`]), and its reply
+//! is written once its own commit is done.
 //! Every wait is bounded: a connection idle for too long, a request
 //! trickling in too slowly, a client that never logs in, or one that does
 //! not read its replies is closed.
@@ -10,16 +13,24 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::collections::VecDeque;
+
 use bytes::BytesMut;
 use gradebook_proto::codec::write_frame;
-use gradebook_proto::{Encoding, ErrorCode, FrameCodec, FrameError, Reply, WireError};
+use gradebook_proto::{
+    Command, Encoding, ErrorCode, FrameCodec, FrameError, Id, Reply, Request, Secret, WireError,
+};
+use gradebook_store::Queued;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{Effect, State, Transport, dispatch};
-use crate::session::Session;
+use tokio::task::JoinHandle;
+
+use crate::dispatch::{Effect, Origin, Outcome, State, Transport, execute};
+use crate::facts::{Flow, facts};
+use crate::session::{Session, TokenHash};
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -37,51 +48,125 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let limits = &state.limits;
-    let mut codec = FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame);
+    let mut link = Link {
+        codec: FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame),
+        session: None,
+        unauthenticated_since: Instant::now(),
+    };
     // Buffers are allocated when data comes and given back when the
     // connection goes idle: 10,000 idle connections cost little memory.
     let mut input = BytesMut::new();
     let mut output = BytesMut::new();
-    let mut session: Option<Arc<Session>> = None;
-    let connected_at = Instant::now();
-    // Since when the connection has been without a session.
-    let mut unauthenticated_since = connected_at;
-    let mut last_request = connected_at;
+    let mut last_request = link.unauthenticated_since;
     // When the first byte of a request still incomplete arrived.
     let mut partial_since: Option<Instant> = None;
 
     loop {
         // Answer everything already buffered.
         let mut answered = false;
+        let mut pending: VecDeque<Pending> = VecDeque::new();
         loop {
-            let frame = match codec.decode(&mut input) {
+            let frame = match link.codec.decode(&mut input) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(FrameError::TooLarge { max }) => {
                     tracing::info!(%peer, max, "message over the size limit; closing");
+                    if settle(&mut pending, &mut link, &state, &mut output)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
                     let e = WireError::new(
                         ErrorCode::FrameTooLarge,
                         format!("message longer than {max} bytes; closing the connection"),
                     );
-                    push(&codec, &Reply::error(None, e), &mut output);
+                    push(&link.codec, &Reply::error(None, e), &mut output);
                     let _ = flush(&mut writer, &mut output, limits.request_timeout).await;
                     return;
                 }
                 Err(FrameError::Io(_)) => return,
             };
             answered = true;
-            let encoding = codec.encoding();
-            let token = session.as_ref().map(|s| s.token_hash);
-            let (reply, effect) = dispatch(
-                &state,
-                &frame,
-                encoding,
-                token.as_ref(),
+            let mut request = match Request::decode(link.codec.encoding(), &frame) {
+                Ok(r) => r,
+                Err((id, e)) => {
+                    if settle(&mut pending, &mut link, &state, &mut output)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    push(&link.codec, &Reply::error(id, e), &mut output);
+                    continue;
+                }
+            };
+            let id = request.id.take();
+            let command = match request.command() {
+                Ok(c) => c,
+                Err(e) => {
+                    if settle(&mut pending, &mut link, &state, &mut output)
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    push(&link.codec, &Reply::error(id, e), &mut output);
+                    continue;
+                }
+            };
+            let flow = facts(&command).flow;
+            let token = request.token.take();
+            // A write with more requests behind it, or writes ahead of it
+            // still committing, joins the pipeline: it starts now, on its
+            // own task, and the next request waits only until it is queued.
+            let joins = flow != Flow::Alone
+                && (!pending.is_empty() || !input.is_empty())
+                && pending.len() < MAX_PIPELINED
+                && pending.back().is_none_or(|p| p.flow == Flow::Ahead);
+            if joins {
+                let ahead = !pending.is_empty();
+                let (queued, told) = Queued::new();
+                let task = tokio::spawn(run(
+                    state.clone(),
+                    command.clone(),
+                    token.clone(),
+                    link.session_token(),
+                    peer,
+                    Some(queued),
+                ));
+                // Either queued, or finished without writing.
+                let was_queued = told.await.is_ok();
+                if was_queued || !ahead {
+                    pending.push_back(Pending { id, flow, task });
+                    continue;
+                }
+                // It failed before it was queued, perhaps only because the
+                // writes ahead of it are not committed yet: it runs again,
+                // alone, once they are.
+                task.abort();
+            }
+            if settle(&mut pending, &mut link, &state, &mut output)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let outcome = run(
+                state.clone(),
+                command,
+                token,
+                link.session_token(),
                 peer,
-                Transport::Tcp,
+                None,
             )
             .await;
-            push(&codec, &reply, &mut output);
+            let reply = Reply {
+                id,
+                result: outcome.result,
+            };
+            push(&link.codec, &reply, &mut output);
+            link.apply(outcome.effect, &state);
             if output.len() >= FLUSH_AT
                 && flush(&mut writer, &mut output, limits.request_timeout)
                     .await
@@ -89,28 +174,12 @@ where
             {
                 return;
             }
-            match effect {
-                Effect::None => {}
-                Effect::SwitchEncoding(e) => codec.set_encoding(e),
-                Effect::LoggedIn(s) => {
-                    session = Some(s);
-                    codec.set_max_frame(limits.max_frame);
-                }
-                // Only if it is this connection's session that ended: a
-                // logout sent with another session's token in its envelope
-                // leaves this one logged in.
-                Effect::LoggedOut
-                    if session
-                        .as_ref()
-                        .is_none_or(|s| !state.sessions.is_live(&s.token_hash)) =>
-                {
-                    session = None;
-                    codec.set_max_frame(limits.pre_auth_max_frame);
-                    // A fresh minute to log in again, counted from now.
-                    unauthenticated_since = Instant::now();
-                }
-                Effect::LoggedOut => {}
-            }
+        }
+        if settle(&mut pending, &mut link, &state, &mut output)
+            .await
+            .is_err()
+        {
+            return;
         }
         let now = Instant::now();
         if answered {
@@ -130,8 +199,8 @@ where
             Some(t) => t + limits.request_timeout,
             None => last_request + limits.idle_timeout,
         };
-        if session.is_none() {
-            deadline = deadline.min(unauthenticated_since + limits.login_timeout);
+        if link.session.is_none() {
+            deadline = deadline.min(link.unauthenticated_since + limits.login_timeout);
         }
         if input.is_empty() {
             input = BytesMut::new();
@@ -154,6 +223,98 @@ where
             },
         }
     }
+}
+
+/// The most requests one connection has running at once (writes waiting
+/// for their commit); a longer pipeline waits for them.
+const MAX_PIPELINED: usize = 1024;
+
+/// A request that started before the replies ahead of it were written.
+struct Pending {
+    id: Option<Id>,
+    flow: Flow,
+    task: JoinHandle<Outcome>,
+}
+
+/// What the connection knows of its client: how it speaks, and who it is.
+struct Link {
+    codec: FrameCodec,
+    session: Option<Arc<Session>>,
+    /// Since when the connection has been without a session.
+    unauthenticated_since: Instant,
+}
+
+impl Link {
+    fn session_token(&self) -> Option<TokenHash> {
+        self.session.as_ref().map(|s| s.token_hash)
+    }
+
+    /// Does what a reply's effect asks, once the reply is in the output.
+    fn apply(&mut self, effect: Effect, state: &State) {
+        let limits = &state.limits;
+        match effect {
+            Effect::None => {}
+            Effect::SwitchEncoding(e) => self.codec.set_encoding(e),
+            Effect::LoggedIn(s) => {
+                self.session = Some(s);
+                self.codec.set_max_frame(limits.max_frame);
+            }
+            // Only if it is this connection's session that ended: a logout
+            // sent with another session's token in its envelope leaves this
+            // one logged in.
+            Effect::LoggedOut
+                if self
+                    .session
+                    .as_ref()
+                    .is_none_or(|s| !state.sessions.is_live(&s.token_hash)) =>
+            {
+                self.session = None;
+                self.codec.set_max_frame(limits.pre_auth_max_frame);
+                // A fresh minute to log in again, counted from now.
+                self.unauthenticated_since = Instant::now();
+            }
+            Effect::LoggedOut => {}
+        }
+    }
+}
+
+/// Runs one request over TCP.
+async fn run(
+    state: Arc<State>,
+    command: Command,
+    token: Option<Secret>,
+    session: Option<TokenHash>,
+    peer: SocketAddr,
+    queued: Option<Arc<Queued>>,
+) -> Outcome {
+    let from = Origin {
+        token: token.as_ref(),
+        connection_session: session.as_ref(),
+        peer,
+        transport: Transport::Tcp,
+        udp: None,
+        queued,
+    };
+    execute(&state, command, from).await
+}
+
+/// Waits for the pipelined requests, in order, and appends their replies.
+async fn settle(
+    pending: &mut VecDeque<Pending>,
+    link: &mut Link,
+    state: &State,
+    output: &mut BytesMut,
+) -> Result<(), tokio::task::JoinError> {
+    while let Some(p) = pending.pop_front() {
+        let outcome = p.task.await?;
+        let reply = Reply {
+            id: p.id,
+            result: outcome.result,
+        };
+        push(&link.codec, &reply, output);
+        link.apply(outcome.effect, state);
+    }
+    Ok(())
 }
 
 /// Appends a reply to the output buffer in the connection's encoding.

@@ -7,8 +7,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use gradebook_proto::{Command, Encoding, ErrorCode, Reply, Request, Secret, WireError};
-use gradebook_store::{RequestKey, Store, WriteContext};
+use gradebook_proto::{Command, Encoding, ErrorCode, Secret, WireError};
+use gradebook_store::{Queued, RequestKey, Store, WriteContext};
 use serde_json::Value;
 
 use crate::auth::Auth;
@@ -72,6 +72,8 @@ pub struct Caller {
     pub session: Option<Arc<Session>>,
     /// For a UDP request: what its writes must record.
     pub udp: Option<UdpRequest>,
+    /// For a write pipelined behind others: told once it is queued.
+    pub queued: Option<Arc<Queued>>,
 }
 
 /// What a UDP request brings to the write it causes (protocol §6): its id,
@@ -106,6 +108,7 @@ impl Caller {
                 id: &r.id,
                 fits: &r.fits,
             }),
+            queued: self.queued.as_ref(),
         })
     }
 
@@ -116,43 +119,6 @@ impl Caller {
             .as_deref()
             .ok_or_else(|| WireError::unauthenticated("log in first (auth.login)"))
     }
-}
-
-/// Answers one frame. `connection_session` is the session the TCP
-/// connection logged in with, if any.
-pub async fn dispatch(
-    state: &State,
-    frame: &[u8],
-    encoding: Encoding,
-    connection_session: Option<&TokenHash>,
-    peer: SocketAddr,
-    transport: Transport,
-) -> (Reply, Effect) {
-    let mut request = match Request::decode(encoding, frame) {
-        Ok(r) => r,
-        Err((id, e)) => return (Reply::error(id, e), Effect::None),
-    };
-    let id = request.id.take();
-    let outcome = match request.command() {
-        Ok(command) => {
-            let from = Origin {
-                token: request.token.as_ref(),
-                connection_session,
-                peer,
-                transport,
-                udp: None,
-            };
-            execute(state, command, from).await
-        }
-        Err(e) => Outcome::failed(e),
-    };
-    (
-        Reply {
-            id,
-            result: outcome.result,
-        },
-        outcome.effect,
-    )
 }
 
 /// Where a parsed request comes from.
@@ -168,6 +134,8 @@ pub struct Origin<'a> {
     pub transport: Transport,
     /// A UDP request's key, for the write it may cause.
     pub udp: Option<UdpRequest>,
+    /// Told once the write the request causes is queued.
+    pub queued: Option<Arc<Queued>>,
 }
 
 /// What running a request gave.
@@ -180,16 +148,6 @@ pub struct Outcome {
     /// Whether it ran in a valid session (UDP's anti-amplification rule
     /// and reply cache apply to requests made before authentication).
     pub authenticated: bool,
-}
-
-impl Outcome {
-    fn failed(e: WireError) -> Self {
-        Outcome {
-            result: Err(e),
-            effect: Effect::None,
-            authenticated: false,
-        }
-    }
 }
 
 /// Runs one parsed command: the transport rule, the session, the permission
@@ -221,6 +179,7 @@ async fn run(
         peer,
         transport,
         udp,
+        queued,
     } = from;
     let name = command.name();
     if transport == Transport::Udp && state.tls && !matches!(name, "hello" | "ping") {
@@ -271,6 +230,7 @@ async fn run(
         transport,
         session,
         udp,
+        queued,
     };
     authorize(state, &command, &caller).map_err(|e| (e, Effect::None))?;
     handler::handle(state, command, &caller)

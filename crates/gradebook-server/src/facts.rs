@@ -5,7 +5,7 @@
 //! security bug waiting).
 //!
 //! What a command targets is named here ([`Target`]); finding the
-//! promotion behind a student or a grade needs the store, and is done
+//! promotion behind a student or a grade needs the data, and is done
 //! beside the one permission check, in `dispatch`.
 
 use gradebook_core::Role;
@@ -70,13 +70,33 @@ pub struct Facts<'a> {
     /// Whether it writes to the store for its caller, so that over UDP its
     /// request is recorded with the change and never run twice.
     pub udp_write: bool,
-    /// Whether it can change what a read or a permission check sees: reads
-    /// served from memory are forgotten after it.
-    pub changes_reads: bool,
-    /// Whether it can take access away, or make an id or a name point to
-    /// something else: permission decisions remembered before it are
-    /// forgotten. Adding grants nobody anything refused before.
-    pub changes_access: bool,
+    /// How it runs among the requests pipelined on one connection.
+    pub flow: Flow,
+}
+
+/// How a command runs among the requests pipelined on one connection.
+/// Whatever the flow, it behaves as if each request ran after the one
+/// before had finished, and replies keep the requests' order; the flows
+/// only let writes share commits.
+///
+/// A write that starts while earlier writes of its connection still wait
+/// for their commit checks its permission against the data without them.
+/// That is sound because those earlier writes only add ([`Flow::Ahead`]):
+/// they can make a check fail that would pass after them (the write is
+/// then run again once they are done), never pass one that would fail.
+/// The backend runs queued writes in order, so its own checks see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Starts once everything before it is done; what comes after waits for
+    /// it. Reads (they must see the writes before them), sessions, imports.
+    Alone,
+    /// A write that only adds or changes data: it may start while earlier
+    /// `Ahead` writes wait for their commit.
+    Ahead,
+    /// A write that can take access away or make an id or a name point to
+    /// something else: it may start behind `Ahead` writes, but what comes
+    /// after it waits until it is done.
+    Last,
 }
 
 impl Facts<'_> {
@@ -101,8 +121,7 @@ const fn read(access: [Access; 3], target: Target<'_>) -> Facts<'_> {
         access,
         target,
         udp_write: false,
-        changes_reads: false,
-        changes_access: false,
+        flow: Flow::Alone,
     }
 }
 
@@ -112,8 +131,7 @@ const fn write(access: [Access; 3], target: Target<'_>) -> Facts<'_> {
         access,
         target,
         udp_write: true,
-        changes_reads: true,
-        changes_access: false,
+        flow: Flow::Ahead,
     }
 }
 
@@ -123,8 +141,7 @@ const fn revoking(access: [Access; 3], target: Target<'_>) -> Facts<'_> {
         access,
         target,
         udp_write: true,
-        changes_reads: true,
-        changes_access: true,
+        flow: Flow::Last,
     }
 }
 
@@ -141,9 +158,16 @@ pub fn facts(command: &Command) -> Facts<'_> {
             ..read([Allow; 3], Nothing)
         },
         C::Whoami(_) => read([Allow; 3], Nothing),
-        C::UserCreate(_) => revoking([Allow, Deny, Deny], Nothing),
+        // Accounts change who is who: never pipelined.
+        C::UserCreate(_) => Facts {
+            flow: Flow::Alone,
+            ..revoking([Allow, Deny, Deny], Nothing)
+        },
         C::UserList(_) => read([Allow, Deny, Deny], Nothing),
-        C::UserDelete(_) => revoking([Allow, Deny, Deny], Nothing),
+        C::UserDelete(_) => Facts {
+            flow: Flow::Alone,
+            ..revoking([Allow, Deny, Deny], Nothing)
+        },
         // Own password for everyone; the handler keeps `username` for
         // admins.
         C::UserPassword(_) => Facts {
@@ -195,6 +219,7 @@ pub fn facts(command: &Command) -> Facts<'_> {
         C::ImportAbort(a) => read([Allow, Allow, Deny], Target::Import(a.import)),
         C::ImportCommit(a) => Facts {
             udp_write: false,
+            flow: Flow::Alone,
             ..write([Allow, Managed, Deny], Target::Import(a.import))
         },
     }
@@ -237,10 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn whatever_can_take_access_away_forgets_remembered_decisions() {
-        let revoking = [
-            "user.create",
-            "user.delete",
+    fn only_writes_that_add_let_later_writes_start_before_their_commit() {
+        // Stated by name: a write that can take access away (or make an
+        // id name something else) must not let a later write check its
+        // permission against the data without it.
+        let ahead = [
+            "promotion.create",
+            "student.add",
+            "grade.add",
+            "grade.update",
+        ];
+        let last = [
             "promotion.delete",
             "promotion.grant",
             "promotion.revoke",
@@ -251,9 +283,16 @@ mod tests {
         for name in Command::NAMES {
             let command = sample(name);
             let f = facts(&command);
-            assert_eq!(f.changes_access, revoking.contains(name), "{name}");
-            // Whatever changes access changes what reads see.
-            assert!(!f.changes_access || f.changes_reads, "{name}");
+            let expected = if ahead.contains(name) {
+                Flow::Ahead
+            } else if last.contains(name) {
+                Flow::Last
+            } else {
+                Flow::Alone
+            };
+            assert_eq!(f.flow, expected, "{name}");
+            // Whatever is pipelined is a write recorded for UDP.
+            assert!(f.flow == Flow::Alone || f.udp_write, "{name}");
         }
     }
 

@@ -308,6 +308,7 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
         peer,
         transport: Transport::Udp,
         udp,
+        queued: None,
     };
     let outcome = execute(state, command, origin).await;
     let mut authenticated = outcome.authenticated;

@@ -510,6 +510,116 @@ async fn pipelined_requests_are_answered_in_order() {
     assert_eq!(grades["grades"].as_array().expect("grades").len(), 250);
 }
 
+/// Sends every request in one write, then reads the replies in order: each
+/// is `Ok(data)` or `Err(code)`.
+async fn pipeline(c: &mut Client, requests: &[(&str, Value)]) -> Vec<Result<Value, String>> {
+    let mut sent = Vec::new();
+    for (cmd, args) in requests {
+        sent.push(c.send(cmd, args.clone()).expect("queued"));
+    }
+    c.flush().await.expect("sent");
+    let mut replies = Vec::new();
+    for id in sent {
+        let r = c.recv().await.expect("reply");
+        assert_eq!(r.id, Some(id), "replies keep the order of requests");
+        replies.push(r.result.map_err(|e| e.code.as_str().to_owned()));
+    }
+    replies
+}
+
+/// Writes pipelined on one connection start before the ones ahead of them
+/// commit; what they do must still be exactly what running them one after
+/// the other does, including when a write depends on the one before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_writes_behave_as_if_run_one_after_another() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    ok(
+        &mut admin,
+        "user.create",
+        json!({"username": "prof", "password": "teacher-password", "role": "teacher"}),
+    )
+    .await;
+    let mut t = server.connect().await;
+    t.login("prof", "teacher-password").await.expect("logs in");
+    let student = |first: &str, number: &str| json!({"promotion": "Pipe", "first_name": first, "last_name": "L", "number": number});
+    let replies = pipeline(
+        &mut t,
+        &[
+            // The teacher may add students only once the promotion they
+            // create exists: the first add depends on the create.
+            ("promotion.create", json!({"name": "Pipe"})),
+            ("student.add", student("A", "N1")),
+            ("student.add", student("B", "N1")),
+            ("student.add", student("C", "N2")),
+            (
+                "grade.add",
+                json!({"student": 999_999, "subject": "S", "value": 10}),
+            ),
+            ("promotion.show", json!({"name": "Pipe"})),
+        ],
+    )
+    .await;
+    let codes: Vec<&str> = replies
+        .iter()
+        .map(|r| r.as_ref().map_or_else(|e| e.as_str(), |_| "ok"))
+        .collect();
+    assert_eq!(codes, ["ok", "ok", "conflict", "ok", "forbidden", "ok"]);
+    let shown = replies[5].as_ref().expect("shown");
+    assert_eq!(shown["students"].as_array().expect("students").len(), 2);
+
+    // A long run of grades, one of them invalid, then a read of what they
+    // made: every valid grade is there, once, in the order sent.
+    let a = replies[1].as_ref().expect("added")["id"].clone();
+    let mut requests: Vec<(&str, Value)> = (0..300)
+        .map(|i| {
+            let value = if i == 150 { json!(45) } else { json!(i % 21) };
+            (
+                "grade.add",
+                json!({"student": a, "subject": "S", "value": value}),
+            )
+        })
+        .collect();
+    requests.push(("grade.list", json!({"student": a})));
+    let replies = pipeline(&mut t, &requests).await;
+    assert_eq!(replies[150], Err("invalid_value".to_owned()));
+    let ids: Vec<i64> = replies[..300]
+        .iter()
+        .filter_map(|r| r.as_ref().ok().and_then(|g| g["id"].as_i64()))
+        .collect();
+    assert_eq!(ids.len(), 299);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in request order");
+    let listed: Vec<i64> = replies[300].as_ref().expect("listed")["grades"]
+        .as_array()
+        .expect("grades")
+        .iter()
+        .filter_map(|g| g["id"].as_i64())
+        .collect();
+    assert_eq!(listed, ids);
+
+    // A delete, then writes on what it deleted: refused as they would be
+    // one after the other.
+    let first = ids[0];
+    let replies = pipeline(
+        &mut t,
+        &[
+            ("grade.delete", json!({"id": first})),
+            ("grade.update", json!({"id": first, "value": 12})),
+            ("grade.delete", json!({"id": first})),
+            (
+                "grade.add",
+                json!({"student": a, "subject": "T", "value": 12}),
+            ),
+        ],
+    )
+    .await;
+    let codes: Vec<&str> = replies
+        .iter()
+        .map(|r| r.as_ref().map_or_else(|e| e.as_str(), |_| "ok"))
+        .collect();
+    assert_eq!(codes, ["ok", "forbidden", "forbidden", "ok"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_clients_lose_no_grade() {
     let server = TestServer::start().await;

@@ -150,8 +150,8 @@ impl std::fmt::Debug for RequestKey<'_> {
     }
 }
 
-/// What every write is told: who makes the change (for the audit log),
-/// when, and for which UDP request, if any.
+/// What every write is told: who makes the change (for the change log),
+/// when, for which UDP request, if any, and who waits for it to be queued.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteContext<'a> {
     /// The user's name, as it is recorded.
@@ -160,6 +160,35 @@ pub struct WriteContext<'a> {
     pub at: i64,
     /// The UDP request to record with the change.
     pub request: Option<RequestKey<'a>>,
+    /// Told once the write has its place in the backend's order of
+    /// writes (before it runs or commits).
+    pub queued: Option<&'a std::sync::Arc<Queued>>,
+}
+
+/// A signal that a write has been queued, for a connection that sends its
+/// next write only then (so that pipelined writes keep their order while
+/// sharing commits). Dropping it unsent tells the waiter too: the write
+/// failed before it was queued.
+#[derive(Debug)]
+pub struct Queued(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+impl Queued {
+    /// A signal, and what resolves when it is given or dropped.
+    pub fn new() -> (std::sync::Arc<Self>, tokio::sync::oneshot::Receiver<()>) {
+        let (tell, told) = tokio::sync::oneshot::channel();
+        (
+            std::sync::Arc::new(Queued(std::sync::Mutex::new(Some(tell)))),
+            told,
+        )
+    }
+
+    /// Gives the signal (once; later calls do nothing).
+    pub fn tell(&self) {
+        let sender = self.0.lock().map(|mut s| s.take()).unwrap_or_default();
+        if let Some(s) = sender {
+            let _ = s.send(());
+        }
+    }
 }
 
 impl<'a> WriteContext<'a> {
@@ -169,6 +198,7 @@ impl<'a> WriteContext<'a> {
             by,
             at,
             request: None,
+            queued: None,
         }
     }
 }

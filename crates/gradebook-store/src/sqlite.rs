@@ -207,7 +207,9 @@ impl Store for SqliteStore {
     ) -> Result<User> {
         let (user, hash, ctx) = (user.clone(), password_hash.to_owned(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::user_create(tx, &user, &hash, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::user_create(tx, &user, &hash, &ctx)
+            })
             .await
     }
 
@@ -251,7 +253,9 @@ impl Store for SqliteStore {
     async fn user_delete(&self, username: &str, ctx: WriteContext<'_>) -> Result<()> {
         let (username, ctx) = (username.to_owned(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::user_delete(tx, &username, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::user_delete(tx, &username, &ctx)
+            })
             .await
     }
 
@@ -264,7 +268,9 @@ impl Store for SqliteStore {
         let (username, hash) = (username.to_owned(), password_hash.to_owned());
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::user_set_password(tx, &username, &hash, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::user_set_password(tx, &username, &hash, &ctx)
+            })
             .await
     }
 
@@ -319,7 +325,9 @@ impl Store for SqliteStore {
     async fn session_delete(&self, token_hash: &[u8], ctx: WriteContext<'_>) -> Result<()> {
         let (token_hash, ctx) = (token_hash.to_vec(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::session_delete(tx, &token_hash, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::session_delete(tx, &token_hash, &ctx)
+            })
             .await
     }
 
@@ -345,7 +353,9 @@ impl Store for SqliteStore {
         };
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::promotion_create(tx, promotion, created_by, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_create(tx, promotion, created_by, &ctx)
+            })
             .await
     }
 
@@ -391,7 +401,9 @@ impl Store for SqliteStore {
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()> {
         let (name, ctx) = (name.to_owned(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::promotion_delete(tx, &name, force, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_delete(tx, &name, force, &ctx)
+            })
             .await
     }
 
@@ -404,7 +416,9 @@ impl Store for SqliteStore {
         let (name, username) = (name.to_owned(), username.to_owned());
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::promotion_grant(tx, &name, &username, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_grant(tx, &name, &username, &ctx)
+            })
             .await
     }
 
@@ -417,7 +431,9 @@ impl Store for SqliteStore {
         let (name, username) = (name.to_owned(), username.to_owned());
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::promotion_revoke(tx, &name, &username, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_revoke(tx, &name, &username, &ctx)
+            })
             .await
     }
 
@@ -473,7 +489,9 @@ impl Store for SqliteStore {
         let (promotion, student) = (promotion.to_owned(), student.clone());
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::student_add(tx, &promotion, &student, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::student_add(tx, &promotion, &student, &ctx)
+            })
             .await
     }
 
@@ -508,21 +526,23 @@ impl Store for SqliteStore {
     ) -> Result<Student> {
         let (patch, ctx) = (patch.clone(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::student_update(tx, id, &patch, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::student_update(tx, id, &patch, &ctx)
+            })
             .await
     }
 
     async fn student_remove(&self, id: i64, ctx: WriteContext<'_>) -> Result<()> {
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::student_remove(tx, id, &ctx))
+            .run_queued(ctx.queued(), move |tx| write::student_remove(tx, id, &ctx))
             .await
     }
 
     async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade> {
         let (grade, ctx) = (grade.clone(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::grade_add(tx, &grade, &ctx))
+            .run_queued(ctx.queued(), move |tx| write::grade_add(tx, &grade, &ctx))
             .await
     }
 
@@ -534,7 +554,9 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         let (promotion, ctx) = (promotion.to_owned(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::import_students(tx, &promotion, &students, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::import_students(tx, &promotion, &students, &ctx)
+            })
             .await
     }
 
@@ -563,7 +585,9 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::import_grades(tx, &grades, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::import_grades(tx, &grades, &ctx)
+            })
             .await
     }
 
@@ -582,14 +606,16 @@ impl Store for SqliteStore {
     ) -> Result<Grade> {
         let (patch, ctx) = (patch.clone(), Context::new(&ctx));
         self.writer
-            .run(move |tx| write::grade_update(tx, id, &patch, &ctx))
+            .run_queued(ctx.queued(), move |tx| {
+                write::grade_update(tx, id, &patch, &ctx)
+            })
             .await
     }
 
     async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()> {
         let ctx = Context::new(&ctx);
         self.writer
-            .run(move |tx| write::grade_delete(tx, id, &ctx))
+            .run_queued(ctx.queued(), move |tx| write::grade_delete(tx, id, &ctx))
             .await
     }
 
@@ -813,6 +839,7 @@ mod tests {
         let ctx = WriteContext {
             by: "admin",
             at: 10,
+            queued: None,
             request: Some(RequestKey {
                 session: b"session",
                 id: "7",
@@ -874,6 +901,7 @@ mod tests {
         let ctx = WriteContext {
             by: "admin",
             at: 10,
+            queued: None,
             request: Some(RequestKey {
                 session: b"session",
                 id: "1",

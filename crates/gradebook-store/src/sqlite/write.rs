@@ -14,6 +14,7 @@ use super::{
     GradeRow, StudentRow, grade_from_row, no_grade, no_promotion, no_student, no_user,
     number_taken, student_from_row,
 };
+use crate::Queued;
 use crate::{
     Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Result,
     StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext, role_from_db,
@@ -25,6 +26,7 @@ pub(super) struct Context {
     pub(super) by: String,
     pub(super) at: i64,
     request: Option<Request>,
+    queued: Option<std::sync::Arc<Queued>>,
 }
 
 /// An owned [`crate::RequestKey`].
@@ -53,7 +55,13 @@ impl Context {
                 id: key.id.to_owned(),
                 fits: key.fits.clone(),
             }),
+            queued: ctx.queued.cloned(),
         }
+    }
+
+    /// Who is waiting for the write to be queued.
+    pub(super) fn queued(&self) -> Option<std::sync::Arc<Queued>> {
+        self.queued.clone()
     }
 }
 

@@ -26,7 +26,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::log::{self, Head, Tx};
-use crate::{Follower, Result, StoreError};
+use crate::{Follower, Queued, Result, StoreError};
 
 /// The most writes one transaction takes: bounds how long the first of
 /// them waits for its acknowledgement.
@@ -173,6 +173,21 @@ impl Writer {
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
     {
         self.submit(write)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// As [`Writer::run`], and tells `queued` once the write is in the
+    /// queue: a connection pipelining writes sends the next one only then,
+    /// so its writes run in the order it sent them.
+    pub async fn run_queued<T, F>(&self, queued: Option<Arc<Queued>>, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        let result = self.submit(write);
+        if let Some(q) = queued {
+            q.tell();
+        }
+        result?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Queues `write`; the receiver gets its result after the commit.
