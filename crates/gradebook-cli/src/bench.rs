@@ -10,6 +10,7 @@
 //! commits on this disk) and `--import-grades` (the CLI's import of a CSV
 //! file beside a raw SQLite insert of the same rows, in [`import`]).
 
+mod after_write;
 mod import;
 
 use std::path::PathBuf;
@@ -126,6 +127,14 @@ pub struct BenchArgs {
     /// directory: run it from one on the server's disk.
     #[arg(long, value_name = "N", conflicts_with = "fsync_baseline")]
     import_grades: Option<u32>,
+    /// Instead of the load: on one connection, N rounds of a grade.add
+    /// followed by a timed student.show, another grade.add followed by a
+    /// timed promotion.average, and a timed ping, in the first promotion of
+    /// the data set; prints each read's latency and its ratio to the ping's
+    /// (use --promotions 1 --students 5000 --grades 20 for the issue's
+    /// figure).
+    #[arg(long, value_name = "N", conflicts_with_all = ["fsync_baseline", "import_grades"])]
+    after_write: Option<u32>,
 }
 
 impl BenchArgs {
@@ -307,10 +316,37 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
         );
     }
     let data = Arc::new(data);
+    if let Some(rounds) = args.after_write {
+        after_write::run(&mut owner, &data, args.students(), rounds, target.json).await?;
+    } else {
+        load(&target, &args, &options, &username, &password, data.clone()).await?;
+    }
 
+    if !args.keep {
+        for p in &data.promotions {
+            owner
+                .call("promotion.delete", json!({"name": p, "force": true}))
+                .await?;
+        }
+        admin
+            .call("user.delete", json!({"username": username}))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The load itself: `-c` connections sending the workload.
+async fn load(
+    target: &Target,
+    args: &BenchArgs,
+    options: &ConnectOptions,
+    username: &str,
+    password: &str,
+    data: Arc<DataSet>,
+) -> Result<(), ClientError> {
     let mut idle = Vec::with_capacity(args.idle);
     for _ in 0..args.idle {
-        idle.push(Client::connect(&options).await?);
+        idle.push(Client::connect(options).await?);
     }
 
     // Log every worker in before the clock starts.
@@ -321,8 +357,8 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
     let mut clients = Vec::with_capacity(args.connections);
     let mut datagram_clients = Vec::new();
     for _ in 0..args.connections {
-        let mut c = Client::connect(&options).await?;
-        let login = c.login(&username, &password).await?;
+        let mut c = Client::connect(options).await?;
+        let login = c.login(username, password).await?;
         if target.udp {
             let mut o = UdpOptions::new(target.server.clone());
             o.encoding = wire;
@@ -379,18 +415,7 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
     let seconds = started.elapsed().as_secs_f64();
     drop(idle);
 
-    report(&target, &args, done, errors, seconds, &latencies);
-
-    if !args.keep {
-        for p in &data.promotions {
-            owner
-                .call("promotion.delete", json!({"name": p, "force": true}))
-                .await?;
-        }
-        admin
-            .call("user.delete", json!({"username": username}))
-            .await?;
-    }
+    report(target, args, done, errors, seconds, &latencies);
     Ok(())
 }
 
