@@ -2,8 +2,8 @@
 //! these types; more fields may be added, never removed, so none of them
 //! refuses unknown fields.
 
-pub use gradebook_core::{Grade, Promotion, Student, User};
-use gradebook_core::{GradeValue, Role};
+/// The values that the replies' fields hold.
+pub use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
@@ -346,7 +346,7 @@ pub struct ImportReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradebook_core::{Coefficient, Points};
+    use gradebook_core::Points;
     use serde_json::json;
 
     #[test]
