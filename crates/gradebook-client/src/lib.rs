@@ -248,10 +248,14 @@ impl Client {
     /// queued requests first), and returns its data, typed.
     pub async fn reply_to<C: Call>(&mut self, queued: Queued<C>) -> Result<C::Reply, ClientError> {
         let reply = self.recv().await?;
-        if reply.id.as_ref() != Some(&queued.id) {
+        // A reply without an id answers a request the server could not
+        // read (`frame_too_large`): in turn, it is this one's.
+        if let Some(id) = &reply.id
+            && *id != queued.id
+        {
             return Err(ClientError::Protocol(format!(
-                "a reply to request {:?} came where {} (request {:?}) was expected",
-                reply.id, queued.name, queued.id
+                "a reply to request {id:?} came where {} (request {:?}) was expected",
+                queued.name, queued.id
             )));
         }
         let data = reply.result.map_err(ClientError::Server)?;
@@ -481,6 +485,8 @@ mod tests {
     async fn a_reply_of_the_wrong_shape_or_to_another_request_is_an_error() {
         let (addr, _server) = scripted(vec![
             json!({"ok": true, "data": {"pong": "yes"}}),
+            json!({"id": null, "ok": false,
+                   "error": {"code": "frame_too_large", "message": "over 1 MiB"}}),
             json!({"id": 99, "ok": true, "data": {"pong": true}}),
         ])
         .await;
@@ -488,6 +494,13 @@ mod tests {
         match c.run(call::Ping(NoArgs {})).await {
             Err(ClientError::Data(m)) => assert!(m.starts_with("ping: "), "{m}"),
             other => panic!("expected a data error, got {other:?}"),
+        }
+        // The answer to a request the server could not read has no id.
+        match c.run(call::Ping(NoArgs {})).await {
+            Err(ClientError::Server(e)) => {
+                assert_eq!(e.code, gradebook_proto::ErrorCode::FrameTooLarge)
+            }
+            other => panic!("expected the server's error, got {other:?}"),
         }
         match c.run(call::Ping(NoArgs {})).await {
             Err(ClientError::Protocol(m)) => assert!(m.contains("Int(99)"), "{m}"),
