@@ -294,11 +294,12 @@ macro_rules! commands {
         ///
         /// ```
         /// use gradebook_proto::command::{IdArgs, call};
-        /// use gradebook_proto::{Call, Command};
+        /// use gradebook_proto::{Call, Command, data};
+        ///
+        /// fn replies<C: Call<Reply = R>, R>(_: &C) {}
         ///
         /// let show = call::StudentShow(IdArgs { id: 12 });
-        /// // Its reply reads into a `data::StudentShow`.
-        /// let _: Option<<call::StudentShow as Call>::Reply> = None;
+        /// replies::<_, data::StudentShow>(&show);
         /// assert_eq!(call::StudentShow::NAME, "student.show");
         /// assert_eq!(Command::from(show).name(), "student.show");
         /// ```
