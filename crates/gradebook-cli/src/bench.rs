@@ -20,10 +20,14 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use gradebook_client::{Client, ClientError, ConnectOptions, Trust, UdpClient, UdpOptions};
-use gradebook_proto::Encoding;
+use gradebook_client::{Client, ClientError, ConnectOptions, Queued, Trust, UdpClient, UdpOptions};
+use gradebook_proto::command::{
+    GradeAddArgs, GradeInput, IdArgs, NoArgs, PromotionArgs, PromotionCreateArgs,
+    PromotionDeleteArgs, StudentAddArgs, UserCreateArgs, UsernameArgs,
+};
+use gradebook_proto::{Call, Command, Encoding, Secret, call};
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::app::Ctx;
 use crate::args::Global;
@@ -297,10 +301,12 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
     let username = format!("bench-{tag}");
     let password = format!("bench-password-{tag}-{tag}");
     admin
-        .call(
-            "user.create",
-            json!({"username": username, "password": password, "role": "teacher"}),
-        )
+        .run(call::UserCreate(UserCreateArgs {
+            username: username.clone(),
+            password: Secret::new(&password),
+            role: "teacher".into(),
+            student: None,
+        }))
         .await?;
     let mut owner = Client::connect(&options).await?;
     owner.login(&username, &password).await?;
@@ -325,11 +331,14 @@ async fn bench(target: Target, args: BenchArgs) -> Result<(), ClientError> {
     if !args.keep {
         for p in &data.promotions {
             owner
-                .call("promotion.delete", json!({"name": p, "force": true}))
+                .run(call::PromotionDelete(PromotionDeleteArgs {
+                    name: p.clone(),
+                    force: Some(true),
+                }))
                 .await?;
         }
         admin
-            .call("user.delete", json!({"username": username}))
+            .run(call::UserDelete(UsernameArgs { username }))
             .await?;
     }
     Ok(())
@@ -424,51 +433,67 @@ async fn build(c: &mut Client, args: &BenchArgs, tag: &str) -> Result<DataSet, C
     let promotions: Vec<String> = (0..args.promotions)
         .map(|i| format!("bench-{tag}-{i}"))
         .collect();
+    let mut created = Vec::with_capacity(promotions.len());
     for p in &promotions {
-        c.send("promotion.create", json!({"name": p, "year": 2026}))?;
+        created.push(c.queue(call::PromotionCreate(PromotionCreateArgs {
+            name: p.clone(),
+            year: Some(2026),
+            description: None,
+        }))?);
     }
-    expect_ok(c, promotions.len()).await?;
+    expect_ok(c, created).await?;
+    let mut added = Vec::with_capacity(promotions.len() * args.students());
     for p in &promotions {
         for s in 0..args.students() {
-            c.send(
-                "student.add",
-                json!({"promotion": p, "first_name": format!("F{s}"), "last_name": format!("L{s}")}),
-            )?;
+            added.push(c.queue(call::StudentAdd(StudentAddArgs {
+                promotion: p.clone(),
+                first_name: format!("F{s}"),
+                last_name: format!("L{s}"),
+                number: None,
+                email: None,
+            }))?);
         }
     }
-    let mut students = Vec::with_capacity(promotions.len() * args.students());
-    for _ in 0..promotions.len() * args.students() {
-        let data = c.recv().await?.result.map_err(ClientError::Server)?;
-        students.push(data["id"].as_i64().unwrap_or_default());
-    }
+    let students: Vec<i64> = expect_ok(c, added)
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
     let subjects = ["Networks", "Maths", "Programming", "English", "Physics"];
-    let mut sent: usize = 0;
+    let mut batch = Vec::with_capacity(512);
     for (k, s) in students.iter().enumerate() {
         for g in 0..args.grades {
             let value = ((k * 7 + g * 13) % 2001) as f64 / 100.0;
-            c.send(
-                "grade.add",
-                json!({"student": s, "subject": subjects[g % subjects.len()], "value": value, "coefficient": 1 + g % 3}),
-            )?;
-            sent += 1;
+            batch.push(c.queue(call::GradeAdd(GradeAddArgs {
+                student: *s,
+                subject: subjects[g % subjects.len()].into(),
+                value: GradeInput::Number(value),
+                coefficient: Some((1 + g % 3) as f64),
+                label: None,
+            }))?);
             // Bounded batches: the server answers while we send.
-            if sent.is_multiple_of(512) {
-                expect_ok(c, 512).await?;
+            if batch.len() == 512 {
+                expect_ok(c, std::mem::take(&mut batch)).await?;
             }
         }
     }
-    expect_ok(c, sent % 512).await?;
+    expect_ok(c, batch).await?;
     Ok(DataSet {
         promotions,
         students,
     })
 }
 
-async fn expect_ok(c: &mut Client, n: usize) -> Result<(), ClientError> {
-    for _ in 0..n {
-        c.recv().await?.result.map_err(ClientError::Server)?;
+/// Reads the replies to `queued`, in order; the first refusal stops.
+async fn expect_ok<C: Call>(
+    c: &mut Client,
+    queued: Vec<Queued<C>>,
+) -> Result<Vec<C::Reply>, ClientError> {
+    let mut replies = Vec::with_capacity(queued.len());
+    for q in queued {
+        replies.push(c.reply_to(q).await?);
     }
-    Ok(())
+    Ok(replies)
 }
 
 /// What every worker draws its requests from, and when they all stop.
@@ -492,7 +517,7 @@ impl Plan {
         }
     }
 
-    fn next(&self, rng: &mut u64) -> (&'static str, Value) {
+    fn next(&self, rng: &mut u64) -> Command {
         next_request(self.workload, &self.data, rng, &self.counter)
     }
 }
@@ -536,8 +561,9 @@ async fn worker(
     loop {
         let mut batch = 0;
         while batch < pipeline && plan.more() {
-            let (cmd, args) = plan.next(&mut rng);
-            client.send(cmd, args)?;
+            // Sent and read raw: the measured loop decodes no reply.
+            let command = plan.next(&mut rng);
+            client.send(command.name(), command.args())?;
             batch += 1;
         }
         if batch == 0 {
@@ -563,9 +589,9 @@ async fn datagram_worker(
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut tally = Tally::new()?;
     while plan.more() {
-        let (cmd, args) = plan.next(&mut rng);
+        let command = plan.next(&mut rng);
         let sent_at = Instant::now();
-        let result = udp.call(cmd, args).await;
+        let result = udp.call(command.name(), command.args()).await;
         tally.record(sent_at, result.is_ok());
     }
     Ok(tally)
@@ -579,32 +605,29 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
-fn next_request(
-    workload: Workload,
-    data: &DataSet,
-    rng: &mut u64,
-    counter: &AtomicU64,
-) -> (&'static str, Value) {
+fn next_request(workload: Workload, data: &DataSet, rng: &mut u64, counter: &AtomicU64) -> Command {
     let r = next_random(rng);
     let student = data.students[(r % data.students.len().max(1) as u64) as usize];
     let read = |r: u64| match r % 3 {
-        0 => ("student.average", json!({"id": student})),
-        1 => ("student.show", json!({"id": student})),
-        _ => (
-            "promotion.average",
-            json!({"name": data.promotions[(r / 3) as usize % data.promotions.len()]}),
-        ),
+        0 => Command::StudentAverage(IdArgs { id: student }),
+        1 => Command::StudentShow(IdArgs { id: student }),
+        _ => Command::PromotionAverage(PromotionArgs {
+            name: data.promotions[(r / 3) as usize % data.promotions.len()].clone(),
+        }),
     };
     let write = || {
         let n = counter.fetch_add(1, Ordering::Relaxed);
-        (
-            "grade.add",
-            json!({"student": student, "subject": "Bench", "value": (n % 2001) as f64 / 100.0}),
-        )
+        Command::GradeAdd(GradeAddArgs {
+            student,
+            subject: "Bench".into(),
+            value: GradeInput::Number((n % 2001) as f64 / 100.0),
+            coefficient: None,
+            label: None,
+        })
     };
     match workload {
-        Workload::Ping => ("ping", json!({})),
-        Workload::Average => ("student.average", json!({"id": student})),
+        Workload::Ping => Command::Ping(NoArgs {}),
+        Workload::Average => Command::StudentAverage(IdArgs { id: student }),
         Workload::Read => read(r >> 8),
         Workload::Write => write(),
         Workload::Mixed if r.is_multiple_of(10) => write(),

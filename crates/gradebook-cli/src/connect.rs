@@ -5,13 +5,14 @@
 //!
 //! This is the one place that knows the transport: a TCP (or TLS)
 //! connection in the chosen encoding, or UDP datagrams with `--udp`
-//! ([`Transport`]). The commands call [`Conn::call`] either way.
+//! ([`Transport`]). The commands call [`Conn::run`] either way, with one of
+//! the protocol's typed calls.
 
 use std::time::{Duration, Instant};
 
 use gradebook_client::{Client, ClientError, ConnectOptions, Trust, UdpClient, UdpOptions};
-use gradebook_proto::{Encoding, ErrorCode, Secret};
-use serde_json::{Value, json};
+use gradebook_proto::{Call, Command as WireCommand, Encoding, ErrorCode, Secret};
+use serde_json::Value;
 
 use crate::args::{Command, Global, WireEncoding};
 use crate::config::{Known, KnownServers, Sessions, normalise_fingerprint};
@@ -60,36 +61,38 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Sends `cmd` with `token` in its envelope (or none); returns its data.
-    pub async fn call(
+    /// Sends `call` with `token` in its envelope (or none); returns its
+    /// reply's data, typed.
+    pub async fn run<C: Call>(
         &mut self,
         token: Option<&Secret>,
-        cmd: &str,
-        args: Value,
-    ) -> Result<Value, ClientError> {
+        call: C,
+    ) -> Result<C::Reply, ClientError> {
         match self {
-            Transport::Tcp(client) => match token {
-                Some(t) => client.call_with_token(t, cmd, args).await,
-                None => client.call(cmd, args).await,
-            },
+            Transport::Tcp(client) => {
+                client.set_token(token.cloned());
+                client.run(call).await
+            }
             Transport::Udp { client, tls: false } => {
                 client.set_token(token.cloned());
-                client.call(cmd, args).await
+                client.run(call).await
             }
             Transport::Udp { client, tls: true } => {
                 // A TLS server serves only hello and ping over UDP (§6) and
                 // refuses the rest with insecure_transport. Its users chose
                 // TLS so that tokens, passwords and names never cross the
                 // network in clear: the datagram carries no token, and
-                // other commands go without their arguments, just to
-                // hear the server's answer.
+                // other commands go by name alone, without their arguments,
+                // just to hear the server's answer (the one request of the
+                // command line that no type describes).
                 client.set_token(None);
-                let args = if matches!(cmd, "hello" | "ping") {
-                    args
-                } else {
-                    json!({})
+                let command: WireCommand = call.into();
+                let name = command.name();
+                let data = match command {
+                    WireCommand::Hello(_) | WireCommand::Ping(_) => client.run(command).await?,
+                    _ => client.call(name, Value::Object(Default::default())).await?,
                 };
-                client.call(cmd, args).await
+                gradebook_client::decode::<C>(name, data)
             }
         }
     }
@@ -203,23 +206,23 @@ impl Conn {
         Ok(Sessions::load()?.get(&self.server).map(|s| s.token.clone()))
     }
 
-    /// Calls `cmd` with the saved session token (when there is one) and
-    /// returns the server's data.
-    pub async fn call(&mut self, cmd: &str, args: Value) -> Result<Value, CliError> {
+    /// Sends `call` with the saved session token (when there is one) and
+    /// returns its reply's data, typed. A protocol [`WireCommand`] is a call
+    /// whose data comes back as the server sent it (to print it unchanged).
+    pub async fn run<C: Call>(&mut self, call: C) -> Result<C::Reply, CliError> {
         let token = self.token()?;
-        self.call_as(token.as_ref(), cmd, args).await
+        self.run_as(token.as_ref(), call).await
     }
 
-    /// Calls `cmd` with `token` in its envelope (or none).
-    pub async fn call_as(
+    /// Sends `call` with `token` in its envelope (or none).
+    pub async fn run_as<C: Call>(
         &mut self,
         token: Option<&Secret>,
-        cmd: &str,
-        args: Value,
-    ) -> Result<Value, CliError> {
+        call: C,
+    ) -> Result<C::Reply, CliError> {
         let transport = self.connect().await?;
         let udp = transport.is_udp();
-        let result = transport.call(token, cmd, args).await;
+        let result = transport.run(token, call).await;
         let fresh = std::mem::replace(&mut self.fresh, false);
         result.map_err(|e| {
             let udp_timeout = match e {

@@ -75,6 +75,10 @@ impl CliError {
             ClientError::Protocol(m) => {
                 CliError::Connection(format!("the server's reply is not understood: {m}"))
             }
+            // The exchange went well; only its data did not read.
+            ClientError::Data(m) => {
+                CliError::Failed(format!("the server's reply is not understood: {m}"))
+            }
         }
     }
 }

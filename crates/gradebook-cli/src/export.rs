@@ -6,14 +6,15 @@ use std::io::Write;
 use std::path::Path;
 
 use gradebook_core::{GradeValue, value::format_hundredths};
-use gradebook_proto::data::{Grades, Student, Students};
+use gradebook_proto::call;
+use gradebook_proto::command::{GradeListArgs, StudentListArgs};
+use gradebook_proto::data::Student;
 use indicatif::ProgressBar;
-use serde_json::{Value, json};
 
 use crate::app::Ctx;
 use crate::args::{ExportCommand, ExportFormat};
 use crate::error::CliError;
-use crate::output::{self, decode};
+use crate::output;
 use crate::pipeline::pipeline;
 
 /// A number as the export writes it: no trailing zeros, optionally with a
@@ -29,11 +30,10 @@ fn export_number(hundredths: i64, decimal_comma: bool) -> String {
 
 /// The students of `promotion` (also proves it exists and may be read).
 async fn promotion_students(ctx: &mut Ctx, promotion: &str) -> Result<Vec<Student>, CliError> {
-    let data = ctx
-        .conn
-        .call("student.list", json!({ "promotion": promotion }))
-        .await?;
-    Ok(decode::<Students>(data)?.students)
+    let list = call::StudentList(StudentListArgs {
+        promotion: promotion.to_owned(),
+    });
+    Ok(ctx.conn.run(list).await?.students)
 }
 
 /// The export's header line: the names `gradebook import` reads back.
@@ -82,16 +82,15 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
         (&a.last_name, &a.first_name, a.id).cmp(&(&b.last_name, &b.first_name, b.id))
     });
     let token = ctx.conn.token()?;
-    let requests: Vec<Value> = students
+    let requests = students
         .iter()
-        .map(|s| json!({ "student": s.id }))
+        .map(|s| call::GradeList(GradeListArgs { student: s.id }))
         .collect();
     let client = ctx.conn.client().await?;
     let results = pipeline(
         client,
         token.as_ref(),
-        "grade.list",
-        &requests,
+        requests,
         false,
         &ProgressBar::hidden(),
     )
@@ -99,7 +98,7 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
     let mut rows: Vec<Vec<Cell>> = Vec::new();
     let mut grade_count = 0u64;
     for (s, result) in students.iter().zip(results) {
-        let grades: Grades = decode(result.map_err(CliError::Server)?)?;
+        let grades = result.map_err(CliError::Server)?;
         let identity = vec![
             Cell::Number {
                 hundredths: s.id.saturating_mul(100),

@@ -9,14 +9,17 @@ use std::io::Read;
 use std::path::Path;
 
 use gradebook_core::sheet::{self, Sheet};
-use gradebook_proto::data::{ImportBegun, ImportReport};
-use gradebook_proto::{ErrorCode, LineError, WireError};
+use gradebook_proto::command::{
+    ImportAbortArgs, ImportBeginArgs, ImportCommitArgs, ImportRow, ImportRowsArgs,
+};
+use gradebook_proto::data::ImportReport;
+use gradebook_proto::{ErrorCode, LineError, WireError, call};
 use serde_json::{Value, json};
 
 use crate::app::Ctx;
 use crate::args::{ImportCommand, ImportOptions};
 use crate::error::CliError;
-use crate::output::{self, decode};
+use crate::output;
 use crate::pipeline::{pipeline, progress_bar};
 
 /// The most text one `import.rows` message carries. The command line sends
@@ -39,7 +42,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CliError> {
 }
 
 /// The `import.rows` messages for `sheet`: its lines, in chunks.
-fn chunks(sheet: &Sheet, import: i64) -> Result<Vec<Value>, CliError> {
+fn chunks(sheet: &Sheet, import: i64) -> Result<Vec<call::ImportRows>, CliError> {
+    let message = |rows| call::ImportRows(ImportRowsArgs { import, rows });
     let mut requests = Vec::new();
     let mut rows = Vec::new();
     let mut size = 0;
@@ -60,14 +64,17 @@ fn chunks(sheet: &Sheet, import: i64) -> Result<Vec<Value>, CliError> {
             )));
         }
         if size + cost > CHUNK_BYTES && !rows.is_empty() {
-            requests.push(json!({ "import": import, "rows": std::mem::take(&mut rows) }));
+            requests.push(message(std::mem::take(&mut rows)));
             size = 0;
         }
-        rows.push(json!({ "line": line.line, "cells": line.cells }));
+        rows.push(ImportRow {
+            line: line.line,
+            cells: line.cells.clone(),
+        });
         size += cost;
     }
     if !rows.is_empty() {
-        requests.push(json!({ "import": import, "rows": rows }));
+        requests.push(message(rows));
     }
     Ok(requests)
 }
@@ -157,66 +164,46 @@ pub async fn send(
     let sheet = sheet::read(&bytes, options.sheet.as_deref())
         .map_err(|e| CliError::usage(format!("{}: {e}", file.display())))?;
 
-    let begun = ctx
-        .conn
-        .call(
-            "import.begin",
-            json!({
-                "kind": kind,
-                "promotion": promotion,
-                "columns": sheet.headers,
-                "ignore": options.ignore_column,
-            }),
-        )
-        .await
-        .map_err(|e| match e {
-            // The header line is the file's fault: a usage error, like an
-            // unreadable file.
-            CliError::Server(w) if w.code == ErrorCode::InvalidValue => {
-                CliError::usage(format!("{}: {}", file.display(), in_flags(w).message))
-            }
-            other => other,
-        })?;
-    let begun: ImportBegun = decode(begun)?;
+    let begin = call::ImportBegin(ImportBeginArgs {
+        kind: kind.to_owned(),
+        promotion: promotion.to_owned(),
+        columns: sheet.headers.clone(),
+        ignore: options.ignore_column.clone(),
+    });
+    let begun = ctx.conn.run(begin).await.map_err(|e| match e {
+        // The header line is the file's fault: a usage error, like an
+        // unreadable file.
+        CliError::Server(w) if w.code == ErrorCode::InvalidValue => {
+            CliError::usage(format!("{}: {}", file.display(), in_flags(w).message))
+        }
+        other => other,
+    })?;
 
     let requests = chunks(&sheet, begun.import)?;
     let token = ctx.conn.token()?;
     let progress = progress_bar(requests.len(), "sending", 8);
     let client = ctx.conn.client().await?;
-    let sent = pipeline(
-        client,
-        token.as_ref(),
-        "import.rows",
-        &requests,
-        true,
-        &progress,
-    )
-    .await;
+    let sent = pipeline(client, token.as_ref(), requests, true, &progress).await;
     progress.finish_and_clear();
     for result in sent? {
         result.map_err(CliError::Server)?;
     }
 
-    let committed = ctx
-        .conn
-        .call(
-            "import.commit",
-            json!({
-                "import": begun.import,
-                "dry_run": options.dry_run,
-                "skip_bad": options.skip_bad,
-            }),
-        )
-        .await;
+    let commit = call::ImportCommit(ImportCommitArgs {
+        import: begun.import,
+        dry_run: Some(options.dry_run),
+        skip_bad: Some(options.skip_bad),
+    });
+    let committed = ctx.conn.run(commit).await;
     // A dry run leaves the import open on the server: close it now.
     if options.dry_run {
-        let _ = ctx
-            .conn
-            .call("import.abort", json!({ "import": begun.import }))
-            .await;
+        let abort = call::ImportAbort(ImportAbortArgs {
+            import: begun.import,
+        });
+        let _ = ctx.conn.run(abort).await;
     }
     match committed {
-        Ok(data) => Ok(Committed::Done(decode(data)?)),
+        Ok(report) => Ok(Committed::Done(report)),
         Err(CliError::Server(error)) if !error.lines.is_empty() => Ok(Committed::Refused {
             lines: sheet.lines.len(),
             error,

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 
 use comfy_table::{Cell, CellAlignment, Table, presets};
 use gradebook_core::{Coefficient, GradeValue};
-use serde::de::DeserializeOwned;
+use gradebook_proto::Call;
 use serde_json::Value;
 
 use crate::error::CliError;
@@ -48,10 +48,10 @@ pub fn print_json(data: &Value) {
     print(&serde_json::to_string_pretty(data).unwrap_or_else(|_| data.to_string()));
 }
 
-/// Reads a reply into its typed form.
-pub fn decode<T: DeserializeOwned>(data: Value) -> Result<T, CliError> {
-    serde_json::from_value(data)
-        .map_err(|e| CliError::Failed(format!("the server's reply is not understood: {e}")))
+/// Reads the data of a reply to the command `name` into the type `C`
+/// replies with (data kept as it came, to be printed with `--json`).
+pub fn decode<C: Call>(name: &str, data: Value) -> Result<C::Reply, CliError> {
+    gradebook_client::decode::<C>(name, data).map_err(|e| CliError::from_client(e, false))
 }
 
 /// Rounds to two decimals, half away from zero, for display. A hair is
@@ -94,16 +94,6 @@ pub fn grade_value(v: &GradeValue) -> String {
 /// A coefficient with two decimals.
 pub fn coefficient(c: &Coefficient) -> String {
     fmt2(c.to_f64())
-}
-
-/// A grade value as the wire carries it (number or mark), for audit lines.
-pub fn wire_value(v: &Value) -> String {
-    match v {
-        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), fmt2),
-        Value::String(s) => s.clone(),
-        Value::Null => "—".to_owned(),
-        other => other.to_string(),
-    }
 }
 
 /// An empty table in the house style, with `headers`; the columns listed

@@ -1,12 +1,12 @@
 //! Many requests on one connection without waiting for each reply: a
 //! window of requests in flight, replies read as they come, in order.
 
+use std::collections::VecDeque;
 use std::io::IsTerminal;
 
-use gradebook_client::Client;
-use gradebook_proto::{Id, Request, Secret, WireError};
+use gradebook_client::{Client, ClientError};
+use gradebook_proto::{Call, Secret, WireError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
 
 use crate::error::CliError;
 
@@ -14,52 +14,53 @@ use crate::error::CliError;
 /// that neither side's socket buffers fill up while the other writes.
 const WINDOW: usize = 256;
 
-/// Sends `requests` pipelined, at most [`WINDOW`] in flight, with `token`
+/// Sends `calls` pipelined, at most [`WINDOW`] in flight, with `token`
 /// in each envelope; stops sending at the first refusal when `stop_early`.
-/// Returns one result per request sent, in order.
-pub async fn pipeline(
+/// Returns one result per call sent, in order: its reply's data, typed, or
+/// the server's error.
+pub async fn pipeline<C: Call>(
     client: &mut Client,
     token: Option<&Secret>,
-    cmd: &str,
-    requests: &[Value],
+    calls: Vec<C>,
     stop_early: bool,
     progress: &ProgressBar,
-) -> Result<Vec<Result<Value, WireError>>, CliError> {
-    let mut results = Vec::with_capacity(requests.len());
-    let mut sent = 0;
+) -> Result<Vec<Result<C::Reply, WireError>>, CliError> {
+    let total = calls.len();
+    let mut calls = calls.into_iter();
+    let mut results = Vec::with_capacity(total);
+    let mut in_flight = VecDeque::with_capacity(WINDOW);
     let mut failed = false;
+    client.set_token(token.cloned());
     loop {
         // Refill when half the window has come back: fewer, larger writes.
-        if !failed && sent < requests.len() && sent - results.len() <= WINDOW / 2 {
-            while sent < requests.len() && sent - results.len() < WINDOW {
-                let request = Request {
-                    id: Some(Id::Int(sent as i64 + 1)),
-                    cmd: cmd.to_owned(),
-                    args: Some(requests[sent].clone()),
-                    token: token.cloned(),
-                    pad: None,
+        if !failed && in_flight.len() <= WINDOW / 2 {
+            while in_flight.len() < WINDOW {
+                let Some(call) = calls.next() else {
+                    break;
                 };
-                client
-                    .send_request(&request)
+                let queued = client
+                    .queue(call)
                     .map_err(|e| CliError::from_client(e, token.is_some()))?;
-                sent += 1;
+                in_flight.push_back(queued);
             }
         }
-        if results.len() == sent {
+        let Some(queued) = in_flight.pop_front() else {
             break;
+        };
+        match client.reply_to(queued).await {
+            Ok(data) => results.push(Ok(data)),
+            Err(ClientError::Server(e)) => {
+                failed |= stop_early;
+                results.push(Err(e));
+            }
+            Err(e) => {
+                return Err(CliError::connection(format!(
+                    "{}; {} of {total} requests were acknowledged, the others may or may not have been applied",
+                    CliError::from_client(e, token.is_some()),
+                    results.len(),
+                )));
+            }
         }
-        let reply = client.recv().await.map_err(|e| {
-            CliError::connection(format!(
-                "{}; {} of {} requests were acknowledged, the others may or may not have been applied",
-                CliError::from_client(e, token.is_some()),
-                results.len(),
-                requests.len()
-            ))
-        })?;
-        if reply.result.is_err() && stop_early {
-            failed = true;
-        }
-        results.push(reply.result);
         progress.inc(1);
     }
     Ok(results)

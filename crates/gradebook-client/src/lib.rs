@@ -1,18 +1,40 @@
 //! An async client for the gradebook protocol, over TCP or TLS 1.3, or
 //! over UDP datagrams ([`UdpClient`]).
 //!
+//! A command goes as one of the protocol's [`call`] types and its reply
+//! comes back typed:
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), gradebook_client::ClientError> {
 //! use gradebook_client::{Client, ConnectOptions, Trust};
+//! use gradebook_proto::call;
+//! use gradebook_proto::command::{GradeAddArgs, GradeInput, NoArgs};
+//! use gradebook_proto::data::{Grade, Promotions};
+//!
 //! let mut client = Client::connect(&ConnectOptions::tls("localhost:7302", Trust::Tofu)).await?;
 //! client.login("admin", "a long password").await?;
-//! let data = client.call("promotion.list", serde_json::json!({})).await?;
+//! let list: Promotions = client.run(call::PromotionList(NoArgs {})).await?;
+//! let grade: Grade = client
+//!     .run(call::GradeAdd(GradeAddArgs {
+//!         student: 12,
+//!         subject: "Networks".into(),
+//!         value: GradeInput::Number(14.5),
+//!         coefficient: Some(2.0),
+//!         label: None,
+//!     }))
+//!     .await?;
 //! # Ok(()) }
 //! ```
 //!
-//! [`Client::call`] sends one request and waits for its reply;
-//! [`Client::send`] and [`Client::recv`] pipeline: send many, then read the
-//! replies, which come back in order.
+//! [`Client::run`] sends one command and waits for its reply;
+//! [`Client::queue`] and [`Client::reply_to`] pipeline: queue many, then
+//! read the replies, which come back in order. A [`Command`] is a call too,
+//! its reply's data the JSON value the server sent (to show it unchanged).
+//!
+//! The untyped methods ([`Client::call`], [`Client::send`] and
+//! [`Client::recv`]) send a command by name with arguments built by hand,
+//! and hand back the reply as it came: for requests no type describes,
+//! such as the malformed ones of tests.
 
 #![forbid(unsafe_code)]
 
@@ -24,8 +46,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gradebook_proto::codec::write_frame;
+use gradebook_proto::command::{HelloArgs, LoginArgs};
 use gradebook_proto::data::Login;
-use gradebook_proto::{Encoding, FrameCodec, FrameError, Id, Reply, Request, Secret, WireError};
+use gradebook_proto::{
+    Call, Command, Encoding, FrameCodec, FrameError, Id, Reply, Request, Secret, WireError, call,
+};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -60,6 +85,38 @@ pub enum ClientError {
     /// No reply in time.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    /// The server answered, but its reply's data is not what the command
+    /// returns (a server of another version?).
+    #[error("the reply's data is not understood: {0}")]
+    Data(String),
+}
+
+/// Reads the `data` of a reply to the command named `name` into the type
+/// `C` replies with: what [`Client::run`] does with data it received.
+pub fn decode<C: Call>(name: &str, data: Value) -> Result<C::Reply, ClientError> {
+    serde_json::from_value(data).map_err(|e| ClientError::Data(format!("{name}: {e}")))
+}
+
+/// A call queued with [`Client::queue`], waiting for its reply: read it
+/// with [`Client::reply_to`], in the order the calls were queued.
+#[derive(Debug)]
+#[must_use = "a queued call's reply must be read, in order, with Client::reply_to"]
+pub struct Queued<C> {
+    id: Id,
+    name: &'static str,
+    call: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C> Queued<C> {
+    /// The request's id.
+    pub fn id(&self) -> &Id {
+        &self.id
+    }
+
+    /// The command's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
 }
 
 /// How to reach the server.
@@ -105,6 +162,7 @@ pub struct Client {
     next_id: i64,
     timeout: Duration,
     fingerprint: Option<String>,
+    token: Option<Secret>,
 }
 
 impl std::fmt::Debug for Client {
@@ -112,6 +170,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("encoding", &self.codec.encoding())
             .field("fingerprint", &self.fingerprint)
+            .field("token", &self.token.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +203,7 @@ impl Client {
             next_id: 1,
             timeout: options.timeout,
             fingerprint,
+            token: None,
         })
     }
 
@@ -153,8 +213,58 @@ impl Client {
         self.fingerprint.as_deref()
     }
 
-    /// Queues a request without waiting for its reply; returns its id.
-    /// Call [`Client::recv`] as many times to read the replies, in order.
+    /// Puts `token` in the envelope of the requests that follow, instead of
+    /// relying on the connection's login: how a saved session token is
+    /// reused. `None` stops.
+    pub fn set_token(&mut self, token: Option<Secret>) {
+        self.token = token;
+    }
+
+    /// The session token sent in each request's envelope, if any.
+    pub fn token(&self) -> Option<&Secret> {
+        self.token.as_ref()
+    }
+
+    /// Sends one command and returns its reply's data, typed; the server's
+    /// error as [`ClientError::Server`].
+    pub async fn run<C: Call>(&mut self, call: C) -> Result<C::Reply, ClientError> {
+        let queued = self.queue(call)?;
+        self.reply_to(queued).await
+    }
+
+    /// Queues a command without waiting for its reply. Read the replies
+    /// with [`Client::reply_to`], in the order the commands were queued.
+    pub fn queue<C: Call>(&mut self, call: C) -> Result<Queued<C>, ClientError> {
+        let command: Command = call.into();
+        let id = self.send(command.name(), command.args())?;
+        Ok(Queued {
+            id,
+            name: command.name(),
+            call: std::marker::PhantomData,
+        })
+    }
+
+    /// Reads the reply to `queued`, which must be the next one (flushing
+    /// queued requests first), and returns its data, typed.
+    pub async fn reply_to<C: Call>(&mut self, queued: Queued<C>) -> Result<C::Reply, ClientError> {
+        let reply = self.recv().await?;
+        // A reply without an id answers a request the server could not
+        // read (`frame_too_large`): in turn, it is this one's.
+        if let Some(id) = &reply.id
+            && *id != queued.id
+        {
+            return Err(ClientError::Protocol(format!(
+                "a reply to request {id:?} came where {} (request {:?}) was expected",
+                queued.name, queued.id
+            )));
+        }
+        let data = reply.result.map_err(ClientError::Server)?;
+        decode::<C>(queued.name, data)
+    }
+
+    /// Queues a request by name, its arguments as given, without waiting
+    /// for its reply; returns its id. Call [`Client::recv`] as many times
+    /// to read the replies, in order.
     pub fn send(&mut self, cmd: &str, args: Value) -> Result<Id, ClientError> {
         let id = Id::Int(self.next_id);
         self.next_id += 1;
@@ -162,7 +272,7 @@ impl Client {
             id: Some(id.clone()),
             cmd: cmd.to_owned(),
             args: Some(args),
-            token: None,
+            token: self.token.clone(),
             pad: None,
         };
         self.send_request(&request)?;
@@ -213,8 +323,8 @@ impl Client {
         }
     }
 
-    /// Sends one command and returns its data, or the server's error as
-    /// [`ClientError::Server`].
+    /// Sends a command by name, its arguments as given, and returns its
+    /// data untyped, or the server's error as [`ClientError::Server`].
     pub async fn call(&mut self, cmd: &str, args: Value) -> Result<Value, ClientError> {
         self.send(cmd, args)?;
         self.recv().await?.result.map_err(ClientError::Server)
@@ -222,10 +332,9 @@ impl Client {
 
     /// Switches the connection to MessagePack (`hello {"encoding":"msgpack"}`).
     pub async fn use_encoding(&mut self, encoding: Encoding) -> Result<(), ClientError> {
-        self.call(
-            "hello",
-            serde_json::json!({ "encoding": encoding.as_str() }),
-        )
+        self.run(call::Hello(HelloArgs {
+            encoding: Some(encoding.as_str().to_owned()),
+        }))
         .await?;
         self.codec.set_encoding(encoding);
         Ok(())
@@ -233,17 +342,15 @@ impl Client {
 
     /// Logs in; the connection is then authenticated.
     pub async fn login(&mut self, username: &str, password: &str) -> Result<Login, ClientError> {
-        let data = self
-            .call(
-                "auth.login",
-                serde_json::json!({ "username": username, "password": password }),
-            )
-            .await?;
-        serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
+        self.run(call::Login(LoginArgs {
+            username: username.to_owned(),
+            password: Secret::new(password),
+        }))
+        .await
     }
 
-    /// Sends one command authenticated by `token` in its envelope rather
-    /// than by the connection's login: how a saved session token is reused.
+    /// Sends a command by name, its arguments as given, authenticated by
+    /// `token` in its envelope (whatever [`Client::set_token`] said).
     pub async fn call_with_token(
         &mut self,
         token: &Secret,
@@ -269,5 +376,135 @@ impl Client {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradebook_proto::command::{IdArgs, NoArgs, PromotionArgs};
+    use gradebook_proto::data::{Done, PromotionShow};
+    use serde_json::json;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// A one-connection server that answers each request line with the
+    /// next of `replies` (its `id` set to the request's, unless the reply
+    /// has one), and hands back the request lines it read.
+    async fn scripted(replies: Vec<Value>) -> (String, tokio::task::JoinHandle<Vec<Value>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("an address").to_string();
+        let task = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("a connection");
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut seen = Vec::new();
+            for mut reply in replies {
+                let Ok(Some(line)) = lines.next_line().await else {
+                    break;
+                };
+                let request: Value = serde_json::from_str(&line).expect("a JSON request");
+                if let Some(map) = reply.as_object_mut() {
+                    map.entry("id").or_insert_with(|| request["id"].clone());
+                }
+                seen.push(request);
+                let mut text = reply.to_string();
+                text.push('\n');
+                write.write_all(text.as_bytes()).await.expect("writes");
+            }
+            seen
+        });
+        (addr, task)
+    }
+
+    async fn client(addr: &str) -> Client {
+        Client::connect(&ConnectOptions::plaintext(addr))
+            .await
+            .expect("connects")
+    }
+
+    #[tokio::test]
+    async fn a_call_goes_typed_and_its_reply_comes_back_typed() {
+        let shown = json!({"name": "P", "year": 2026, "description": null, "students": []});
+        let (addr, server) = scripted(vec![
+            json!({"ok": true, "data": shown}),
+            json!({"ok": true, "data": {}}),
+            json!({"ok": false, "error": {"code": "not_found", "message": "no student"}}),
+        ])
+        .await;
+        let mut c = client(&addr).await;
+        let p: PromotionShow = c
+            .run(call::PromotionShow(PromotionArgs { name: "P".into() }))
+            .await
+            .expect("a promotion");
+        assert_eq!((p.name.as_str(), p.year), ("P", Some(2026)));
+        // A saved session's token goes in the envelope.
+        c.set_token(Some(Secret::new("t0ken")));
+        let done: Done = c.run(call::Logout(NoArgs {})).await.expect("done");
+        assert_eq!(done, Done {});
+        match c.run(call::StudentShow(IdArgs { id: 9 })).await {
+            Err(ClientError::Server(e)) => assert_eq!(e.code, gradebook_proto::ErrorCode::NotFound),
+            other => panic!("expected not_found, got {other:?}"),
+        }
+        let seen = server.await.expect("the server ran");
+        assert_eq!(
+            seen[0],
+            json!({"id": 1, "cmd": "promotion.show", "args": {"name": "P"}})
+        );
+        assert_eq!(
+            seen[1],
+            json!({"id": 2, "cmd": "auth.logout", "args": {}, "token": "t0ken"})
+        );
+        assert_eq!(seen[2]["args"], json!({"id": 9}));
+    }
+
+    #[tokio::test]
+    async fn queued_calls_read_their_replies_in_order() {
+        let (addr, server) = scripted(vec![
+            json!({"ok": true, "data": {"pong": true}}),
+            json!({"ok": true, "data": {"pong": true, "later": "fields are ignored"}}),
+            json!({"ok": true, "data": {"whatever": [1, 2]}}),
+        ])
+        .await;
+        let mut c = client(&addr).await;
+        let first = c.queue(call::Ping(NoArgs {})).expect("queued");
+        let second = c.queue(call::Ping(NoArgs {})).expect("queued");
+        // A `Command` is a call whose data comes back as sent.
+        let third = c.queue(Command::Ping(NoArgs {})).expect("queued");
+        assert_eq!((first.id(), first.name()), (&Id::Int(1), "ping"));
+        assert!(c.reply_to(first).await.expect("pong").pong);
+        assert!(c.reply_to(second).await.expect("pong").pong);
+        assert_eq!(
+            c.reply_to(third).await.expect("data"),
+            json!({"whatever": [1, 2]})
+        );
+        assert_eq!(server.await.expect("the server ran").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_reply_of_the_wrong_shape_or_to_another_request_is_an_error() {
+        let (addr, _server) = scripted(vec![
+            json!({"ok": true, "data": {"pong": "yes"}}),
+            json!({"id": null, "ok": false,
+                   "error": {"code": "frame_too_large", "message": "over 1 MiB"}}),
+            json!({"id": 99, "ok": true, "data": {"pong": true}}),
+        ])
+        .await;
+        let mut c = client(&addr).await;
+        match c.run(call::Ping(NoArgs {})).await {
+            Err(ClientError::Data(m)) => assert!(m.starts_with("ping: "), "{m}"),
+            other => panic!("expected a data error, got {other:?}"),
+        }
+        // The answer to a request the server could not read has no id.
+        match c.run(call::Ping(NoArgs {})).await {
+            Err(ClientError::Server(e)) => {
+                assert_eq!(e.code, gradebook_proto::ErrorCode::FrameTooLarge)
+            }
+            other => panic!("expected the server's error, got {other:?}"),
+        }
+        match c.run(call::Ping(NoArgs {})).await {
+            Err(ClientError::Protocol(m)) => assert!(m.contains("Int(99)"), "{m}"),
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
     }
 }

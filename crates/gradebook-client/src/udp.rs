@@ -9,7 +9,10 @@
 //! options.fallback = Some(ConnectOptions::plaintext("127.0.0.1:7302"));
 //! let udp = UdpClient::connect(&options).await?;
 //! udp.login("admin", "a long password").await?; // plaintext servers only
-//! let data = udp.call("promotion.list", serde_json::json!({})).await?;
+//! let list = udp
+//!     .run(gradebook_proto::call::PromotionList(gradebook_proto::command::NoArgs {}))
+//!     .await?;
+//! println!("{} promotions", list.promotions.len());
 //! # Ok(()) }
 //! ```
 //!
@@ -22,7 +25,7 @@
 //! padded to [`UdpOptions::pad_to`] bytes, since before authentication the
 //! server never answers with more than three times the request's size.
 //!
-//! One [`UdpClient`] may carry many requests at once (`call` takes `&self`):
+//! One [`UdpClient`] may carry many requests at once (`run` takes `&self`):
 //! a task of its own reads the socket and hands each reply to the request
 //! with its id.
 
@@ -33,14 +36,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gradebook_proto::codec::to_datagram;
+use gradebook_proto::command::LoginArgs;
 use gradebook_proto::data::Login;
-use gradebook_proto::{Encoding, ErrorCode, Id, Reply, Request, Secret};
+use gradebook_proto::{Call, Command, Encoding, ErrorCode, Id, Reply, Request, Secret, call};
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{Client, ClientError, ConnectOptions};
+use crate::{Client, ClientError, ConnectOptions, decode};
 
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_507;
@@ -218,22 +222,29 @@ impl UdpClient {
     /// refuses to let a password or token cross the network in clear) and
     /// keeps the token for the requests that follow.
     pub async fn login(&self, username: &str, password: &str) -> Result<Login, ClientError> {
-        let data = self
-            .call(
-                "auth.login",
-                serde_json::json!({ "username": username, "password": password }),
-            )
+        let login = self
+            .run(call::Login(LoginArgs {
+                username: username.to_owned(),
+                password: Secret::new(password),
+            }))
             .await?;
-        let login: Login =
-            serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.set_token(Some(login.token.clone()));
         Ok(login)
     }
 
-    /// Sends one command and returns its data, or the server's error as
-    /// [`ClientError::Server`]. A `too_large` reply is fetched again over
-    /// TCP when [`UdpOptions::fallback`] is set (nothing was changed by the
-    /// UDP attempt: the server rolls back a write whose reply does not fit).
+    /// Sends one command and returns its reply's data, typed; the server's
+    /// error as [`ClientError::Server`]. A `too_large` reply is fetched
+    /// again over TCP when [`UdpOptions::fallback`] is set (nothing was
+    /// changed by the UDP attempt: the server rolls back a write whose
+    /// reply does not fit).
+    pub async fn run<C: Call>(&self, call: C) -> Result<C::Reply, ClientError> {
+        let command: Command = call.into();
+        let data = self.call(command.name(), command.args()).await?;
+        decode::<C>(command.name(), data)
+    }
+
+    /// Sends a command by name, its arguments as given, and returns its
+    /// data untyped; otherwise as [`UdpClient::run`].
     pub async fn call(&self, cmd: &str, args: Value) -> Result<Value, ClientError> {
         let request = self.request(cmd, args.clone());
         let reply = self.send(&request).await?;

@@ -1,4 +1,5 @@
-//! Every command of the protocol (spec §5), with its typed arguments.
+//! Every command of the protocol (spec §5), with its typed arguments and
+//! the type of its reply.
 //!
 //! A request names its command in `cmd` and carries its arguments in `args`;
 //! [`Command::parse`] turns the pair into one typed value, refusing unknown
@@ -6,13 +7,19 @@
 //! (`bad_request`). Values are only *typed* here; their domain (a grade
 //! within 0..20, a name without control characters) is checked by the
 //! server with `gradebook-core`, so it can answer `invalid_value`.
+//!
+//! The client side sends a command as one of the [`call`] types, one per
+//! command; each says, through [`Call`], what its reply's `data` holds. The
+//! one table at the bottom of this file states every command's name,
+//! arguments and reply type.
 
-use gradebook_core::GradeInput;
+/// A grade value as `grade.add` and `grade.update` carry it.
+pub use gradebook_core::GradeInput;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::{Secret, WireError};
+use crate::{Secret, WireError, data};
 
 /// Deserialises a field that may be absent (`None`), null (`Some(None)`), or
 /// set (`Some(Some(v))`), for updates that can clear an optional field.
@@ -225,8 +232,23 @@ args!(
     ImportAbortArgs { import: i64 }
 );
 
+/// A command as a client sends it: what it turns into on the wire (a
+/// [`Command`]), and the type its reply's `data` is read into.
+///
+/// Every [`call`] type is one, with the reply of its command (`call::GradeAdd`
+/// replies a [`data::Grade`]); so is [`Command`] itself, whose reply type is
+/// known only at run time: its data is read as the JSON value it is.
+pub trait Call: Into<Command> {
+    /// What the reply's `data` holds.
+    type Reply: DeserializeOwned;
+}
+
+impl Call for Command {
+    type Reply = Value;
+}
+
 macro_rules! commands {
-    ($($(#[$meta:meta])* $wire:literal => $variant:ident($args:ty)),* $(,)?) => {
+    ($($(#[$meta:meta])* $wire:literal => $variant:ident($args:ty) -> $reply:ty),* $(,)?) => {
         /// One command with its arguments.
         #[derive(Debug, Clone, PartialEq)]
         pub enum Command {
@@ -266,76 +288,117 @@ macro_rules! commands {
                 v.unwrap_or_else(|_| Value::Object(Default::default()))
             }
         }
+
+        /// One type per command, wrapping its arguments and naming, through
+        /// [`Call`], the type of its reply: what a client sends.
+        ///
+        /// ```
+        /// use gradebook_proto::command::{IdArgs, call};
+        /// use gradebook_proto::{Call, Command, data};
+        ///
+        /// fn replies<C: Call<Reply = R>, R>(_: &C) {}
+        ///
+        /// let show = call::StudentShow(IdArgs { id: 12 });
+        /// replies::<_, data::StudentShow>(&show);
+        /// assert_eq!(call::StudentShow::NAME, "student.show");
+        /// assert_eq!(Command::from(show).name(), "student.show");
+        /// ```
+        pub mod call {
+            use super::*;
+
+            $(
+                $(#[$meta])*
+                #[doc = ""]
+                #[doc = concat!("`", $wire, "`; its reply is a [`", stringify!($reply), "`].")]
+                #[derive(Debug, Clone, PartialEq)]
+                pub struct $variant(pub $args);
+
+                impl $variant {
+                    /// The command's name on the wire.
+                    pub const NAME: &'static str = $wire;
+                }
+
+                impl Call for $variant {
+                    type Reply = $reply;
+                }
+
+                impl From<$variant> for Command {
+                    fn from(call: $variant) -> Command {
+                        Command::$variant(call.0)
+                    }
+                }
+            )*
+        }
     };
 }
 
 commands! {
     /// Greets the server; may switch the connection to MessagePack.
-    "hello" => Hello(HelloArgs),
+    "hello" => Hello(HelloArgs) -> data::Hello,
     /// Checks that the server answers.
-    "ping" => Ping(NoArgs),
+    "ping" => Ping(NoArgs) -> data::Pong,
     /// Logs in.
-    "auth.login" => Login(LoginArgs),
+    "auth.login" => Login(LoginArgs) -> data::Login,
     /// Revokes the session.
-    "auth.logout" => Logout(NoArgs),
+    "auth.logout" => Logout(NoArgs) -> data::Done,
     /// Who the session belongs to.
-    "auth.whoami" => Whoami(NoArgs),
+    "auth.whoami" => Whoami(NoArgs) -> data::Whoami,
     /// Creates an account.
-    "user.create" => UserCreate(UserCreateArgs),
+    "user.create" => UserCreate(UserCreateArgs) -> data::User,
     /// Lists accounts.
-    "user.list" => UserList(NoArgs),
+    "user.list" => UserList(NoArgs) -> data::Users,
     /// Deletes an account.
-    "user.delete" => UserDelete(UsernameArgs),
+    "user.delete" => UserDelete(UsernameArgs) -> data::Done,
     /// Changes a password.
-    "user.password" => UserPassword(UserPasswordArgs),
+    "user.password" => UserPassword(UserPasswordArgs) -> data::Done,
     /// Creates a promotion.
-    "promotion.create" => PromotionCreate(PromotionCreateArgs),
+    "promotion.create" => PromotionCreate(PromotionCreateArgs) -> data::Promotion,
     /// Lists promotions.
-    "promotion.list" => PromotionList(NoArgs),
+    "promotion.list" => PromotionList(NoArgs) -> data::Promotions,
     /// A promotion with its students, averages and ranks.
-    "promotion.show" => PromotionShow(PromotionArgs),
+    "promotion.show" => PromotionShow(PromotionArgs) -> data::PromotionShow,
     /// Deletes a promotion.
-    "promotion.delete" => PromotionDelete(PromotionDeleteArgs),
+    "promotion.delete" => PromotionDelete(PromotionDeleteArgs) -> data::Done,
     /// Lets a teacher manage a promotion.
-    "promotion.grant" => PromotionGrant(GrantArgs),
+    "promotion.grant" => PromotionGrant(GrantArgs) -> data::Done,
     /// Takes a promotion back from a teacher.
-    "promotion.revoke" => PromotionRevoke(GrantArgs),
+    "promotion.revoke" => PromotionRevoke(GrantArgs) -> data::Done,
     /// A promotion's average and statistics.
-    "promotion.average" => PromotionAverage(PromotionArgs),
+    "promotion.average" => PromotionAverage(PromotionArgs) -> data::PromotionAverage,
     /// Per-subject statistics of a promotion.
-    "promotion.subjects" => PromotionSubjects(PromotionArgs),
+    "promotion.subjects" => PromotionSubjects(PromotionArgs) -> data::PromotionSubjects,
     /// Adds a student to a promotion.
-    "student.add" => StudentAdd(StudentAddArgs),
+    "student.add" => StudentAdd(StudentAddArgs) -> data::Student,
     /// Lists a promotion's students.
-    "student.list" => StudentList(StudentListArgs),
+    "student.list" => StudentList(StudentListArgs) -> data::Students,
     /// Changes a student's identity or promotion.
-    "student.update" => StudentUpdate(StudentUpdateArgs),
+    "student.update" => StudentUpdate(StudentUpdateArgs) -> data::Student,
     /// Removes a student and their grades.
-    "student.remove" => StudentRemove(IdArgs),
+    "student.remove" => StudentRemove(IdArgs) -> data::Done,
     /// A student with grades, averages and rank.
-    "student.show" => StudentShow(IdArgs),
+    "student.show" => StudentShow(IdArgs) -> data::StudentShow,
     /// A student's general average.
-    "student.average" => StudentAverage(IdArgs),
+    "student.average" => StudentAverage(IdArgs) -> data::StudentAverage,
     /// How a student's average is computed.
-    "student.explain" => StudentExplain(IdArgs),
+    "student.explain" => StudentExplain(IdArgs) -> data::StudentExplain,
     /// Adds a grade.
-    "grade.add" => GradeAdd(GradeAddArgs),
+    "grade.add" => GradeAdd(GradeAddArgs) -> data::Grade,
     /// Changes a grade.
-    "grade.update" => GradeUpdate(GradeUpdateArgs),
+    "grade.update" => GradeUpdate(GradeUpdateArgs) -> data::Grade,
     /// Deletes a grade.
-    "grade.delete" => GradeDelete(IdArgs),
+    "grade.delete" => GradeDelete(IdArgs) -> data::Done,
     /// Lists a student's grades.
-    "grade.list" => GradeList(GradeListArgs),
+    "grade.list" => GradeList(GradeListArgs) -> data::Grades,
     /// Lists grade changes.
-    "audit.list" => AuditList(AuditListArgs),
+    "audit.list" => AuditList(AuditListArgs) -> data::AuditEntries,
     /// Opens an import of a file's lines.
-    "import.begin" => ImportBegin(ImportBeginArgs),
+    "import.begin" => ImportBegin(ImportBeginArgs) -> data::ImportBegun,
     /// Sends lines to an open import.
-    "import.rows" => ImportRows(ImportRowsArgs),
+    "import.rows" => ImportRows(ImportRowsArgs) -> data::ImportReceived,
     /// Checks an import and writes it in one transaction.
-    "import.commit" => ImportCommit(ImportCommitArgs),
+    "import.commit" => ImportCommit(ImportCommitArgs) -> data::ImportReport,
     /// Drops an open import.
-    "import.abort" => ImportAbort(ImportAbortArgs),
+    "import.abort" => ImportAbort(ImportAbortArgs) -> data::Done,
 }
 
 fn parse_args<T: DeserializeOwned>(cmd: &str, args: Option<Value>) -> Result<T, WireError> {

@@ -2,11 +2,15 @@
 //! these types; more fields may be added, never removed, so none of them
 //! refuses unknown fields.
 
-use gradebook_core::Role;
-pub use gradebook_core::{Grade, Promotion, Student, User};
+/// The values that the replies' fields hold.
+pub use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
+
+/// The reply of a command with nothing to return: `{}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Done {}
 
 /// `hello`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,6 +233,76 @@ pub struct StudentAverage {
     pub incomplete: bool,
 }
 
+/// One grade in `student.explain`, with how it counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainLine {
+    /// The grade's id.
+    pub grade: i64,
+    /// The grade's subject.
+    pub subject: String,
+    /// The grade's value: a number or a mark.
+    pub value: GradeValue,
+    /// The grade's coefficient.
+    pub coefficient: f64,
+    /// Whether the grade enters the average (numbers and `ABS`).
+    pub counted: bool,
+    /// value × coefficient when counted (0 for `ABS`), else null.
+    pub contribution: Option<f64>,
+    /// Why and how it counted, e.g. `counted: 14.5 × 2 = 29`.
+    pub reason: String,
+}
+
+/// `student.explain`: a student's average written out, grade by grade.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentExplain {
+    /// Each grade, oldest first, with how it counted.
+    pub lines: Vec<ExplainLine>,
+    /// Σ(value × coefficient) over the counted grades, in points.
+    pub weighted_sum: f64,
+    /// Σ(coefficient) over the counted grades.
+    pub coefficient_sum: f64,
+    /// The average at full precision; null when nothing counts.
+    pub average: Option<f64>,
+    /// The average rounded to two decimals, as shown.
+    pub rounded: Option<f64>,
+    /// Some grade is pending (ATT).
+    pub incomplete: bool,
+    /// The computation, e.g. `(29 + 0 + 12) / (2 + 1 + 1) = 10.25`.
+    pub formula: String,
+    /// The student's id.
+    pub id: i64,
+}
+
+/// One change of a grade in `audit.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// The entry's id, increasing.
+    pub id: i64,
+    /// When, in ISO 8601 UTC (`2026-11-25T13:05:09Z`).
+    pub at: String,
+    /// Who made the change (a username).
+    pub by: String,
+    /// `grade.add`, `grade.update` or `grade.delete`; or `student.remove`
+    /// or `promotion.delete` for a grade removed with its student or
+    /// promotion.
+    pub action: String,
+    /// The grade's id.
+    pub grade: i64,
+    /// The student's id.
+    pub student: i64,
+    /// The grade before (null for an add).
+    pub old: Option<Grade>,
+    /// The grade after (null for a delete).
+    pub new: Option<Grade>,
+}
+
+/// `audit.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntries {
+    /// The changes, newest first.
+    pub entries: Vec<AuditEntry>,
+}
+
 /// `import.begin`: the import's id, and how each column of the file is read
 /// (its field's name, or null when ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,4 +341,68 @@ pub struct ImportReport {
     pub repeated: u64,
     /// Bad lines left out (with `skip_bad`).
     pub skipped: Vec<crate::LineError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradebook_core::Points;
+    use serde_json::json;
+
+    #[test]
+    fn nothing_to_return_reads_from_any_object() {
+        assert_eq!(
+            serde_json::from_value::<Done>(json!({})).ok(),
+            Some(Done {})
+        );
+        assert_eq!(
+            serde_json::from_value::<Done>(json!({"added": 1})).ok(),
+            Some(Done {})
+        );
+        assert_eq!(serde_json::to_value(Done {}).ok(), Some(json!({})));
+    }
+
+    #[test]
+    fn the_explain_reply_reads_what_the_server_writes() {
+        // The server sends the core's explanation with the student's id.
+        let points = |x| GradeValue::Points(Points::from_f64(x).expect("a grade"));
+        let coef = |x| Coefficient::from_f64(x).expect("a coefficient");
+        let e = gradebook_core::explain([
+            (1, "Maths", points(14.5), coef(2.0)),
+            (2, "Maths", GradeValue::Abs, coef(1.0)),
+            (3, "English", GradeValue::Att, coef(1.0)),
+        ]);
+        let mut sent = serde_json::to_value(&e).expect("serialises");
+        if let Some(map) = sent.as_object_mut() {
+            map.insert("id".into(), 7.into());
+        }
+        let read: StudentExplain = serde_json::from_value(sent).expect("reads");
+        assert_eq!(read.id, 7);
+        assert_eq!(read.lines.len(), 3);
+        assert_eq!(read.lines[0].value, points(14.5));
+        assert_eq!(read.lines[2].contribution, None);
+        assert_eq!(read.weighted_sum, e.weighted_sum);
+        assert_eq!(read.formula, e.formula);
+        assert!(read.incomplete);
+    }
+
+    #[test]
+    fn audit_entries_read_with_or_without_a_grade_before_and_after() {
+        let grade = json!({"id": 2, "student": 1, "subject": "Maths", "value": "ABS",
+                           "coefficient": 1.5, "label": null});
+        let data = json!({"entries": [
+            {"id": 9, "at": "2026-11-25T13:05:09Z", "by": "admin", "action": "grade.delete",
+             "grade": 2, "student": 1, "old": grade, "new": null},
+            {"id": 8, "at": "2026-11-25T13:05:08Z", "by": "admin", "action": "grade.add",
+             "grade": 2, "student": 1, "old": null, "new": grade},
+        ]});
+        let read: AuditEntries = serde_json::from_value(data).expect("reads");
+        assert_eq!(read.entries.len(), 2);
+        assert_eq!(
+            read.entries[0].old.as_ref().map(|g| g.value),
+            Some(GradeValue::Abs)
+        );
+        assert!(read.entries[0].new.is_none());
+        assert!(read.entries[1].old.is_none());
+    }
 }

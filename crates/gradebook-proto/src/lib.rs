@@ -5,7 +5,8 @@
 //!   length-prefixed MessagePack) under a size limit;
 //! - [`envelope`]: the request and reply envelopes (`id`, `cmd`, `args`,
 //!   `ok`, `data`, `error`) and their encodings;
-//! - [`command`]: every command with its typed arguments;
+//! - [`command`]: every command with its typed arguments, and the type of
+//!   its reply ([`Call`], one [`call`] type per command);
 //! - [`data`]: the objects that replies carry;
 //! - [`error`]: the stable error codes.
 
@@ -22,7 +23,7 @@ pub mod secret;
 mod strict;
 
 pub use codec::{Encoding, FrameCodec, FrameError};
-pub use command::Command;
+pub use command::{Call, Command, call};
 pub use envelope::{Id, Reply, Request};
 pub use error::{ErrorCode, LineError, WireError};
 pub use secret::Secret;

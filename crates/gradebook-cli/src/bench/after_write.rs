@@ -12,8 +12,11 @@
 use std::time::Instant;
 
 use gradebook_client::{Client, ClientError};
+use gradebook_core::GradeInput;
+use gradebook_proto::command::{GradeAddArgs, IdArgs, NoArgs, PromotionArgs};
+use gradebook_proto::{Call, call};
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::DataSet;
 
@@ -45,18 +48,24 @@ pub async fn run(
     for round in 0..rounds as usize {
         let writer = students[round % students.len()];
         let reader = students[(round * 7 + 1) % students.len()];
-        let add = json!({"student": writer, "subject": "After write", "value": (round % 21)});
-        c.call("grade.add", add.clone()).await?;
-        timed(c, &mut t.show, "student.show", json!({"id": reader})).await?;
-        c.call("grade.add", add).await?;
+        let add = call::GradeAdd(GradeAddArgs {
+            student: writer,
+            subject: "After write".into(),
+            value: GradeInput::Number((round % 21) as f64),
+            coefficient: None,
+            label: None,
+        });
+        c.run(add.clone()).await?;
+        timed(c, &mut t.show, call::StudentShow(IdArgs { id: reader })).await?;
+        c.run(add).await?;
+        let name = promotion.clone();
         timed(
             c,
             &mut t.average,
-            "promotion.average",
-            json!({"name": promotion}),
+            call::PromotionAverage(PromotionArgs { name }),
         )
         .await?;
-        timed(c, &mut t.ping, "ping", json!({})).await?;
+        timed(c, &mut t.ping, call::Ping(NoArgs {})).await?;
     }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     let ratio = |h: &Histogram<u64>| ms(h, 0.5) / ms(&t.ping, 0.5).max(1e-9);
@@ -95,14 +104,13 @@ pub async fn run(
 }
 
 /// Sends one request and waits for its reply, recording the time taken.
-async fn timed(
+async fn timed<C: Call>(
     c: &mut Client,
     h: &mut Histogram<u64>,
-    cmd: &str,
-    args: Value,
+    call: C,
 ) -> Result<(), ClientError> {
     let started = Instant::now();
-    c.call(cmd, args).await?;
+    c.run(call).await?;
     let micros = started.elapsed().as_micros().max(1);
     let _ = h.record(u64::try_from(micros).unwrap_or(u64::MAX));
     Ok(())

@@ -15,7 +15,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use gradebook_proto::data::{ImportReport, Students};
+use gradebook_proto::call;
+use gradebook_proto::command::{PromotionCreateArgs, PromotionDeleteArgs, StudentListArgs};
+use gradebook_proto::data::ImportReport;
 use gradebook_store::baseline::{self, RawGrade};
 use serde_json::json;
 
@@ -23,7 +25,6 @@ use crate::app::Ctx;
 use crate::args::ImportOptions;
 use crate::error::CliError;
 use crate::import::{Committed, send};
-use crate::output::decode;
 
 /// What `--import-grades` measures.
 #[derive(Debug, Clone)]
@@ -71,17 +72,21 @@ pub async fn run(ctx: &mut Ctx, settings: &Settings) -> Result<(), CliError> {
         dir.join(format!("gradebook-bench-grades-{tag}.csv")),
     ]);
     ctx.conn
-        .call("promotion.create", json!({"name": promotion, "year": 2026}))
+        .run(call::PromotionCreate(PromotionCreateArgs {
+            name: promotion.clone(),
+            year: Some(2026),
+            description: None,
+        }))
         .await?;
     let measured = measure(ctx, settings, &tag, &promotion, &scratch.0, &dir).await;
     drop(scratch);
     if !settings.keep {
         let deleted = ctx
             .conn
-            .call(
-                "promotion.delete",
-                json!({"name": promotion, "force": true}),
-            )
+            .run(call::PromotionDelete(PromotionDeleteArgs {
+                name: promotion,
+                force: Some(true),
+            }))
             .await;
         measured?;
         deleted?;
@@ -138,11 +143,12 @@ async fn measure(
     }
     write(students_csv, &text)?;
     import_all(ctx, "students", students_csv, promotion, settings.students).await?;
-    let listed: Students = decode(
-        ctx.conn
-            .call("student.list", json!({ "promotion": promotion }))
-            .await?,
-    )?;
+    let listed = ctx
+        .conn
+        .run(call::StudentList(StudentListArgs {
+            promotion: promotion.to_owned(),
+        }))
+        .await?;
     let ids: std::collections::HashMap<String, i64> = listed
         .students
         .into_iter()

@@ -1,8 +1,10 @@
 //! `audit list`: who changed which grade, when.
 
-use serde_json::Value;
+use gradebook_proto::call;
+use gradebook_proto::command::AuditListArgs;
+use gradebook_proto::data::Grade;
 
-use super::call;
+use super::request;
 use crate::app::Ctx;
 use crate::args::AuditCommand;
 use crate::error::CliError;
@@ -15,28 +17,18 @@ pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
         student,
         limit,
     } = command;
-    let mut args = serde_json::Map::new();
-    if let Some(p) = promotion {
-        args.insert("promotion".into(), p.into());
-    }
-    if let Some(s) = student {
-        args.insert("student".into(), s.into());
-    }
-    if let Some(l) = limit {
-        args.insert("limit".into(), l.into());
-    }
-    let data = call(ctx, "audit.list", Value::Object(args))
+    let list = call::AuditList(AuditListArgs {
+        promotion,
+        student,
+        limit,
+    });
+    let listed = request(ctx, list)
         .await
         .map_err(|e| super::in_flags(e, &[("limit", "--limit")]))?;
-    let Some(data) = data else {
+    let Some(listed) = listed else {
         return Ok(());
     };
-    let entries = data
-        .get("entries")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    if entries.is_empty() {
+    if listed.entries.is_empty() {
         output::print("No grade changes recorded.");
         return Ok(());
     }
@@ -46,27 +38,22 @@ pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
         ],
         &[3, 4],
     );
-    for e in &entries {
-        let text = |k: &str| match e.get(k) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) | None => String::new(),
-            Some(v) => v.to_string(),
-        };
-        let subject = [e.get("new"), e.get("old")]
+    for e in &listed.entries {
+        let subject = [&e.new, &e.old]
             .into_iter()
             .flatten()
-            .find_map(|g| g.get("subject").and_then(Value::as_str))
-            .unwrap_or_default()
-            .to_owned();
+            .map(|g| g.subject.clone())
+            .next()
+            .unwrap_or_default();
         t.add_row(vec![
-            text("at"),
-            text("by"),
-            text("action"),
-            text("grade"),
-            text("student"),
+            e.at.clone(),
+            e.by.clone(),
+            e.action.clone(),
+            e.grade.to_string(),
+            e.student.to_string(),
             subject,
-            describe(e.get("old")),
-            describe(e.get("new")),
+            describe(e.old.as_ref()),
+            describe(e.new.as_ref()),
         ]);
     }
     output::print(&t.to_string());
@@ -74,23 +61,21 @@ pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
 }
 
 /// A grade in an audit entry, as `14.50 ×2.00 (Midterm)`.
-fn describe(grade: Option<&Value>) -> String {
+fn describe(grade: Option<&Grade>) -> String {
     match grade {
-        Some(g @ Value::Object(_)) => {
-            let value = output::wire_value(g.get("value").unwrap_or(&Value::Null));
-            let coef = g
-                .get("coefficient")
-                .and_then(Value::as_f64)
-                .map(output::fmt2)
-                .unwrap_or_default();
+        Some(g) => {
             let label = g
-                .get("label")
-                .and_then(Value::as_str)
+                .label
+                .as_ref()
                 .map(|l| format!(" ({l})"))
                 .unwrap_or_default();
-            format!("{value} ×{coef}{label}")
+            format!(
+                "{} ×{}{label}",
+                output::grade_value(&g.value),
+                output::coefficient(&g.coefficient)
+            )
         }
-        _ => "—".to_owned(),
+        None => "—".to_owned(),
     }
 }
 
@@ -99,14 +84,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn grade(value: serde_json::Value, coefficient: f64, label: Option<&str>) -> Grade {
+        serde_json::from_value(json!({
+            "id": 1, "student": 1, "subject": "S",
+            "value": value, "coefficient": coefficient, "label": label,
+        }))
+        .expect("a grade")
+    }
+
     #[test]
     fn grades_are_described_with_their_coefficient() {
-        let g = json!({"value": 14.5, "coefficient": 2, "label": "Midterm", "subject": "S"});
+        let g = grade(json!(14.5), 2.0, Some("Midterm"));
         assert_eq!(describe(Some(&g)), "14.50 ×2.00 (Midterm)");
-        assert_eq!(
-            describe(Some(&json!({"value": "ABS", "coefficient": 1}))),
-            "ABS ×1.00"
-        );
+        assert_eq!(describe(Some(&grade(json!("ABS"), 1.0, None))), "ABS ×1.00");
         assert_eq!(describe(None), "—");
     }
 }

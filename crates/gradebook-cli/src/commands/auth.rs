@@ -1,7 +1,8 @@
 //! `login`, `logout`, `whoami` (the protocol's `auth.*`): the session
 //! token is saved per server, mode 0600, and sent with each command.
 
-use gradebook_proto::data::{Login, Whoami};
+use gradebook_proto::call;
+use gradebook_proto::command::{self, NoArgs};
 use serde_json::json;
 
 use crate::app::Ctx;
@@ -9,7 +10,7 @@ use crate::args::LoginArgs;
 use crate::config::{SavedSession, Sessions};
 use crate::error::CliError;
 use crate::input;
-use crate::output::{self, decode};
+use crate::output;
 
 /// `gradebook login [USERNAME]`.
 pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<(), CliError> {
@@ -32,15 +33,11 @@ pub async fn login(ctx: &mut Ctx, args: LoginArgs) -> Result<(), CliError> {
         &format!("Password for {username}@{}: ", ctx.conn.server),
         Some("GRADEBOOK_PASSWORD"),
     )?;
-    let data = ctx
-        .conn
-        .call_as(
-            None,
-            "auth.login",
-            json!({ "username": username, "password": password.expose() }),
-        )
-        .await?;
-    let login: Login = decode(data)?;
+    let credentials = command::LoginArgs {
+        username: username.clone(),
+        password,
+    };
+    let login = ctx.conn.run_as(None, call::Login(credentials)).await?;
     let mut sessions = Sessions::load()?;
     sessions.set(
         &ctx.conn.server,
@@ -82,7 +79,7 @@ pub async fn logout(ctx: &mut Ctx) -> Result<(), CliError> {
     };
     let result = ctx
         .conn
-        .call_as(Some(&saved.token), "auth.logout", json!({}))
+        .run_as(Some(&saved.token), call::Logout(NoArgs {}))
         .await;
     match result {
         Ok(_) | Err(CliError::SessionExpired) => {
@@ -103,10 +100,9 @@ pub async fn logout(ctx: &mut Ctx) -> Result<(), CliError> {
 
 /// `gradebook whoami`.
 pub async fn whoami(ctx: &mut Ctx) -> Result<(), CliError> {
-    let Some(data) = super::call(ctx, "auth.whoami", json!({})).await? else {
+    let Some(w) = super::request(ctx, call::Whoami(NoArgs {})).await? else {
         return Ok(());
     };
-    let w: Whoami = decode(data)?;
     let student = w
         .student
         .map(|s| format!(", student {s}"))

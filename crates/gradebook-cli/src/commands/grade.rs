@@ -1,13 +1,14 @@
 //! `grade add|list|update|delete`.
 
-use gradebook_proto::data::{Grade, Grades};
-use serde_json::{Value, json};
+use gradebook_proto::call;
+use gradebook_proto::command::{GradeAddArgs, GradeInput, GradeListArgs, GradeUpdateArgs, IdArgs};
+use gradebook_proto::data::Grade;
 
-use super::call;
+use super::request;
 use crate::app::Ctx;
 use crate::args::GradeCommand;
 use crate::error::CliError;
-use crate::output::{self, decode};
+use crate::output;
 use crate::values;
 
 /// Runs one `grade` subcommand.
@@ -20,18 +21,14 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
             coef,
             label,
         } => {
-            let mut args = serde_json::Map::new();
-            args.insert("student".into(), student.into());
-            args.insert("subject".into(), subject.into());
-            args.insert("value".into(), value_arg(&value)?);
-            if let Some(c) = coef {
-                args.insert("coefficient".into(), coef_arg(&c)?);
-            }
-            if let Some(l) = label {
-                args.insert("label".into(), l.into());
-            }
-            if let Some(data) = call(ctx, "grade.add", Value::Object(args)).await? {
-                let g: Grade = decode(data)?;
+            let add = call::GradeAdd(GradeAddArgs {
+                student,
+                subject,
+                value: value_arg(&value)?,
+                coefficient: coef.as_deref().map(coef_arg).transpose()?,
+                label,
+            });
+            if let Some(g) = request(ctx, add).await? {
                 output::print(&format!(
                     "Added grade {} for student {}.\n{}",
                     g.id,
@@ -41,8 +38,7 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
             }
         }
         GradeCommand::List { student } => {
-            if let Some(data) = call(ctx, "grade.list", json!({ "student": student })).await? {
-                let list: Grades = decode(data)?;
+            if let Some(list) = request(ctx, call::GradeList(GradeListArgs { student })).await? {
                 if list.grades.is_empty() {
                     output::print(&format!("No grades for student {student}."));
                 } else {
@@ -58,29 +54,28 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
             label,
             clear_label,
         } => {
-            let mut args = serde_json::Map::new();
-            args.insert("id".into(), id.into());
-            if let Some(v) = value {
-                args.insert("value".into(), value_arg(&v)?);
-            }
-            if let Some(c) = coef {
-                args.insert("coefficient".into(), coef_arg(&c)?);
-            }
-            if let Some(s) = subject {
-                args.insert("subject".into(), s.into());
-            }
-            if let Some(l) = label {
-                args.insert("label".into(), l.into());
-            } else if clear_label {
-                args.insert("label".into(), Value::Null);
-            }
-            if args.len() == 1 {
+            if value.is_none()
+                && coef.is_none()
+                && subject.is_none()
+                && label.is_none()
+                && !clear_label
+            {
                 return Err(CliError::usage(
                     "nothing to change: give --value, --coef, --subject or --label",
                 ));
             }
-            if let Some(data) = call(ctx, "grade.update", Value::Object(args)).await? {
-                let g: Grade = decode(data)?;
+            let update = GradeUpdateArgs {
+                id,
+                value: value.as_deref().map(value_arg).transpose()?,
+                coefficient: coef.as_deref().map(coef_arg).transpose()?,
+                subject,
+                // A label to set, or null to clear it.
+                label: match label {
+                    Some(l) => Some(Some(l)),
+                    None => clear_label.then_some(None),
+                },
+            };
+            if let Some(g) = request(ctx, call::GradeUpdate(update)).await? {
                 output::print(&format!(
                     "Updated grade {}.\n{}",
                     g.id,
@@ -89,7 +84,7 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
             }
         }
         GradeCommand::Delete { id } => {
-            if call(ctx, "grade.delete", json!({ "id": id }))
+            if request(ctx, call::GradeDelete(IdArgs { id }))
                 .await?
                 .is_some()
             {
@@ -100,14 +95,12 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
     Ok(())
 }
 
-fn value_arg(text: &str) -> Result<Value, CliError> {
-    let input = values::grade_input(text).map_err(CliError::Usage)?;
-    serde_json::to_value(input).map_err(|e| CliError::usage(e.to_string()))
+fn value_arg(text: &str) -> Result<GradeInput, CliError> {
+    values::grade_input(text).map_err(CliError::Usage)
 }
 
-fn coef_arg(text: &str) -> Result<Value, CliError> {
-    let x = values::coefficient_input(text).map_err(CliError::Usage)?;
-    Ok(json!(x))
+fn coef_arg(text: &str) -> Result<f64, CliError> {
+    values::coefficient_input(text).map_err(CliError::Usage)
 }
 
 /// Grades with their ids.

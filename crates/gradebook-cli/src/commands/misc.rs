@@ -4,21 +4,22 @@ use std::path::Path;
 use std::time::Instant;
 
 use clap::CommandFactory;
-use gradebook_proto::data::Hello;
-use serde_json::json;
+use gradebook_proto::command::{HelloArgs, NoArgs};
+use gradebook_proto::{Command, call};
 
-use super::call;
+use super::request;
 use crate::app::Ctx;
 use crate::args::Cli;
 use crate::error::CliError;
-use crate::output::{self, decode};
+use crate::output;
 
 /// `gradebook ping`: the round trip, measured.
 pub async fn ping(ctx: &mut Ctx) -> Result<(), CliError> {
     // Connect first, so the time is one request's, not the handshake's.
     ctx.conn.connect().await?;
     let start = Instant::now();
-    let data = ctx.conn.call_as(None, "ping", json!({})).await?;
+    // The data as it came, for --json.
+    let data = ctx.conn.run_as(None, Command::Ping(NoArgs {})).await?;
     let elapsed = start.elapsed();
     if ctx.json {
         output::print_json(&data);
@@ -34,10 +35,9 @@ pub async fn ping(ctx: &mut Ctx) -> Result<(), CliError> {
 
 /// `gradebook hello`.
 pub async fn hello(ctx: &mut Ctx) -> Result<(), CliError> {
-    let Some(data) = call(ctx, "hello", json!({})).await? else {
+    let Some(h) = request(ctx, call::Hello(HelloArgs { encoding: None })).await? else {
         return Ok(());
     };
-    let h: Hello = decode(data)?;
     output::print(&format!(
         "{} {} at {}, protocol {}, encodings: {}",
         h.server,

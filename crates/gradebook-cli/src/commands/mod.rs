@@ -1,5 +1,6 @@
-//! One module per command family; each turns typed arguments into a
-//! request, and the reply into a table or a sentence (or JSON).
+//! One module per command family; each turns the command line's arguments
+//! into one of the protocol's typed calls, and its typed reply into a table
+//! or a sentence (or, with `--json`, prints the server's data unchanged).
 
 pub mod audit;
 pub mod auth;
@@ -9,21 +10,23 @@ pub mod promotion;
 pub mod student;
 pub mod user;
 
-use serde_json::Value;
+use gradebook_proto::{Call, Command};
 
 use crate::app::Ctx;
 use crate::error::CliError;
 use crate::output;
 
-/// Calls `cmd` and, with `--json`, prints the data and returns `None`;
-/// otherwise returns the data for human output.
-pub async fn call(ctx: &mut Ctx, cmd: &str, args: Value) -> Result<Option<Value>, CliError> {
-    let data = ctx.conn.call(cmd, args).await?;
+/// Sends `call` and, with `--json`, prints the server's data as it came and
+/// returns `None`; otherwise returns the data, typed, for human output.
+pub async fn request<C: Call>(ctx: &mut Ctx, call: C) -> Result<Option<C::Reply>, CliError> {
+    let command: Command = call.into();
+    let name = command.name();
+    let data = ctx.conn.run(command).await?;
     if ctx.json {
         output::print_json(&data);
         Ok(None)
     } else {
-        Ok(Some(data))
+        output::decode::<C>(name, data).map(Some)
     }
 }
 

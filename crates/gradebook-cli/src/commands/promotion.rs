@@ -1,15 +1,16 @@
 //! `promotion create|list|show|average|subjects|delete|grant|revoke`.
 
-use gradebook_proto::data::{
-    Promotion, PromotionAverage, PromotionShow, PromotionSubjects, Promotions,
+use gradebook_proto::call;
+use gradebook_proto::command::{
+    GrantArgs, NoArgs, PromotionArgs, PromotionCreateArgs, PromotionDeleteArgs,
 };
-use serde_json::json;
+use gradebook_proto::data::{PromotionAverage, PromotionShow};
 
-use super::{call, in_flags, name_key};
+use super::{in_flags, name_key, request};
 use crate::app::Ctx;
 use crate::args::PromotionCommand;
 use crate::error::CliError;
-use crate::output::{self, decode, fmt2, opt2};
+use crate::output::{self, fmt2, opt2};
 
 /// Runs one `promotion` subcommand.
 pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliError> {
@@ -19,27 +20,21 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
             year,
             description,
         } => {
-            let mut args = json!({ "name": name });
-            if let Some(map) = args.as_object_mut() {
-                if let Some(y) = year {
-                    map.insert("year".into(), y.into());
-                }
-                if let Some(d) = description {
-                    map.insert("description".into(), d.into());
-                }
-            }
-            let data = call(ctx, "promotion.create", args).await.map_err(|e| {
+            let create = call::PromotionCreate(PromotionCreateArgs {
+                name,
+                year,
+                description,
+            });
+            let created = request(ctx, create).await.map_err(|e| {
                 in_flags(e, &[("year", "--year"), ("description", "--description")])
             })?;
-            if let Some(data) = data {
-                let p: Promotion = decode(data)?;
+            if let Some(p) = created {
                 let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
                 output::print(&format!("Created promotion {}{year}.", p.name));
             }
         }
         PromotionCommand::List => {
-            if let Some(data) = call(ctx, "promotion.list", json!({})).await? {
-                let mut list: Promotions = decode(data)?;
+            if let Some(mut list) = request(ctx, call::PromotionList(NoArgs {})).await? {
                 if list.promotions.is_empty() {
                     output::print("No promotions.");
                     return Ok(());
@@ -58,18 +53,19 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
             }
         }
         PromotionCommand::Show { name } => {
-            if let Some(data) = call(ctx, "promotion.show", json!({ "name": name })).await? {
-                show(decode(data)?);
+            if let Some(p) = request(ctx, call::PromotionShow(PromotionArgs { name })).await? {
+                show(p);
             }
         }
         PromotionCommand::Average { name } => {
-            if let Some(data) = call(ctx, "promotion.average", json!({ "name": name })).await? {
-                average(&decode(data)?);
+            let asked = call::PromotionAverage(PromotionArgs { name });
+            if let Some(a) = request(ctx, asked).await? {
+                average(&a);
             }
         }
         PromotionCommand::Subjects { name } => {
-            if let Some(data) = call(ctx, "promotion.subjects", json!({ "name": name })).await? {
-                let mut s: PromotionSubjects = decode(data)?;
+            let asked = call::PromotionSubjects(PromotionArgs { name });
+            if let Some(mut s) = request(ctx, asked).await? {
                 if s.subjects.is_empty() {
                     output::print(&format!("No subjects in {}: no grades yet.", s.name));
                     return Ok(());
@@ -97,11 +93,11 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
             }
         }
         PromotionCommand::Delete { name, force } => {
-            let mut args = json!({ "name": name });
-            if force && let Some(map) = args.as_object_mut() {
-                map.insert("force".into(), true.into());
-            }
-            let done = call(ctx, "promotion.delete", args)
+            let delete = call::PromotionDelete(PromotionDeleteArgs {
+                name: name.clone(),
+                force: force.then_some(true),
+            });
+            let done = request(ctx, delete)
                 .await
                 .map_err(|e| in_flags(e, &[("force", "--force")]))?;
             if done.is_some() {
@@ -109,14 +105,20 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
             }
         }
         PromotionCommand::Grant { name, username } => {
-            let args = json!({ "name": name, "username": username });
-            if call(ctx, "promotion.grant", args).await?.is_some() {
+            let grant = call::PromotionGrant(GrantArgs {
+                name: name.clone(),
+                username: username.clone(),
+            });
+            if request(ctx, grant).await?.is_some() {
                 output::print(&format!("{username} may now manage {name}."));
             }
         }
         PromotionCommand::Revoke { name, username } => {
-            let args = json!({ "name": name, "username": username });
-            if call(ctx, "promotion.revoke", args).await?.is_some() {
+            let revoke = call::PromotionRevoke(GrantArgs {
+                name: name.clone(),
+                username: username.clone(),
+            });
+            if request(ctx, revoke).await?.is_some() {
                 output::print(&format!("{username} no longer manages {name}."));
             }
         }

@@ -1,15 +1,15 @@
 //! `student add|list|show|average|explain|update|remove`.
 
-use gradebook_proto::data::{Student, StudentAverage, StudentShow, Students};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use gradebook_proto::call;
+use gradebook_proto::command::{IdArgs, StudentAddArgs, StudentListArgs, StudentUpdateArgs};
+use gradebook_proto::data::{Student, StudentExplain, StudentShow};
 
-use super::{call, in_flags, name_key};
+use super::{in_flags, name_key, request};
 use crate::app::Ctx;
 use crate::args::StudentCommand;
 use crate::error::CliError;
 use crate::input;
-use crate::output::{self, decode, fmt2, opt2};
+use crate::output::{self, fmt2, opt2};
 
 /// The wire names of `student add` and `update` arguments, as typed.
 const ADD_FLAGS: &[(&str, &str)] = &[
@@ -35,21 +35,17 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             number,
             email,
         } => {
-            let mut args = serde_json::Map::new();
-            args.insert("promotion".into(), promotion.into());
-            args.insert("first_name".into(), first_name.into());
-            args.insert("last_name".into(), last_name.into());
-            if let Some(n) = number {
-                args.insert("number".into(), n.into());
-            }
-            if let Some(e) = email {
-                args.insert("email".into(), e.into());
-            }
-            let data = call(ctx, "student.add", Value::Object(args))
+            let add = call::StudentAdd(StudentAddArgs {
+                promotion,
+                first_name,
+                last_name,
+                number,
+                email,
+            });
+            let added = request(ctx, add)
                 .await
                 .map_err(|e| in_flags(e, ADD_FLAGS))?;
-            if let Some(data) = data {
-                let s: Student = decode(data)?;
+            if let Some(s) = added {
                 output::print(&format!(
                     "Added {} {} to {} with id {}.",
                     s.first_name, s.last_name, s.promotion, s.id
@@ -57,9 +53,10 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             }
         }
         StudentCommand::List { promotion } => {
-            let args = json!({ "promotion": &promotion });
-            if let Some(data) = call(ctx, "student.list", args).await? {
-                let mut list: Students = decode(data)?;
+            let list = call::StudentList(StudentListArgs {
+                promotion: promotion.clone(),
+            });
+            if let Some(mut list) = request(ctx, list).await? {
                 if list.students.is_empty() {
                     output::print(&format!("No students in {promotion}."));
                 } else {
@@ -79,13 +76,12 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             }
         }
         StudentCommand::Show { id } => {
-            if let Some(data) = call(ctx, "student.show", json!({ "id": id })).await? {
-                output::print(&show(&decode(data)?));
+            if let Some(s) = request(ctx, call::StudentShow(IdArgs { id })).await? {
+                output::print(&show(&s));
             }
         }
         StudentCommand::Average { id } => {
-            if let Some(data) = call(ctx, "student.average", json!({ "id": id })).await? {
-                let a: StudentAverage = decode(data)?;
+            if let Some(a) = request(ctx, call::StudentAverage(IdArgs { id })).await? {
                 let mut line = format!(
                     "Student {}: average {} ({} counted, coefficients {})",
                     a.id,
@@ -100,8 +96,8 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             }
         }
         StudentCommand::Explain { id } => {
-            if let Some(data) = call(ctx, "student.explain", json!({ "id": id })).await? {
-                output::print(&explain(id, decode(data)?));
+            if let Some(e) = request(ctx, call::StudentExplain(IdArgs { id })).await? {
+                output::print(&explain(id, &e));
             }
         }
         StudentCommand::Update {
@@ -114,37 +110,35 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             clear_email,
             promotion,
         } => {
-            let mut args = serde_json::Map::new();
-            args.insert("id".into(), id.into());
-            if let Some(v) = first_name {
-                args.insert("first_name".into(), v.into());
-            }
-            if let Some(v) = last_name {
-                args.insert("last_name".into(), v.into());
-            }
-            if let Some(v) = number {
-                args.insert("number".into(), v.into());
-            } else if clear_number {
-                args.insert("number".into(), Value::Null);
-            }
-            if let Some(v) = email {
-                args.insert("email".into(), v.into());
-            } else if clear_email {
-                args.insert("email".into(), Value::Null);
-            }
-            if let Some(v) = promotion {
-                args.insert("promotion".into(), v.into());
-            }
-            if args.len() == 1 {
+            if first_name.is_none()
+                && last_name.is_none()
+                && number.is_none()
+                && !clear_number
+                && email.is_none()
+                && !clear_email
+                && promotion.is_none()
+            {
                 return Err(CliError::usage(
                     "nothing to change: give --first-name, --last-name, --number, --email or --promotion",
                 ));
             }
-            let data = call(ctx, "student.update", Value::Object(args))
+            // A value to set, or null to clear, or nothing to leave as is.
+            let change = |value: Option<String>, clear: bool| match value {
+                Some(v) => Some(Some(v)),
+                None => clear.then_some(None),
+            };
+            let update = StudentUpdateArgs {
+                id,
+                first_name,
+                last_name,
+                number: change(number, clear_number),
+                email: change(email, clear_email),
+                promotion,
+            };
+            let updated = request(ctx, call::StudentUpdate(update))
                 .await
                 .map_err(|e| in_flags(e, UPDATE_FLAGS))?;
-            if let Some(data) = data {
-                let s: Student = decode(data)?;
+            if let Some(s) = updated {
                 output::print(&format!(
                     "Updated student {}.\n{}",
                     s.id,
@@ -156,7 +150,7 @@ pub async fn run(ctx: &mut Ctx, command: StudentCommand) -> Result<(), CliError>
             if !force {
                 confirm_remove(ctx, id).await?;
             }
-            if call(ctx, "student.remove", json!({ "id": id }))
+            if request(ctx, call::StudentRemove(IdArgs { id }))
                 .await?
                 .is_some()
             {
@@ -176,8 +170,7 @@ async fn confirm_remove(ctx: &mut Ctx, id: i64) -> Result<(), CliError> {
             "student remove asks before removing; add --force to remove student {id} without asking"
         )));
     }
-    let data = ctx.conn.call("student.show", json!({ "id": id })).await?;
-    let s: StudentShow = decode(data)?;
+    let s = ctx.conn.run(call::StudentShow(IdArgs { id })).await?;
     let question = format!(
         "Remove {} {} (student {id}, {}) and {}?",
         s.first_name,
@@ -282,26 +275,7 @@ fn show(s: &StudentShow) -> String {
 }
 
 /// `student.explain`, as the server writes it out.
-#[derive(Debug, Deserialize)]
-struct Explanation {
-    lines: Vec<ExplainLine>,
-    weighted_sum: f64,
-    coefficient_sum: f64,
-    #[serde(default)]
-    incomplete: bool,
-    formula: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct ExplainLine {
-    grade: i64,
-    subject: String,
-    value: Value,
-    coefficient: f64,
-    reason: String,
-}
-
-fn explain(id: i64, e: Explanation) -> String {
+fn explain(id: i64, e: &StudentExplain) -> String {
     let mut t = output::table(
         &["Grade id", "Subject", "Grade", "Coef", "How it counts"],
         &[0, 2, 3],
@@ -310,7 +284,7 @@ fn explain(id: i64, e: Explanation) -> String {
         t.add_row(vec![
             l.grade.to_string(),
             l.subject.clone(),
-            output::wire_value(&l.value),
+            output::grade_value(&l.value),
             fmt2(l.coefficient),
             l.reason.clone(),
         ]);

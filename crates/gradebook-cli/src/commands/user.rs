@@ -1,15 +1,15 @@
 //! `user create|list|delete|password`.
 
-use gradebook_proto::data::Users;
-use serde_json::{Value, json};
+use gradebook_proto::call;
+use gradebook_proto::command::{NoArgs, UserCreateArgs, UserPasswordArgs, UsernameArgs};
 
-use super::{call, in_flags, name_key};
+use super::{in_flags, name_key, request};
 use crate::app::Ctx;
 use crate::args::UserCommand;
 use crate::config::Sessions;
 use crate::error::CliError;
 use crate::input;
-use crate::output::{self, decode};
+use crate::output;
 
 /// Runs one `user` subcommand.
 pub async fn run(ctx: &mut Ctx, command: UserCommand) -> Result<(), CliError> {
@@ -23,19 +23,16 @@ pub async fn run(ctx: &mut Ctx, command: UserCommand) -> Result<(), CliError> {
                 &format!("Password for {username}"),
                 "GRADEBOOK_NEW_PASSWORD",
             )?;
-            let mut args = json!({
-                "username": username,
-                "password": password.expose(),
-                "role": role.as_str(),
+            let create = call::UserCreate(UserCreateArgs {
+                username,
+                password,
+                role: role.as_str().to_owned(),
+                student,
             });
-            if let (Some(s), Some(map)) = (student, args.as_object_mut()) {
-                map.insert("student".into(), s.into());
-            }
-            let data = call(ctx, "user.create", args)
+            let created = request(ctx, create)
                 .await
                 .map_err(|e| in_flags(e, &[("student", "--student ID")]))?;
-            if let Some(data) = data {
-                let u: gradebook_proto::data::User = decode(data)?;
+            if let Some(u) = created {
                 let student = u
                     .student
                     .map(|s| format!(", student {s}"))
@@ -47,8 +44,7 @@ pub async fn run(ctx: &mut Ctx, command: UserCommand) -> Result<(), CliError> {
             }
         }
         UserCommand::List => {
-            if let Some(data) = call(ctx, "user.list", json!({})).await? {
-                let mut users: Users = decode(data)?;
+            if let Some(mut users) = request(ctx, call::UserList(NoArgs {})).await? {
                 if users.users.is_empty() {
                     output::print("No users.");
                     return Ok(());
@@ -68,10 +64,10 @@ pub async fn run(ctx: &mut Ctx, command: UserCommand) -> Result<(), CliError> {
             }
         }
         UserCommand::Delete { username } => {
-            if call(ctx, "user.delete", json!({ "username": username }))
-                .await?
-                .is_some()
-            {
+            let delete = call::UserDelete(UsernameArgs {
+                username: username.clone(),
+            });
+            if request(ctx, delete).await?.is_some() {
                 output::print(&format!("Deleted user {username}."));
             }
         }
@@ -92,22 +88,22 @@ async fn password(ctx: &mut Ctx, username: Option<String>) -> Result<(), CliErro
         (Some(u), Some(me)) => u == me,
         (Some(_), None) => false,
     };
-    let mut args = serde_json::Map::new();
-    match &username {
-        Some(u) if !own => {
-            let new =
-                input::new_secret(&format!("New password for {u}"), "GRADEBOOK_NEW_PASSWORD")?;
-            args.insert("new".into(), new.expose().into());
-            args.insert("username".into(), u.clone().into());
-        }
+    let change = match &username {
+        Some(u) if !own => UserPasswordArgs {
+            new: input::new_secret(&format!("New password for {u}"), "GRADEBOOK_NEW_PASSWORD")?,
+            old: None,
+            username: Some(u.clone()),
+        },
         _ => {
             let old = input::secret("Current password: ", Some("GRADEBOOK_PASSWORD"))?;
-            let new = input::new_secret("New password", "GRADEBOOK_NEW_PASSWORD")?;
-            args.insert("new".into(), new.expose().into());
-            args.insert("old".into(), old.expose().into());
+            UserPasswordArgs {
+                new: input::new_secret("New password", "GRADEBOOK_NEW_PASSWORD")?,
+                old: Some(old),
+                username: None,
+            }
         }
-    }
-    let data = call(ctx, "user.password", Value::Object(args)).await?;
+    };
+    let data = request(ctx, call::UserPassword(change)).await?;
     if own {
         Sessions::load()?.remove(&ctx.conn.server)?;
     }
