@@ -179,9 +179,30 @@ impl Reply {
 
 impl Serialize for Reply {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ReplyOf {
+            id: self.id.as_ref(),
+            result: self.result.as_ref(),
+        }
+        .serialize(s)
+    }
+}
+
+/// A reply as the server writes it, with its data as any serialisable
+/// value: what a handler built goes to the wire without a detour through
+/// [`Value`]. Encodes exactly as [`Reply`] does.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyOf<'a, D> {
+    /// The id of the request this answers.
+    pub id: Option<&'a Id>,
+    /// `data` on success, `error` on failure.
+    pub result: Result<&'a D, &'a WireError>,
+}
+
+impl<D: Serialize> Serialize for ReplyOf<'_, D> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry("id", &self.id)?;
-        match &self.result {
+        match self.result {
             Ok(data) => {
                 m.serialize_entry("ok", &true)?;
                 m.serialize_entry("data", data)?;

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 use gradebook_proto::codec::write_frame;
 use gradebook_proto::{
-    Command, Encoding, ErrorCode, FrameCodec, FrameError, Id, Reply, Request, Secret, WireError,
+    Command, Encoding, ErrorCode, FrameCodec, FrameError, Id, ReplyOf, Request, Secret, WireError,
 };
 use gradebook_store::Queued;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::dispatch::{Effect, Origin, Outcome, State, Transport, execute};
 use crate::facts::{Flow, facts};
+use crate::handler::Data;
 use crate::session::{Session, TokenHash};
 
 /// How much is read from the socket at a time.
@@ -81,7 +82,7 @@ where
                         ErrorCode::FrameTooLarge,
                         format!("message longer than {max} bytes; closing the connection"),
                     );
-                    push(&link.codec, &Reply::error(None, e), &mut output);
+                    push(&link.codec, None, Err(&e), &mut output);
                     let _ = flush(&mut writer, &mut output, limits.request_timeout).await;
                     return;
                 }
@@ -97,7 +98,7 @@ where
                     {
                         return;
                     }
-                    push(&link.codec, &Reply::error(id, e), &mut output);
+                    push(&link.codec, id.as_ref(), Err(&e), &mut output);
                     continue;
                 }
             };
@@ -111,7 +112,7 @@ where
                     {
                         return;
                     }
-                    push(&link.codec, &Reply::error(id, e), &mut output);
+                    push(&link.codec, id.as_ref(), Err(&e), &mut output);
                     continue;
                 }
             };
@@ -161,11 +162,12 @@ where
                 None,
             )
             .await;
-            let reply = Reply {
-                id,
-                result: outcome.result,
-            };
-            push(&link.codec, &reply, &mut output);
+            push(
+                &link.codec,
+                id.as_ref(),
+                outcome.result.as_ref(),
+                &mut output,
+            );
             link.apply(outcome.effect, &state);
             if output.len() >= FLUSH_AT
                 && flush(&mut writer, &mut output, limits.request_timeout)
@@ -307,21 +309,29 @@ async fn settle(
 ) -> Result<(), tokio::task::JoinError> {
     while let Some(p) = pending.pop_front() {
         let outcome = p.task.await?;
-        let reply = Reply {
-            id: p.id,
-            result: outcome.result,
-        };
-        push(&link.codec, &reply, output);
+        push(&link.codec, p.id.as_ref(), outcome.result.as_ref(), output);
         link.apply(outcome.effect, state);
     }
     Ok(())
 }
 
-/// Appends a reply to the output buffer in the connection's encoding.
-fn push(codec: &FrameCodec, reply: &Reply, output: &mut BytesMut) {
-    if let Err(e) = codec.encode(reply, output) {
+/// Appends a reply to the output buffer in the connection's encoding; if
+/// its data cannot be encoded, an `internal` error instead (logged).
+fn push(
+    codec: &FrameCodec,
+    id: Option<&Id>,
+    result: Result<&Data, &WireError>,
+    output: &mut BytesMut,
+) {
+    let start = output.len();
+    if let Err(e) = codec.encode(&ReplyOf { id, result }, output) {
         tracing::error!(error = %e, "could not encode a reply");
-        let fallback = Reply::error(reply.id.clone(), WireError::internal());
+        output.truncate(start);
+        let internal = WireError::internal();
+        let fallback: ReplyOf<'_, Data> = ReplyOf {
+            id,
+            result: Err(&internal),
+        };
         let _ = write_frame(codec.encoding(), &fallback, output);
     }
 }

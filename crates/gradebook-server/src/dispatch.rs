@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::auth::Auth;
 use crate::config::Limits;
 use crate::facts::{Access, Target, facts};
-use crate::handler;
+use crate::handler::{self, Data};
 use crate::model::{Model, View};
 use crate::session::{self, Invalid, Session, Sessions, TokenHash};
 use crate::unix_now;
@@ -142,7 +142,7 @@ pub struct Origin<'a> {
 #[derive(Debug)]
 pub struct Outcome {
     /// The reply's data, or its error.
-    pub result: Result<Value, WireError>,
+    pub result: Result<Data, WireError>,
     /// What the connection must do.
     pub effect: Effect,
     /// Whether it ran in a valid session (UDP's anti-amplification rule
@@ -172,7 +172,7 @@ async fn run(
     command: Command,
     from: Origin<'_>,
     authenticated: &mut bool,
-) -> Result<(Value, Effect), (WireError, Effect)> {
+) -> Result<(Data, Effect), (WireError, Effect)> {
     let Origin {
         token,
         connection_session,

@@ -314,7 +314,7 @@ async fn answer(endpoint: &Endpoint, datagram: &[u8], peer: SocketAddr) -> Optio
     let mut authenticated = outcome.authenticated;
     let mut reply = Reply {
         id: Some(id.clone()),
-        result: outcome.result,
+        result: outcome.result.and_then(|data| data.to_value()),
     };
     if reply.result.is_err()
         && write

@@ -34,7 +34,7 @@ pub fn hello(args: HelloArgs, caller: &Caller) -> Handled {
             ))
         })?),
     };
-    let (data, _) = reply(&Hello {
+    let (data, _) = reply(Hello {
         server: "gradebook".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         protocol: gradebook_proto::PROTOCOL_VERSION,
@@ -98,7 +98,7 @@ pub async fn login(state: &State, args: LoginArgs, caller: &Caller) -> Handled {
         now,
         expires_at,
     );
-    let (data, _) = reply(&Login {
+    let (data, _) = reply(Login {
         token,
         role,
         expires_in: ABSOLUTE_TTL as u64,
@@ -120,7 +120,7 @@ pub async fn logout(state: &State, caller: &Caller) -> Handled {
 
 pub fn whoami(caller: &Caller) -> Handled {
     let user = &caller.session()?.user;
-    reply(&Whoami {
+    reply(Whoami {
         username: user.username.clone(),
         role: user.role,
         student: user.student,
@@ -155,12 +155,12 @@ pub async fn user_create(state: &State, args: UserCreateArgs, caller: &Caller) -
         .user_create(&user, &hash, caller.write()?)
         .await
         .map_err(from_store)?;
-    reply(&user)
+    reply(user)
 }
 
 pub async fn user_list(state: &State) -> Handled {
     let users = state.store.user_list().await.map_err(from_store)?;
-    reply(&Users { users })
+    reply(Users { users })
 }
 
 pub async fn user_delete(state: &State, args: UsernameArgs, caller: &Caller) -> Handled {

@@ -6,9 +6,8 @@ use gradebook_proto::WireError;
 use gradebook_proto::command::{
     AuditListArgs, GradeAddArgs, GradeListArgs, GradeUpdateArgs, IdArgs,
 };
-use gradebook_proto::data::Grades;
+use gradebook_proto::data::{AuditEntries, AuditEntry, Grades};
 use gradebook_store::{AuditFilter, GradePatch, NewGrade};
-use serde_json::json;
 
 use super::{Handled, done, from_store, name, optional_name, reply};
 use crate::dispatch::{Caller, State};
@@ -41,7 +40,7 @@ pub async fn add(state: &State, args: GradeAddArgs, caller: &Caller) -> Handled 
         .grade_add(&grade, caller.write()?)
         .await
         .map_err(from_store)?;
-    reply(&g)
+    reply(g)
 }
 
 pub async fn update(state: &State, args: GradeUpdateArgs, caller: &Caller) -> Handled {
@@ -56,7 +55,7 @@ pub async fn update(state: &State, args: GradeUpdateArgs, caller: &Caller) -> Ha
         .grade_update(args.id, &patch, caller.write()?)
         .await
         .map_err(from_store)?;
-    reply(&g)
+    reply(g)
 }
 
 pub async fn delete(state: &State, args: IdArgs, caller: &Caller) -> Handled {
@@ -70,7 +69,7 @@ pub async fn delete(state: &State, args: IdArgs, caller: &Caller) -> Handled {
 
 pub async fn list(state: &State, args: GradeListArgs) -> Handled {
     let grades = state.model.read().student(args.student)?.grades().collect();
-    reply(&Grades { grades })
+    reply(Grades { grades })
 }
 
 pub async fn audit(state: &State, args: AuditListArgs) -> Handled {
@@ -89,22 +88,20 @@ pub async fn audit(state: &State, args: AuditListArgs) -> Handled {
         })
         .await
         .map_err(from_store)?;
-    let entries: Vec<_> = entries
+    let entries = entries
         .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "at": iso8601(e.at),
-                "by": e.by,
-                "action": e.action,
-                "grade": e.grade,
-                "student": e.student,
-                "old": e.old,
-                "new": e.new,
-            })
+        .map(|e| AuditEntry {
+            id: e.id,
+            at: iso8601(e.at),
+            by: e.by,
+            action: e.action,
+            grade: e.grade,
+            student: e.student,
+            old: e.old,
+            new: e.new,
         })
         .collect();
-    reply(&json!({ "entries": entries }))
+    reply(AuditEntries { entries })
 }
 
 /// Formats Unix seconds as an ISO 8601 UTC timestamp (`2026-11-25T13:05:09Z`).

@@ -126,7 +126,7 @@ pub async fn begin(state: &State, args: ImportBeginArgs, caller: &Caller) -> Han
             touched: Instant::now(),
         },
     );
-    reply(&ImportBegun {
+    reply(ImportBegun {
         import: id,
         columns,
     })
@@ -173,7 +173,7 @@ pub async fn rows(state: &State, args: ImportRowsArgs, caller: &Caller) -> Handl
         line: r.line,
         cells: r.cells,
     }));
-    reply(&ImportReceived {
+    reply(ImportReceived {
         import: open.id,
         rows: open.lines.len() as u64,
         bytes: open.bytes as u64,
@@ -241,7 +241,7 @@ pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> H
                     .await
                     .map_err(from_store)?;
             }
-            reply(&report)
+            reply(report)
         }
         Planned::Grades(plan, lines) => {
             let (report, add) = settle(plan, lines, dry_run, skip_bad)?;
@@ -252,7 +252,7 @@ pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> H
                     .await
                     .map_err(from_store)?;
             }
-            reply(&report)
+            reply(report)
         }
     }
 }

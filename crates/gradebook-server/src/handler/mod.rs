@@ -16,14 +16,46 @@ use serde_json::Value;
 use crate::dispatch::{Caller, Effect, State};
 
 /// The result of a handler: reply data, and what the connection must do.
-pub type Handled = Result<(Value, Effect), WireError>;
+pub type Handled = Result<(Data, Effect), WireError>;
+
+/// A reply's data, as the handler built it. It goes to the wire as is (in
+/// JSON or MessagePack) without a detour through a [`Value`] tree, which
+/// costs an allocation per key and per string.
+pub struct Data(Box<dyn erased_serde::Serialize + Send + Sync>);
+
+impl Data {
+    /// Data from any serialisable value.
+    pub fn new<T: Serialize + Send + Sync + 'static>(data: T) -> Self {
+        Data(Box::new(data))
+    }
+
+    /// The data as a [`Value`] (for UDP, which checks and records it).
+    pub fn to_value(&self) -> Result<Value, WireError> {
+        serde_json::to_value(self).map_err(|e| {
+            tracing::error!(error = %e, "could not serialise a reply");
+            WireError::internal()
+        })
+    }
+}
+
+impl Serialize for Data {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        erased_serde::serialize(self.0.as_ref(), s)
+    }
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Data")
+    }
+}
 
 /// Runs one command.
 pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled {
     use Command as C;
     match command {
         C::Hello(a) => account::hello(a, caller),
-        C::Ping(_) => reply(&gradebook_proto::data::Pong { pong: true }),
+        C::Ping(_) => reply(gradebook_proto::data::Pong { pong: true }),
         C::Login(a) => account::login(state, a, caller).await,
         C::Logout(_) => account::logout(state, caller).await,
         C::Whoami(_) => account::whoami(caller),
@@ -76,18 +108,13 @@ fn from_store(e: StoreError) -> WireError {
 }
 
 /// A success reply carrying `data`.
-fn reply<T: Serialize>(data: &T) -> Handled {
-    serde_json::to_value(data)
-        .map(|v| (v, Effect::None))
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not serialise a reply");
-            WireError::internal()
-        })
+fn reply<T: Serialize + Send + Sync + 'static>(data: T) -> Handled {
+    Ok((Data::new(data), Effect::None))
 }
 
 /// The reply of a command with nothing to return: `{}`.
 fn done() -> Handled {
-    Ok((Value::Object(Default::default()), Effect::None))
+    reply(gradebook_proto::data::Done {})
 }
 
 /// Puts every name a command carries in NFC (spec §4), before anything

@@ -41,7 +41,7 @@ pub async fn create(state: &State, args: PromotionCreateArgs, caller: &Caller) -
         )
         .await
         .map_err(from_store)?;
-    reply(&promotion)
+    reply(promotion)
 }
 
 pub async fn list(state: &State, caller: &Caller) -> Handled {
@@ -63,7 +63,7 @@ pub async fn list(state: &State, caller: &Caller) -> Handled {
         },
     };
     drop(view);
-    reply(&Promotions { promotions })
+    reply(Promotions { promotions })
 }
 
 pub async fn show(state: &State, args: PromotionArgs) -> Handled {
@@ -93,7 +93,7 @@ pub async fn show(state: &State, args: PromotionArgs) -> Handled {
     drop(view);
     // By rank; the unranked keep the name order, after the others.
     students.sort_by_key(|s| s.rank.unwrap_or(u32::MAX));
-    reply(&PromotionShow {
+    reply(PromotionShow {
         name: promotion.name,
         year: promotion.year,
         description: promotion.description,
@@ -146,7 +146,7 @@ pub async fn average(state: &State, args: PromotionArgs) -> Handled {
         (p.name().to_owned(), view.figures(p))
     };
     let stats = &figures.statistics;
-    reply(&PromotionAverage {
+    reply(PromotionAverage {
         name,
         average: stats.average,
         count: stats.count as u64,
@@ -178,5 +178,5 @@ pub async fn subjects(state: &State, args: PromotionArgs) -> Handled {
             count: stats.count as u64,
         })
         .collect();
-    reply(&PromotionSubjects { name, subjects })
+    reply(PromotionSubjects { name, subjects })
 }

@@ -29,7 +29,7 @@ pub async fn add(state: &State, args: StudentAddArgs, caller: &Caller) -> Handle
         .student_add(&args.promotion, &student, caller.write()?)
         .await
         .map_err(from_store)?;
-    reply(&s)
+    reply(s)
 }
 
 pub async fn list(state: &State, args: StudentListArgs) -> Handled {
@@ -38,7 +38,7 @@ pub async fn list(state: &State, args: StudentListArgs) -> Handled {
         let p = view.promotion(&args.promotion)?;
         view.students_of(p).map(|s| s.student().clone()).collect()
     };
-    reply(&Students { students })
+    reply(Students { students })
 }
 
 pub async fn update(state: &State, args: StudentUpdateArgs, caller: &Caller) -> Handled {
@@ -54,7 +54,7 @@ pub async fn update(state: &State, args: StudentUpdateArgs, caller: &Caller) -> 
         .student_update(args.id, &patch, caller.write()?)
         .await
         .map_err(from_store)?;
-    reply(&s)
+    reply(s)
 }
 
 pub async fn remove(state: &State, args: IdArgs, caller: &Caller) -> Handled {
@@ -86,7 +86,7 @@ pub async fn show(state: &State, args: IdArgs) -> Handled {
         })
         .collect();
     drop(view);
-    reply(&StudentShow {
+    reply(StudentShow {
         id: student.id,
         first_name: student.first_name,
         last_name: student.last_name,
@@ -104,7 +104,7 @@ pub async fn show(state: &State, args: IdArgs) -> Handled {
 
 pub async fn average(state: &State, args: IdArgs) -> Handled {
     let s = state.model.read().student(args.id)?.summary();
-    reply(&StudentAverage {
+    reply(StudentAverage {
         id: args.id,
         average: s.average.map(|a| a.to_f64()),
         counted: s.counted as u64,
@@ -114,10 +114,17 @@ pub async fn average(state: &State, args: IdArgs) -> Handled {
 }
 
 pub async fn explain(state: &State, args: IdArgs) -> Handled {
-    let e = explain_average(state.model.read().student(args.id)?.grade_values());
-    let (mut data, effect) = reply(&e)?;
-    if let Some(map) = data.as_object_mut() {
-        map.insert("id".into(), args.id.into());
-    }
-    Ok((data, effect))
+    let explanation = explain_average(state.model.read().student(args.id)?.grade_values());
+    reply(Explained {
+        explanation,
+        id: args.id,
+    })
+}
+
+/// `student.explain`'s reply: the explanation, and whose it is.
+#[derive(serde::Serialize)]
+struct Explained {
+    #[serde(flatten)]
+    explanation: gradebook_core::Explanation,
+    id: i64,
 }
