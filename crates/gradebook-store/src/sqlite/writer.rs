@@ -141,9 +141,11 @@ impl Writer {
         conn.set_prepared_statement_cache_capacity(128);
         // An import writes a whole file in one savepoint: with the default
         // 2 MiB page cache, SQLite spills dirty pages to the WAL mid-batch
-        // and reads them back (a third of a 100,000-grade import). Up to
-        // 64 MiB, used only as pages are touched.
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        // and reads them back. 8 MiB, used only as pages are touched: much
+        // more makes every commit slower (SQLite walks the whole page
+        // cache at the end of each transaction: a fifth of the writer's
+        // time at 64 MiB).
+        conn.pragma_update(None, "cache_size", -8_192)?;
         // Each write's savepoint copies the pages it changes to a
         // statement journal first; in a temporary file, that is one
         // write(2) per page (a fifth of an import's time). In memory it is
