@@ -558,6 +558,16 @@ Examples:
         #[arg(long)]
         limit: Option<u32>,
     },
+    /// Check the change log's hash chain, from its first entry to its last
+    /// (admins): exits 1 if an entry was edited or deleted behind the
+    /// server's back, naming the first one.
+    #[command(after_help = "\
+Example:
+  gradebook audit verify
+
+Note the head hash it prints somewhere safe: a later check whose chain still
+passes through it proves nothing up to that entry was rewritten.")]
+    Verify,
 }
 
 /// Options shared by both imports.

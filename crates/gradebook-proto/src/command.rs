@@ -391,6 +391,8 @@ commands! {
     "grade.list" => GradeList(GradeListArgs) -> data::Grades,
     /// Lists grade changes.
     "audit.list" => AuditList(AuditListArgs) -> data::AuditEntries,
+    /// Checks the change log's hash chain.
+    "audit.verify" => AuditVerify(NoArgs) -> data::AuditVerify,
     /// Opens an import of a file's lines.
     "import.begin" => ImportBegin(ImportBeginArgs) -> data::ImportBegun,
     /// Sends lines to an open import.

@@ -303,6 +303,32 @@ pub struct AuditEntries {
     pub entries: Vec<AuditEntry>,
 }
 
+/// `audit.verify`: what a check of the change log's hash chain found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditVerify {
+    /// Whether every entry checks out and none is missing.
+    pub intact: bool,
+    /// How many entries were read.
+    pub entries: u64,
+    /// The seq of the last entry that checks out (0: none).
+    pub last_seq: i64,
+    /// That entry's SHA-256, in hex: noted somewhere safe, it lets a later
+    /// check prove that nothing up to it was rewritten.
+    pub head: String,
+    /// Where the chain breaks, when it does.
+    #[serde(default)]
+    pub problem: Option<ChainProblem>,
+}
+
+/// The first entry of the change log that does not check out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainProblem {
+    /// Its seq.
+    pub seq: i64,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
 /// `import.begin`: the import's id, and how each column of the file is read
 /// (its field's name, or null when ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

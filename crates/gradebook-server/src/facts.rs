@@ -210,6 +210,8 @@ pub fn facts(command: &Command) -> Facts<'_> {
                 student: a.student,
             },
         ),
+        // The whole log, every promotion's: the admin's.
+        C::AuditVerify(_) => read([Allow, Deny, Deny], Nothing),
         // Imports hold their lines in memory until the commit writes them
         // all; they run over TCP only, so nothing is recorded for UDP.
         C::ImportBegin(a) => read([Allow, Managed, Deny], Promotion(&a.promotion)),

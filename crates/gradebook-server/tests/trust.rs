@@ -195,3 +195,66 @@ async fn removing_a_student_or_a_promotion_audits_each_grade() {
     assert_eq!(last["old"]["value"], json!(13.0));
     assert!(last["new"].is_null());
 }
+
+/// The change log is hash-chained: `audit.verify` finds an entry edited in
+/// the database file behind the server's back, and names it.
+#[tokio::test]
+async fn an_entry_edited_behind_the_servers_back_is_found() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    ok(&mut admin, "promotion.create", json!({"name": "P"})).await;
+    let a = ok(
+        &mut admin,
+        "student.add",
+        json!({"promotion": "P", "first_name": "A", "last_name": "A"}),
+    )
+    .await;
+    for value in [8, 9, 10] {
+        ok(
+            &mut admin,
+            "grade.add",
+            json!({"student": id(&a), "subject": "S", "value": value}),
+        )
+        .await;
+    }
+    let intact = ok(&mut admin, "audit.verify", json!({})).await;
+    assert_eq!(intact["intact"], json!(true), "{intact}");
+    assert_eq!(intact["problem"], Value::Null);
+    let last = intact["last_seq"].as_i64().expect("a seq");
+    assert!(last >= 5, "{intact}");
+    drop(admin);
+    let dir = server.stop().await;
+
+    // A grade of 8 rewritten as 18 in its log entry.
+    let db = rusqlite::Connection::open(dir.path().join("gradebook.db")).expect("opens");
+    let edited: i64 = db
+        .query_row(
+            "SELECT seq FROM changes WHERE kind = 'grade' ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a grade entry");
+    db.execute(
+        "UPDATE changes SET new = replace(new, '\"value\":8.0', '\"value\":18.0') WHERE seq = $1",
+        [edited],
+    )
+    .expect("edits");
+    drop(db);
+
+    let server =
+        TestServer::start_in(dir, gradebook_server::TlsMode::Off, Default::default()).await;
+    let mut admin = server.admin().await;
+    let broken = ok(&mut admin, "audit.verify", json!({})).await;
+    assert_eq!(broken["intact"], json!(false), "{broken}");
+    assert_eq!(broken["problem"]["seq"], json!(edited), "{broken}");
+    // Only the admin may run the check.
+    ok(
+        &mut admin,
+        "user.create",
+        json!({"username": "prof", "password": TEACHER_PASSWORD, "role": "teacher"}),
+    )
+    .await;
+    let mut t = server.connect().await;
+    t.login("prof", TEACHER_PASSWORD).await.expect("logs in");
+    err(&mut t, "audit.verify", json!({}), "forbidden").await;
+}

@@ -1,8 +1,9 @@
-//! `audit list`: who changed which grade, when.
+//! `audit list`: who changed which grade, when; `audit verify`: whether
+//! the change log is as the server wrote it.
 
-use gradebook_proto::call;
-use gradebook_proto::command::AuditListArgs;
+use gradebook_proto::command::{AuditListArgs, NoArgs};
 use gradebook_proto::data::Grade;
+use gradebook_proto::{Command, call};
 
 use super::request;
 use crate::app::Ctx;
@@ -12,11 +13,14 @@ use crate::output;
 
 /// Runs one `audit` subcommand.
 pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
-    let AuditCommand::List {
-        promotion,
-        student,
-        limit,
-    } = command;
+    let (promotion, student, limit) = match command {
+        AuditCommand::List {
+            promotion,
+            student,
+            limit,
+        } => (promotion, student, limit),
+        AuditCommand::Verify => return verify(ctx).await,
+    };
     let list = call::AuditList(AuditListArgs {
         promotion,
         student,
@@ -58,6 +62,30 @@ pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
     }
     output::print(&t.to_string());
     Ok(())
+}
+
+/// Checks the chain; a broken one is an error (exit 1), with `--json` too.
+async fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
+    let data = ctx.conn.run(Command::from(call::AuditVerify(NoArgs {}))).await?;
+    if ctx.json {
+        output::print_json(&data);
+    }
+    let report = output::decode::<call::AuditVerify>(call::AuditVerify::NAME, data)?;
+    match report.problem {
+        None => {
+            if !ctx.json {
+                output::print(&format!(
+                    "The change log is intact: {} entries, up to #{}.\nHead of the chain: {}",
+                    report.entries, report.last_seq, report.head
+                ));
+            }
+            Ok(())
+        }
+        Some(p) => Err(CliError::Failed(format!(
+            "the change log is broken at entry #{}: {}; it checks out up to #{} (head {})",
+            p.seq, p.reason, report.last_seq, report.head
+        ))),
+    }
 }
 
 /// A grade in an audit entry, as `14.50 ×2.00 (Midterm)`.

@@ -6,7 +6,7 @@ use gradebook_proto::WireError;
 use gradebook_proto::command::{
     AuditListArgs, GradeAddArgs, GradeListArgs, GradeUpdateArgs, IdArgs,
 };
-use gradebook_proto::data::{AuditEntries, AuditEntry, Grades};
+use gradebook_proto::data::{AuditEntries, AuditEntry, AuditVerify, ChainProblem, Grades};
 use gradebook_store::{AuditFilter, GradePatch, NewGrade};
 
 use super::{Handled, done, from_store, name, optional_name, reply};
@@ -102,6 +102,21 @@ pub async fn audit(state: &State, args: AuditListArgs) -> Handled {
         })
         .collect();
     reply(AuditEntries { entries })
+}
+
+/// Checks the change log's hash chain, from its first entry to its last.
+pub async fn verify(state: &State) -> Handled {
+    let report = state.store.verify_log().await.map_err(from_store)?;
+    reply(AuditVerify {
+        intact: report.problem.is_none(),
+        entries: report.entries,
+        last_seq: report.last_seq,
+        head: report.head,
+        problem: report.problem.map(|p| ChainProblem {
+            seq: p.seq,
+            reason: p.reason,
+        }),
+    })
 }
 
 /// Formats Unix seconds as an ISO 8601 UTC timestamp (`2026-11-25T13:05:09Z`).

@@ -83,6 +83,7 @@ pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled
         C::GradeDelete(a) => grade::delete(state, a, caller).await,
         C::GradeList(a) => grade::list(state, a).await,
         C::AuditList(a) => grade::audit(state, a).await,
+        C::AuditVerify(_) => grade::verify(state).await,
         C::ImportBegin(a) => import::begin(state, a, caller).await,
         C::ImportRows(a) => import::rows(state, a, caller).await,
         C::ImportCommit(a) => import::commit(state, a, caller).await,
@@ -140,6 +141,7 @@ pub fn normalize_names(command: &mut Command) {
         | C::StudentExplain(_)
         | C::GradeDelete(_)
         | C::GradeList(_)
+        | C::AuditVerify(_)
         // The lines' names are normalised where they are read, in
         // `gradebook_core::import`.
         | C::ImportRows(_)
