@@ -1,5 +1,9 @@
 //! One TCP (or TLS) connection: frames in, replies out, in order.
 //!
+//! [`Connection`] owns the framing: [`Connection::read_request`] gives the
+//! next request and [`Connection::write_reply`] queues its reply, as
+//! mini-redis does. [`serve`] is the loop between them.
+//!
 //! Requests behave as if answered one after the other, and replies keep the
 //! order of requests; a client that pipelines gets its replies written in
 //! batches: the connection answers every request already buffered before
@@ -10,10 +14,9 @@
 //! trickling in too slowly, a client that never logs in, or one that does
 //! not read its replies is closed.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-
-use std::collections::VecDeque;
 
 use bytes::BytesMut;
 use gradebook_proto::codec::write_frame;
@@ -21,14 +24,15 @@ use gradebook_proto::{
     Command, Encoding, ErrorCode, FrameCodec, FrameError, Id, ReplyOf, Request, Secret, WireError,
 };
 use gradebook_store::Queued;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use tokio::task::JoinHandle;
-
-use crate::dispatch::{Effect, Origin, Outcome, State, Transport, execute};
+use crate::config::Limits;
+use crate::context::{Effect, Origin, Outcome, State, Transport};
+use crate::dispatch::execute;
 use crate::facts::{Flow, facts};
 use crate::handler::Data;
 use crate::session::{Session, TokenHash};
@@ -40,6 +44,9 @@ const IDLE_CHUNK: usize = 2 * 1024;
 /// Replies are written out once this much is pending, so a long pipeline
 /// cannot make the output buffer grow without bound.
 const FLUSH_AT: usize = 64 * 1024;
+/// The most requests one connection has running at once (writes waiting
+/// for their commit); a longer pipeline waits for them.
+const MAX_PIPELINED: usize = 1024;
 
 /// Serves one connection until the client leaves, a limit closes it, or the
 /// server shuts down (between requests: a request in flight is finished).
@@ -47,235 +54,82 @@ pub async fn serve<S>(stream: S, peer: SocketAddr, state: Arc<State>, shutdown: 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let limits = &state.limits;
-    let mut link = Link {
-        codec: FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame),
-        session: None,
-        unauthenticated_since: Instant::now(),
-    };
-    // Buffers are allocated when data comes and given back when the
-    // connection goes idle: 10,000 idle connections cost little memory.
-    let mut input = BytesMut::new();
-    let mut output = BytesMut::new();
-    let mut last_request = link.unauthenticated_since;
-    // When the first byte of a request still incomplete arrived.
-    let mut partial_since: Option<Instant> = None;
-
+    let mut conn = Connection::new(stream, peer, state.limits.clone());
+    // Requests started ahead of their turn, oldest first.
+    let mut pending: VecDeque<Pending> = VecDeque::new();
     loop {
-        // Answer everything already buffered.
-        let mut answered = false;
-        let mut pending: VecDeque<Pending> = VecDeque::new();
-        loop {
-            let frame = match link.codec.decode(&mut input) {
-                Ok(Some(frame)) => frame,
-                Ok(None) => break,
-                Err(FrameError::TooLarge { max }) => {
-                    tracing::info!(%peer, max, "message over the size limit; closing");
-                    if settle(&mut pending, &mut link, &state, &mut output)
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    let e = WireError::new(
-                        ErrorCode::FrameTooLarge,
-                        format!("message longer than {max} bytes; closing the connection"),
-                    );
-                    push(&link.codec, None, Err(&e), &mut output);
-                    let _ = flush(&mut writer, &mut output, limits.request_timeout).await;
+        let incoming = match conn.buffered_request() {
+            Some(incoming) => incoming,
+            None => {
+                // Everything buffered has started: finish it, then send the
+                // replies and wait for more.
+                if conn.settle(&mut pending, &state).await.is_err() {
                     return;
                 }
-                Err(FrameError::Io(_)) => return,
-            };
-            answered = true;
-            let mut request = match Request::decode(link.codec.encoding(), &frame) {
-                Ok(r) => r,
-                Err((id, e)) => {
-                    if settle(&mut pending, &mut link, &state, &mut output)
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    push(&link.codec, id.as_ref(), Err(&e), &mut output);
-                    continue;
+                match conn.read_request(&shutdown).await {
+                    Some(incoming) => incoming,
+                    None => return,
                 }
-            };
-            let id = request.id.take();
-            let command = match request.command() {
-                Ok(c) => c,
-                Err(e) => {
-                    if settle(&mut pending, &mut link, &state, &mut output)
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    push(&link.codec, id.as_ref(), Err(&e), &mut output);
-                    continue;
-                }
-            };
-            let flow = facts(&command).flow;
-            let token = request.token.take();
-            // A write with more requests behind it, or writes ahead of it
-            // still committing, joins the pipeline: it starts now, on its
-            // own task, and the next request waits only until it is queued.
-            let joins = flow != Flow::Alone
-                && (!pending.is_empty() || !input.is_empty())
-                && pending.len() < MAX_PIPELINED
-                && pending.back().is_none_or(|p| p.flow == Flow::Ahead);
-            if joins {
-                let ahead = !pending.is_empty();
-                let (queued, told) = Queued::new();
-                let task = tokio::spawn(run(
-                    state.clone(),
-                    command.clone(),
-                    token.clone(),
-                    link.session_token(),
-                    peer,
-                    Some(queued),
-                ));
-                // Either queued, or finished without writing.
-                let was_queued = told.await.is_ok();
-                if was_queued || !ahead {
-                    pending.push_back(Pending { id, flow, task });
-                    continue;
-                }
-                // It failed before it was queued, perhaps only because the
-                // writes ahead of it are not committed yet: it runs again,
-                // alone, once they are.
-                task.abort();
             }
-            if settle(&mut pending, &mut link, &state, &mut output)
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let outcome = run(
-                state.clone(),
-                command,
-                token,
-                link.session_token(),
-                peer,
-                None,
-            )
-            .await;
-            push(
-                &link.codec,
-                id.as_ref(),
-                outcome.result.as_ref(),
-                &mut output,
-            );
-            link.apply(outcome.effect, &state);
-            if output.len() >= FLUSH_AT
-                && flush(&mut writer, &mut output, limits.request_timeout)
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-        }
-        if settle(&mut pending, &mut link, &state, &mut output)
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let now = Instant::now();
-        if answered {
-            last_request = now;
-            partial_since = (!input.is_empty()).then_some(now);
-        } else if !input.is_empty() && partial_since.is_none() {
-            partial_since = Some(now);
-        }
-        if flush(&mut writer, &mut output, limits.request_timeout)
-            .await
-            .is_err()
-        {
-            return;
-        }
-
-        let mut deadline = match partial_since {
-            Some(t) => t + limits.request_timeout,
-            None => last_request + limits.idle_timeout,
         };
-        if link.session.is_none() {
-            deadline = deadline.min(link.unauthenticated_since + limits.login_timeout);
-        }
-        if input.is_empty() {
-            input = BytesMut::new();
-            if output.capacity() > FLUSH_AT {
-                output = BytesMut::new();
-            }
-            input.reserve(IDLE_CHUNK);
-        } else {
-            input.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            read = timeout_at(deadline, reader.read_buf(&mut input)) => match read {
-                Err(_) => {
-                    tracing::debug!(%peer, "connection timed out");
+        let (id, command, token) = match incoming {
+            Incoming::Request { id, command, token } => (id, command, token),
+            Incoming::Refused { id, error } => {
+                if conn.settle(&mut pending, &state).await.is_err()
+                    || conn.write_reply(id.as_ref(), Err(&error)).await.is_err()
+                {
                     return;
                 }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
-            },
+                continue;
+            }
+            Incoming::Close { error } => {
+                if conn.settle(&mut pending, &state).await.is_ok() {
+                    if let Some(e) = error {
+                        let _ = conn.write_reply(None, Err(&e)).await;
+                    }
+                    let _ = conn.flush().await;
+                }
+                return;
+            }
+        };
+
+        let flow = facts(&command).flow;
+        // A write with more requests behind it, or writes ahead of it
+        // still committing, joins the pipeline: it starts now, on its
+        // own task, and the next request waits only until it is queued.
+        let joins = flow != Flow::Alone
+            && (!pending.is_empty() || conn.more_buffered())
+            && pending.len() < MAX_PIPELINED
+            && pending.back().is_none_or(|p| p.flow == Flow::Ahead);
+        if joins {
+            let ahead = !pending.is_empty();
+            let (queued, told) = Queued::new();
+            let task = tokio::spawn(run(
+                state.clone(),
+                command.clone(),
+                token.clone(),
+                conn.session_token(),
+                peer,
+                Some(queued),
+            ));
+            // Either queued, or finished without writing.
+            let was_queued = told.await.is_ok();
+            if was_queued || !ahead {
+                pending.push_back(Pending { id, flow, task });
+                continue;
+            }
+            // It failed before it was queued, perhaps only because the
+            // writes ahead of it are not committed yet: it runs again,
+            // alone, once they are.
+            task.abort();
         }
-    }
-}
-
-/// The most requests one connection has running at once (writes waiting
-/// for their commit); a longer pipeline waits for them.
-const MAX_PIPELINED: usize = 1024;
-
-/// A request that started before the replies ahead of it were written.
-struct Pending {
-    id: Option<Id>,
-    flow: Flow,
-    task: JoinHandle<Outcome>,
-}
-
-/// What the connection knows of its client: how it speaks, and who it is.
-struct Link {
-    codec: FrameCodec,
-    session: Option<Arc<Session>>,
-    /// Since when the connection has been without a session.
-    unauthenticated_since: Instant,
-}
-
-impl Link {
-    fn session_token(&self) -> Option<TokenHash> {
-        self.session.as_ref().map(|s| s.token_hash)
-    }
-
-    /// Does what a reply's effect asks, once the reply is in the output.
-    fn apply(&mut self, effect: Effect, state: &State) {
-        let limits = &state.limits;
-        match effect {
-            Effect::None => {}
-            Effect::SwitchEncoding(e) => self.codec.set_encoding(e),
-            Effect::LoggedIn(s) => {
-                self.session = Some(s);
-                self.codec.set_max_frame(limits.max_frame);
-            }
-            // Only if it is this connection's session that ended: a logout
-            // sent with another session's token in its envelope leaves this
-            // one logged in.
-            Effect::LoggedOut
-                if self
-                    .session
-                    .as_ref()
-                    .is_none_or(|s| !state.sessions.is_live(&s.token_hash)) =>
-            {
-                self.session = None;
-                self.codec.set_max_frame(limits.pre_auth_max_frame);
-                // A fresh minute to log in again, counted from now.
-                self.unauthenticated_since = Instant::now();
-            }
-            Effect::LoggedOut => {}
+        if conn.settle(&mut pending, &state).await.is_err() {
+            return;
+        }
+        let session = conn.session_token();
+        let outcome = run(state.clone(), command, token, session, peer, None).await;
+        if conn.answer(id, outcome, &state).await.is_err() {
+            return;
         }
     }
 }
@@ -300,19 +154,242 @@ async fn run(
     execute(&state, command, from).await
 }
 
-/// Waits for the pipelined requests, in order, and appends their replies.
-async fn settle(
-    pending: &mut VecDeque<Pending>,
-    link: &mut Link,
-    state: &State,
-    output: &mut BytesMut,
-) -> Result<(), tokio::task::JoinError> {
-    while let Some(p) = pending.pop_front() {
-        let outcome = p.task.await?;
-        push(&link.codec, p.id.as_ref(), outcome.result.as_ref(), output);
-        link.apply(outcome.effect, state);
+/// A request that started before the replies ahead of it were written.
+struct Pending {
+    id: Option<Id>,
+    flow: Flow,
+    task: JoinHandle<Outcome>,
+}
+
+/// What [`Connection::read_request`] gives.
+enum Incoming {
+    /// A request to run.
+    Request {
+        id: Option<Id>,
+        command: Command,
+        token: Option<Secret>,
+    },
+    /// A message that is no valid request: its error is the reply.
+    Refused { id: Option<Id>, error: WireError },
+    /// The connection must close, after this error if there is one.
+    Close { error: Option<WireError> },
+}
+
+/// The socket with its buffers and framing, and what the connection knows
+/// of its client: how it speaks, who it is, and its deadlines.
+struct Connection<S> {
+    reader: ReadHalf<S>,
+    writer: WriteHalf<S>,
+    peer: SocketAddr,
+    /// Bytes read and not yet cut into requests.
+    input: BytesMut,
+    /// Replies not yet written.
+    output: BytesMut,
+    codec: FrameCodec,
+    session: Option<Arc<Session>>,
+    limits: Limits,
+    /// Since when the connection has been without a session.
+    unauthenticated_since: Instant,
+    /// When the last batch of requests was answered.
+    last_request: Instant,
+    /// When the first byte of a request still incomplete arrived.
+    partial_since: Option<Instant>,
+    /// Whether a request was read since the last wait for input.
+    answered: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    fn new(stream: S, peer: SocketAddr, limits: Limits) -> Self {
+        let (reader, writer) = tokio::io::split(stream);
+        let now = Instant::now();
+        Connection {
+            reader,
+            writer,
+            peer,
+            // Buffers are allocated when data comes and given back when the
+            // connection goes idle: 10,000 idle connections cost little.
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            codec: FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame),
+            session: None,
+            limits,
+            unauthenticated_since: now,
+            last_request: now,
+            partial_since: None,
+            answered: false,
+        }
     }
-    Ok(())
+
+    /// The next request already read, if a whole one is buffered.
+    fn buffered_request(&mut self) -> Option<Incoming> {
+        let frame = match self.codec.decode(&mut self.input) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return None,
+            Err(FrameError::TooLarge { max }) => {
+                tracing::info!(peer = %self.peer, max, "message over the size limit; closing");
+                let error = WireError::new(
+                    ErrorCode::FrameTooLarge,
+                    format!("message longer than {max} bytes; closing the connection"),
+                );
+                return Some(Incoming::Close { error: Some(error) });
+            }
+            Err(FrameError::Io(_)) => return Some(Incoming::Close { error: None }),
+        };
+        self.answered = true;
+        let mut request = match Request::decode(self.codec.encoding(), &frame) {
+            Ok(r) => r,
+            Err((id, error)) => return Some(Incoming::Refused { id, error }),
+        };
+        let id = request.id.take();
+        Some(match request.command() {
+            Ok(command) => Incoming::Request {
+                id,
+                command,
+                token: request.token.take(),
+            },
+            Err(error) => Incoming::Refused { id, error },
+        })
+    }
+
+    /// Whether bytes of another request are already buffered.
+    fn more_buffered(&self) -> bool {
+        !self.input.is_empty()
+    }
+
+    /// Writes the replies so far, then waits for the next request; `None`
+    /// when the client left, a deadline passed, or the server shuts down.
+    async fn read_request(&mut self, shutdown: &CancellationToken) -> Option<Incoming> {
+        loop {
+            let now = Instant::now();
+            if std::mem::take(&mut self.answered) {
+                self.last_request = now;
+                self.partial_since = (!self.input.is_empty()).then_some(now);
+            } else if !self.input.is_empty() && self.partial_since.is_none() {
+                self.partial_since = Some(now);
+            }
+            self.flush().await.ok()?;
+
+            let limits = &self.limits;
+            let mut deadline = match self.partial_since {
+                Some(t) => t + limits.request_timeout,
+                None => self.last_request + limits.idle_timeout,
+            };
+            if self.session.is_none() {
+                deadline = deadline.min(self.unauthenticated_since + limits.login_timeout);
+            }
+            if self.input.is_empty() {
+                self.input = BytesMut::new();
+                if self.output.capacity() > FLUSH_AT {
+                    self.output = BytesMut::new();
+                }
+                self.input.reserve(IDLE_CHUNK);
+            } else {
+                self.input.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                read = timeout_at(deadline, self.reader.read_buf(&mut self.input)) => match read {
+                    Err(_) => {
+                        tracing::debug!(peer = %self.peer, "connection timed out");
+                        return None;
+                    }
+                    Ok(Ok(0)) | Ok(Err(_)) => return None,
+                    Ok(Ok(_)) => {}
+                },
+            }
+            if let Some(incoming) = self.buffered_request() {
+                return Some(incoming);
+            }
+        }
+    }
+
+    /// Queues a reply in the connection's encoding; writes the queue out
+    /// once it is long. If its data cannot be encoded, an `internal` error
+    /// goes instead (logged).
+    async fn write_reply(
+        &mut self,
+        id: Option<&Id>,
+        result: Result<&Data, &WireError>,
+    ) -> std::io::Result<()> {
+        push(&self.codec, id, result, &mut self.output);
+        if self.output.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Replies to a request that ran, then does what its outcome asks.
+    async fn answer(
+        &mut self,
+        id: Option<Id>,
+        outcome: Outcome,
+        state: &State,
+    ) -> std::io::Result<()> {
+        self.write_reply(id.as_ref(), outcome.result.as_ref())
+            .await?;
+        self.apply(outcome.effect, state);
+        Ok(())
+    }
+
+    /// Waits for the pipelined requests, in order, and replies to each.
+    async fn settle(
+        &mut self,
+        pending: &mut VecDeque<Pending>,
+        state: &State,
+    ) -> std::io::Result<()> {
+        while let Some(p) = pending.pop_front() {
+            let outcome = p.task.await.map_err(std::io::Error::other)?;
+            self.answer(p.id, outcome, state).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending output, giving up on a client that does not read.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let (writer, output) = (&mut self.writer, &self.output);
+        let result = timeout(self.limits.request_timeout, async {
+            writer.write_all(output).await?;
+            writer.flush().await
+        })
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+        self.output.clear();
+        result
+    }
+
+    fn session_token(&self) -> Option<TokenHash> {
+        self.session.as_ref().map(|s| s.token_hash)
+    }
+
+    /// Does what a reply's effect asks, once the reply is in the output.
+    fn apply(&mut self, effect: Effect, state: &State) {
+        match effect {
+            Effect::None => {}
+            Effect::SwitchEncoding(e) => self.codec.set_encoding(e),
+            Effect::LoggedIn(s) => {
+                self.session = Some(s);
+                self.codec.set_max_frame(self.limits.max_frame);
+            }
+            // Only if it is this connection's session that ended: a logout
+            // sent with another session's token in its envelope leaves this
+            // one logged in.
+            Effect::LoggedOut
+                if self
+                    .session
+                    .as_ref()
+                    .is_none_or(|s| !state.sessions.is_live(&s.token_hash)) =>
+            {
+                self.session = None;
+                self.codec.set_max_frame(self.limits.pre_auth_max_frame);
+                // A fresh minute to log in again, counted from now.
+                self.unauthenticated_since = Instant::now();
+            }
+            Effect::LoggedOut => {}
+        }
+    }
 }
 
 /// Appends a reply to the output buffer in the connection's encoding; if
@@ -334,23 +411,4 @@ fn push(
         };
         let _ = write_frame(codec.encoding(), &fallback, output);
     }
-}
-
-/// Writes the pending output, giving up on a client that does not read.
-async fn flush<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    output: &mut BytesMut,
-    limit: std::time::Duration,
-) -> std::io::Result<()> {
-    if output.is_empty() {
-        return Ok(());
-    }
-    let result = timeout(limit, async {
-        writer.write_all(output).await?;
-        writer.flush().await
-    })
-    .await
-    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
-    output.clear();
-    result
 }

@@ -2,10 +2,13 @@
 //!
 //! The path of one request, module by module: [`listener`] accepts a TCP
 //! connection (and the TLS handshake, [`tls`]); [`connection`] cuts frames
-//! and keeps replies in order; [`dispatch`] decodes the request, resolves
-//! the session ([`session`]), asks [`permission`] whether it may run, and
-//! hands it to a handler in [`handler`], which uses the store and the
-//! domain core. [`udp`] serves datagrams through the same dispatch.
+//! into requests and keeps replies in order; [`dispatch`]'s one `execute`
+//! resolves the session ([`session`]), asks [`permission`] whether the
+//! command may run (by its one description in [`facts`], against the
+//! in-memory [`model`]), and hands it to a handler in [`handler`], which
+//! validates with the domain core and writes through the store. What a
+//! request carries on the way is in [`context`]. [`udp`] serves datagrams
+//! through the same `execute`.
 //!
 //! Start it with [`Server::bind`] then [`Server::run`]; tests bind port 0
 //! and drive the real server with the real client.
@@ -15,12 +18,14 @@
 mod auth;
 mod config;
 mod connection;
+mod context;
 mod dispatch;
 mod error;
 pub mod facts;
 mod handler;
 mod listener;
 mod model;
+mod permission;
 mod session;
 mod tls;
 mod udp;

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Auth};
 use crate::config::{Config, TlsMode};
-use crate::dispatch::State;
+use crate::context::State;
 use crate::model::Model;
 use crate::session::Sessions;
 use crate::{connection, tls, udp, unix_now};

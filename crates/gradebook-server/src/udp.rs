@@ -52,7 +52,8 @@ use tokio_util::task::TaskTracker;
 
 use self::cache::{ReplyCache, Sent};
 use self::limit::{RateLimiter, Verdict};
-use crate::dispatch::{Origin, State, Transport, UdpRequest, execute};
+use crate::context::{Origin, State, Transport, UdpRequest};
+use crate::dispatch::execute;
 use crate::session::{self, TokenHash};
 
 /// Largest datagram read (the largest UDP payload there is).

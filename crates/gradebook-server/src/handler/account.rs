@@ -9,7 +9,7 @@ use gradebook_proto::{Encoding, WireError};
 
 use super::{Handled, done, from_store, name, reply};
 use crate::auth::{self, check_password_policy};
-use crate::dispatch::{Caller, Effect, State, Transport};
+use crate::context::{Caller, Effect, State, Transport};
 
 use crate::session::{self, ABSOLUTE_TTL, Session};
 use crate::unix_now;

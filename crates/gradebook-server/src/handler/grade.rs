@@ -10,7 +10,7 @@ use gradebook_proto::data::{AuditEntries, AuditEntry, AuditVerify, ChainProblem,
 use gradebook_store::{AuditFilter, GradePatch, NewGrade};
 
 use super::{Handled, done, from_store, name, optional_name, reply};
-use crate::dispatch::{Caller, State};
+use crate::context::{Caller, State};
 
 const AUDIT_DEFAULT: u32 = 100;
 const AUDIT_MAX: u32 = 1000;

@@ -24,7 +24,7 @@ use gradebook_proto::data::{ImportBegun, ImportReceived, ImportReport};
 use gradebook_proto::{LineError, WireError};
 
 use super::{Handled, done, from_store, reply};
-use crate::dispatch::{Caller, State, Transport};
+use crate::context::{Caller, State, Transport};
 use crate::session::TokenHash;
 
 /// The most bad lines a reply lists; the message counts them all.

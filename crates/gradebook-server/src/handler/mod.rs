@@ -13,7 +13,7 @@ use gradebook_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::dispatch::{Caller, Effect, State};
+use crate::context::{Caller, Effect, State};
 
 /// The result of a handler: reply data, and what the connection must do.
 pub type Handled = Result<(Data, Effect), WireError>;

@@ -10,7 +10,7 @@ use gradebook_proto::data::{
 };
 
 use super::{Handled, done, from_store, reply};
-use crate::dispatch::{Caller, State};
+use crate::context::{Caller, State};
 
 /// Years a promotion may have.
 const YEARS: std::ops::RangeInclusive<i64> = 1900..=9999;

@@ -7,7 +7,7 @@ use gradebook_proto::data::{StudentAverage, StudentShow, Students, SubjectAverag
 use gradebook_store::{NewStudent, StudentPatch};
 
 use super::{Handled, done, from_store, name, reply};
-use crate::dispatch::{Caller, State};
+use crate::context::{Caller, State};
 
 fn email(value: Option<String>) -> Result<Option<String>, WireError> {
     Ok(gradebook_core::import::email(value.as_deref())?)
