@@ -3,7 +3,7 @@
 //! reordering and restarts, garbage, the size and amplification rules, the
 //! rate limit, TLS.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! commas, BOM, quotes, headers in any order; bad lines reported, nothing
 //! imported unless `--skip-bad`; export then import gives the same data.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{Server, User};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! `--udp` datagrams (with the TCP fallback for replies too large for one)
 //! give the same output as JSON over TCP; what UDP refuses, and how.
 
-mod cli_support;
+use crate::cli_support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,7 +1,7 @@
 //! `gradebook bench` against a live server: it builds its data set under
 //! its own account, measures, reports, and cleans up after itself.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 

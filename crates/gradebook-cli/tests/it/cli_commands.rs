@@ -1,7 +1,7 @@
 //! The one-shot commands, driven as a user would: every command family,
 //! human and JSON output, saved sessions, exit codes.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 use serde_json::Value;

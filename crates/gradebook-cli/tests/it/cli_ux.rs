@@ -6,7 +6,7 @@
 //! TLS, colour codes and one log line per refused connection in the
 //! server's log.
 
-mod cli_support;
+use crate::cli_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};

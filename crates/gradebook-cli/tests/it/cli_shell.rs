@@ -1,7 +1,7 @@
 //! `gradebook shell` through standard input: a script on one connection,
 //! stopped at its first failing line unless `--keep-going`.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 

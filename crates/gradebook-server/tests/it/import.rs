@@ -1,7 +1,7 @@
 //! Imports done by the server: lines sent in several messages, checked
 //! and written in one transaction, all or nothing (`import.*`).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, err, ok};
 use gradebook_client::{Client, ClientError};

@@ -1,7 +1,7 @@
 //! The server driven over the wire by the real client: the assignment's
 //! services, every error code, pipelining, concurrency, TLS, restarts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
