@@ -15,6 +15,8 @@ use argon2::{Argon2, PasswordHasher};
 use gradebook_proto::{Secret, WireError};
 use tokio::sync::Semaphore;
 
+use crate::clock::Clock;
+
 /// Shortest and longest password accepted (characters, bytes).
 pub const PASSWORD_MIN_CHARS: usize = 10;
 /// See [`PASSWORD_MIN_CHARS`].
@@ -32,6 +34,7 @@ pub struct Auth {
     hashing: Semaphore,
     dummy_hash: String,
     failures: Mutex<HashMap<Key, Failures>>,
+    clock: Clock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,13 +72,15 @@ pub fn login_failed() -> WireError {
 }
 
 impl Auth {
-    /// Prepares the dummy hash (one Argon2 run at start-up).
-    pub fn new() -> Result<Self, String> {
+    /// Prepares the dummy hash (one Argon2 run at start-up); throttling
+    /// windows are read on `clock`.
+    pub fn new(clock: Clock) -> Result<Self, String> {
         let dummy_hash = hash_blocking("not the password of any user")?;
         Ok(Auth {
             hashing: Semaphore::new(2),
             dummy_hash,
             failures: Mutex::new(HashMap::new()),
+            clock,
         })
     }
 
@@ -117,7 +122,7 @@ impl Auth {
 
     /// Refuses a login attempt while its username or address is throttled.
     pub fn check_throttle(&self, username: &str, addr: Option<IpAddr>) -> Result<(), WireError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let failures = self.lock();
         for key in keys(username, addr) {
             if let Some(f) = failures.get(&key)
@@ -136,7 +141,7 @@ impl Auth {
 
     /// Counts a failed login against the username and the address.
     pub fn record_failure(&self, username: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut failures = self.lock();
         if failures.len() > 100_000 {
             // Bound the memory an attacker spraying names can make us use.
@@ -222,6 +227,7 @@ mod tests {
             hashing: Semaphore::new(1),
             dummy_hash: String::new(),
             failures: Mutex::new(HashMap::new()),
+            clock: Clock::manual(),
         }
     }
 

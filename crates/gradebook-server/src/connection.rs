@@ -21,8 +21,9 @@ use gradebook_proto::{
     Command, Encoding, ErrorCode, FrameCodec, FrameError, Id, ReplyOf, Request, Secret, WireError,
 };
 use gradebook_store::Queued;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::timeout;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
@@ -52,7 +53,7 @@ where
     let mut link = Link {
         codec: FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame),
         session: None,
-        unauthenticated_since: Instant::now(),
+        unauthenticated_since: state.clock.now(),
     };
     // Buffers are allocated when data comes and given back when the
     // connection goes idle: 10,000 idle connections cost little memory.
@@ -183,7 +184,7 @@ where
         {
             return;
         }
-        let now = Instant::now();
+        let now = state.clock.now();
         if answered {
             last_request = now;
             partial_since = (!input.is_empty()).then_some(now);
@@ -215,13 +216,13 @@ where
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            read = timeout_at(deadline, reader.read_buf(&mut input)) => match read {
-                Err(_) => {
-                    tracing::debug!(%peer, "connection timed out");
-                    return;
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
+            _ = state.clock.sleep_until(deadline) => {
+                tracing::debug!(%peer, "connection timed out");
+                return;
+            }
+            read = reader.read_buf(&mut input) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
             },
         }
     }
@@ -273,7 +274,7 @@ impl Link {
                 self.session = None;
                 self.codec.set_max_frame(limits.pre_auth_max_frame);
                 // A fresh minute to log in again, counted from now.
-                self.unauthenticated_since = Instant::now();
+                self.unauthenticated_since = state.clock.now();
             }
             Effect::LoggedOut => {}
         }
