@@ -8,11 +8,10 @@
 
 use crate::cli_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use cli_support::{ADMIN_PASSWORD, Server, User};
+use cli_support::{Serve, Server, User};
 
 /// The id of the student that `student add --json` printed.
 fn add_student(u: &User, promotion: &str, first: &str, last: &str) -> String {
@@ -238,28 +237,13 @@ fn an_unknown_host_is_not_blamed_on_tls() {
 
 #[test]
 fn the_server_log_has_no_colour_and_sums_refused_connections() {
-    let data = tempfile::tempdir().expect("a data directory");
-    let log = data.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradebook"))
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0"])
-        .args(["--max-connections", "1", "--data"])
-        .arg(data.path().join("data"))
-        .env("GRADEBOOK_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+    let logs = tempfile::tempdir().expect("a log directory");
+    let log = logs.path().join("stderr.log");
+    let mut server = Serve::new()
+        .args(&["--max-connections", "1"])
         .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("the server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("tcp="))
-        .unwrap_or_else(|| panic!("no tcp= in {line:?}"))
-        .to_owned();
+        .start();
+    let addr = server.addr.clone();
 
     // One connection takes the only slot (its reply proves it is served).
     let mut held = std::net::TcpStream::connect(&addr).expect("connects");
@@ -277,9 +261,9 @@ fn the_server_log_has_no_colour_and_sums_refused_connections() {
         let mut buf = [0u8; 16];
         let _ = s.read(&mut buf);
     }
-    std::thread::sleep(Duration::from_millis(2500));
-    let _ = child.kill();
-    let _ = child.wait();
+    // The count of the second under way is logged at shutdown: no need to
+    // wait for the next second.
+    server.terminate();
     drop(held);
 
     let text = std::fs::read_to_string(&log).expect("the log");
