@@ -52,8 +52,7 @@ fn accept_fingerprint_wins_over_the_known_servers_file() {
 #[test]
 fn the_shell_prints_clap_errors_whole() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let out = u.run_stdin(
         &["shell", "--keep-going"],
         "promotion create\npromotion lsit\nuser create bob --role boss\n",
@@ -75,8 +74,7 @@ fn the_shell_prints_clap_errors_whole() {
 #[test]
 fn student_remove_asks_first_or_takes_force() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT1"]).ok();
     let id = add_student(&u, "RT1", "Alice", "Dupont");
     u.run(&["grade", "add", &id, "Networks", "12"]).ok();
@@ -109,8 +107,7 @@ fn student_remove_asks_first_or_takes_force() {
 #[test]
 fn messages_speak_in_flags_not_wire_names() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT1"]).ok();
     add_student(&u, "RT1", "Alice", "Dupont");
     let out = u.run(&["promotion", "delete", "RT1"]);
@@ -126,8 +123,7 @@ fn messages_speak_in_flags_not_wire_names() {
 #[test]
 fn empty_lists_say_so() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     assert_eq!(u.run(&["promotion", "list"]).ok().trim(), "No promotions.");
     u.run(&["promotion", "create", "BUT1"]).ok();
     assert_eq!(
@@ -149,8 +145,7 @@ fn empty_lists_say_so() {
 #[test]
 fn names_sort_as_people_expect() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT1"]).ok();
     for (first, last) in [
         ("Zoé", "Zola"),
@@ -183,8 +178,7 @@ fn names_sort_as_people_expect() {
 #[test]
 fn a_short_password_is_refused_before_the_server() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let out = u.run_stdin(&["user", "create", "bob", "--role", "teacher"], "short\n");
     let err = out.fails(2);
     assert!(err.contains("at least 10 characters"), "{err}");

@@ -281,6 +281,13 @@ impl User {
         }
     }
 
+    /// A new user of `server`, logged in as the admin.
+    pub fn admin(server: &Server) -> User {
+        let u = User::new(server);
+        u.login_admin();
+        u
+    }
+
     /// Where this user's configuration lives (`$XDG_CONFIG_HOME/gradebook`).
     pub fn config_dir(&self) -> PathBuf {
         self.home.path().join("config").join("gradebook")
