@@ -377,12 +377,7 @@ async fn an_abandoned_import_is_dropped() {
     let idle = Limits::default().idle_timeout;
     let second = std::time::Duration::from_secs(1);
     let server = TestServer::start_with_clock(Limits::default()).await;
-    let mut c = server.connect().await;
-    let token = c
-        .login("admin", common::ADMIN_PASSWORD)
-        .await
-        .expect("logs in")
-        .token;
+    let (mut c, token) = server.admin_session().await;
     ok(&mut c, "promotion.create", json!({"name": "P"})).await;
     let id = begin(&mut c, "students", "P", &["nom", "prénom"]).await;
     let rows_of = |name: &str| json!({"import": id, "rows": rows(&[&[name, "B"]])});

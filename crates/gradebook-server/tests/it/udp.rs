@@ -66,11 +66,7 @@ fn udp_options(addr: SocketAddr, encoding: Encoding) -> UdpOptions {
 
 /// The admin's session token, from a login over TCP.
 async fn admin_token(server: &TestServer) -> Secret {
-    let mut c = server.connect().await;
-    c.login("admin", ADMIN_PASSWORD)
-        .await
-        .expect("admin logs in")
-        .token
+    server.admin_session().await.1
 }
 
 /// A raw UDP socket for hand-made datagrams.

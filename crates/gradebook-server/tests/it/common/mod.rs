@@ -131,6 +131,18 @@ impl TestServer {
         c
     }
 
+    /// A new connection logged in as the admin, and its session token (for
+    /// other connections, or datagrams, to use).
+    pub async fn admin_session(&self) -> (Client, Secret) {
+        let mut c = self.connect().await;
+        let token = c
+            .login("admin", ADMIN_PASSWORD)
+            .await
+            .expect("admin logs in")
+            .token;
+        (c, token)
+    }
+
     /// A raw TCP connection (plaintext servers), not logged in.
     pub async fn raw(&self) -> TcpStream {
         TcpStream::connect(self.addr).await.expect("connects")
