@@ -257,4 +257,29 @@ mod tests {
         a.record_success("alice");
         assert!(a.check_throttle("alice", None).is_ok());
     }
+
+    #[test]
+    fn each_failure_past_the_limit_doubles_the_wait() {
+        let a = auth();
+        let second = Duration::from_secs(1);
+        for _ in 0..5 {
+            a.record_failure("alice", None);
+        }
+        a.clock.advance(WINDOW - second);
+        assert!(a.check_throttle("alice", None).is_err());
+        a.clock.advance(second);
+        assert!(a.check_throttle("alice", None).is_ok());
+        // Still counting: the next failures wait 2 s, then 4 s.
+        for wait in [2, 4] {
+            a.record_failure("alice", None);
+            a.clock.advance(second * (wait - 1));
+            assert!(a.check_throttle("alice", None).is_err(), "{wait} s");
+            a.clock.advance(second);
+            assert!(a.check_throttle("alice", None).is_ok(), "{wait} s");
+        }
+        // After a quiet minute, a failure starts a fresh count.
+        a.clock.advance(WINDOW + second);
+        a.record_failure("alice", None);
+        assert!(a.check_throttle("alice", None).is_ok());
+    }
 }
