@@ -997,12 +997,6 @@ async fn logging_out_gives_a_fresh_login_deadline_and_only_ends_ones_own_session
 async fn a_json_array_is_not_a_request() {
     let server = TestServer::start().await;
     let mut tcp = server.raw().await;
-    tcp.write_all(b"[1,\"ping\"]\n").await.expect("writes");
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
-        .await
-        .expect("replies")
-        .expect("reads");
-    let reply: Value = serde_json::from_slice(&buf[..n]).expect("JSON");
+    let reply = raw_call(&mut tcp, json!([1, "ping"])).await;
     assert_eq!(reply["error"]["code"], "bad_request");
 }
