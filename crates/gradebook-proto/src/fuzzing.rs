@@ -3,7 +3,7 @@
 //!
 //! Each target is one function taking arbitrary bytes; it panics when an
 //! invariant breaks. The cargo-fuzz binaries in `fuzz/` (nightly) and the
-//! replay tests in `tests/fuzz_corpus.rs` (stable, `cargo test`) both call
+//! replay tests in `tests/it/fuzz_corpus.rs` (stable, `cargo test`) both call
 //! these functions, so what the fuzzer checked is exactly what the tests
 //! check again. Not part of the crate's API.
 

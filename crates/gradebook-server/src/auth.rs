@@ -15,6 +15,8 @@ use argon2::{Argon2, PasswordHasher};
 use gradebook_proto::{Secret, WireError};
 use tokio::sync::Semaphore;
 
+use crate::clock::Clock;
+
 /// Shortest and longest password accepted (characters, bytes).
 pub const PASSWORD_MIN_CHARS: usize = 10;
 /// See [`PASSWORD_MIN_CHARS`].
@@ -32,6 +34,7 @@ pub struct Auth {
     hashing: Semaphore,
     dummy_hash: String,
     failures: Mutex<HashMap<Key, Failures>>,
+    clock: Clock,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -69,13 +72,15 @@ pub fn login_failed() -> WireError {
 }
 
 impl Auth {
-    /// Prepares the dummy hash (one Argon2 run at start-up).
-    pub fn new() -> Result<Self, String> {
+    /// Prepares the dummy hash (one Argon2 run at start-up); throttling
+    /// windows are read on `clock`.
+    pub fn new(clock: Clock) -> Result<Self, String> {
         let dummy_hash = hash_blocking("not the password of any user")?;
         Ok(Auth {
             hashing: Semaphore::new(2),
             dummy_hash,
             failures: Mutex::new(HashMap::new()),
+            clock,
         })
     }
 
@@ -117,7 +122,7 @@ impl Auth {
 
     /// Refuses a login attempt while its username or address is throttled.
     pub fn check_throttle(&self, username: &str, addr: Option<IpAddr>) -> Result<(), WireError> {
-        let now = Instant::now();
+        let now = self.clock.now();
         let failures = self.lock();
         for key in keys(username, addr) {
             if let Some(f) = failures.get(&key)
@@ -136,7 +141,7 @@ impl Auth {
 
     /// Counts a failed login against the username and the address.
     pub fn record_failure(&self, username: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let mut failures = self.lock();
         if failures.len() > 100_000 {
             // Bound the memory an attacker spraying names can make us use.
@@ -222,6 +227,7 @@ mod tests {
             hashing: Semaphore::new(1),
             dummy_hash: String::new(),
             failures: Mutex::new(HashMap::new()),
+            clock: Clock::manual(),
         }
     }
 
@@ -249,6 +255,31 @@ mod tests {
         assert!(a.check_throttle("bob", Some([10, 0, 0, 2].into())).is_ok());
         // A success forgets the name's failures (not the address's).
         a.record_success("alice");
+        assert!(a.check_throttle("alice", None).is_ok());
+    }
+
+    #[test]
+    fn each_failure_past_the_limit_doubles_the_wait() {
+        let a = auth();
+        let second = Duration::from_secs(1);
+        for _ in 0..5 {
+            a.record_failure("alice", None);
+        }
+        a.clock.advance(WINDOW - second);
+        assert!(a.check_throttle("alice", None).is_err());
+        a.clock.advance(second);
+        assert!(a.check_throttle("alice", None).is_ok());
+        // Still counting: the next failures wait 2 s, then 4 s.
+        for wait in [2, 4] {
+            a.record_failure("alice", None);
+            a.clock.advance(second * (wait - 1));
+            assert!(a.check_throttle("alice", None).is_err(), "{wait} s");
+            a.clock.advance(second);
+            assert!(a.check_throttle("alice", None).is_ok(), "{wait} s");
+        }
+        // After a quiet minute, a failure starts a fresh count.
+        a.clock.advance(WINDOW + second);
+        a.record_failure("alice", None);
         assert!(a.check_throttle("alice", None).is_ok());
     }
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use gradebook_proto::Secret;
 
+use crate::clock::Clock;
+
 /// How the TCP listener protects its traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TlsMode {
@@ -95,6 +97,8 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// Where the time comes from: the system's, or a test's manual clock.
+    pub clock: Clock,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl Config {
             insecure_bind: false,
             admin_password: None,
             limits: Limits::default(),
+            clock: Clock::system(),
         }
     }
 }

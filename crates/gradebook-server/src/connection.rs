@@ -24,12 +24,14 @@ use gradebook_proto::{
     Command, Encoding, ErrorCode, FrameCodec, FrameError, Id, ReplyOf, Request, Secret, WireError,
 };
 use gradebook_store::Queued;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::timeout;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::Limits;
 use crate::context::{Effect, Origin, Outcome, State, Transport};
 use crate::dispatch::execute;
@@ -54,7 +56,7 @@ pub async fn serve<S>(stream: S, peer: SocketAddr, state: Arc<State>, shutdown: 
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut conn = Connection::new(stream, peer, state.limits.clone());
+    let mut conn = Connection::new(stream, peer, state.limits.clone(), state.clock.clone());
     // Requests started ahead of their turn, oldest first.
     let mut pending: VecDeque<Pending> = VecDeque::new();
     loop {
@@ -188,6 +190,7 @@ struct Connection<S> {
     codec: FrameCodec,
     session: Option<Arc<Session>>,
     limits: Limits,
+    clock: Clock,
     /// Since when the connection has been without a session.
     unauthenticated_since: Instant,
     /// When the last batch of requests was answered.
@@ -199,9 +202,9 @@ struct Connection<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    fn new(stream: S, peer: SocketAddr, limits: Limits) -> Self {
+    fn new(stream: S, peer: SocketAddr, limits: Limits, clock: Clock) -> Self {
         let (reader, writer) = tokio::io::split(stream);
-        let now = Instant::now();
+        let now = clock.now();
         Connection {
             reader,
             writer,
@@ -213,6 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             codec: FrameCodec::new(Encoding::Json, limits.pre_auth_max_frame),
             session: None,
             limits,
+            clock,
             unauthenticated_since: now,
             last_request: now,
             partial_since: None,
@@ -260,7 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// when the client left, a deadline passed, or the server shuts down.
     async fn read_request(&mut self, shutdown: &CancellationToken) -> Option<Incoming> {
         loop {
-            let now = Instant::now();
+            let now = self.clock.now();
             if std::mem::take(&mut self.answered) {
                 self.last_request = now;
                 self.partial_since = (!self.input.is_empty()).then_some(now);
@@ -288,13 +292,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
-                read = timeout_at(deadline, self.reader.read_buf(&mut self.input)) => match read {
-                    Err(_) => {
-                        tracing::debug!(peer = %self.peer, "connection timed out");
-                        return None;
-                    }
-                    Ok(Ok(0)) | Ok(Err(_)) => return None,
-                    Ok(Ok(_)) => {}
+                _ = self.clock.sleep_until(deadline) => {
+                    tracing::debug!(peer = %self.peer, "connection timed out");
+                    return None;
+                }
+                read = self.reader.read_buf(&mut self.input) => match read {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
                 },
             }
             if let Some(incoming) = self.buffered_request() {
@@ -385,7 +389,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.session = None;
                 self.codec.set_max_frame(self.limits.pre_auth_max_frame);
                 // A fresh minute to log in again, counted from now.
-                self.unauthenticated_since = Instant::now();
+                self.unauthenticated_since = self.clock.now();
             }
             Effect::LoggedOut => {}
         }

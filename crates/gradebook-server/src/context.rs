@@ -10,11 +10,11 @@ use gradebook_store::{Queued, RequestKey, Store, WriteContext};
 use serde_json::Value;
 
 use crate::auth::Auth;
+use crate::clock::Clock;
 use crate::config::Limits;
 use crate::handler::{self, Data};
 use crate::model::Model;
 use crate::session::{Session, Sessions, TokenHash};
-use crate::unix_now;
 
 /// What every request can reach: storage, sessions, authentication.
 #[derive(Debug)]
@@ -34,6 +34,8 @@ pub struct State {
     pub model: Arc<Model>,
     /// Imports being sent, one per session.
     pub imports: handler::import::Imports,
+    /// The time.
+    pub clock: Clock,
 }
 
 /// Which transport a request came over.
@@ -71,6 +73,8 @@ pub struct Caller {
     pub udp: Option<UdpRequest>,
     /// For a write pipelined behind others: told once it is queued.
     pub queued: Option<Arc<Queued>>,
+    /// The time, for the writes' timestamps.
+    pub clock: Clock,
 }
 
 /// What a UDP request brings to the write it causes (protocol §6): its id,
@@ -99,7 +103,7 @@ impl Caller {
         let session = self.session()?;
         Ok(WriteContext {
             by: &session.user.username,
-            at: unix_now(),
+            at: self.clock.unix_now(),
             request: self.udp.as_ref().map(|r| RequestKey {
                 session: &session.token_hash,
                 id: &r.id,

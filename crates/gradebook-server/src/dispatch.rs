@@ -70,6 +70,7 @@ pub async fn execute(state: &State, mut command: Command, from: Origin<'_>) -> O
         session,
         udp,
         queued,
+        clock: state.clock.clone(),
     };
     let authenticated = caller.session.is_some();
 

@@ -11,11 +11,14 @@
 //! through the same `execute`.
 //!
 //! Start it with [`Server::bind`] then [`Server::run`]; tests bind port 0
-//! and drive the real server with the real client.
+//! and drive the real server with the real client. Every expiry, timeout
+//! and window reads the time from [`Config::clock`]: tests move a
+//! [`Clock::manual`] by hand instead of sleeping.
 
 #![forbid(unsafe_code)]
 
 mod auth;
+mod clock;
 mod config;
 mod connection;
 mod context;
@@ -30,21 +33,14 @@ mod session;
 mod tls;
 mod udp;
 
+pub use clock::Clock;
 pub use config::{Config, Limits, TlsMode};
 
 /// The bodies of the fuzz targets that need the server (`fuzz/`), also
-/// replayed over the saved corpus by `tests/fuzz_corpus.rs`. Not part of
+/// replayed over the saved corpus by `tests/it/fuzz_corpus.rs`. Not part of
 /// the API.
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::udp::fuzzing::udp_datagram;
 }
 pub use listener::{Server, StartError};
-
-/// Seconds since the Unix epoch: the store's clock.
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

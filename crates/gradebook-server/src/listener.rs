@@ -18,7 +18,7 @@ use crate::config::{Config, TlsMode};
 use crate::context::State;
 use crate::model::Model;
 use crate::session::Sessions;
-use crate::{connection, tls, udp, unix_now};
+use crate::{connection, tls, udp};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +93,7 @@ impl Server {
                 )));
             }
         };
-        let auth = Auth::new().map_err(StartError::Config)?;
+        let auth = Auth::new(config.clock.clone()).map_err(StartError::Config)?;
         bootstrap_admin(store.as_ref(), &auth, &config).await?;
         // Loads what is stored and follows every change from here on.
         let model = Model::new();
@@ -126,12 +126,13 @@ impl Server {
             })?;
         let state = Arc::new(State {
             store,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(config.clock.clone()),
             auth,
             limits: config.limits.clone(),
             tls: tls.is_some(),
             model,
             imports: Default::default(),
+            clock: config.clock.clone(),
         });
         Ok(Server {
             tcp,
@@ -235,12 +236,14 @@ async fn accept(
     match tls {
         None => connection::serve(stream, peer, state, shutdown).await,
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(state.limits.handshake_timeout, acceptor.accept(stream)).await;
+            let handshake = state
+                .clock
+                .timeout(state.limits.handshake_timeout, acceptor.accept(stream))
+                .await;
             match handshake {
-                Ok(Ok(stream)) => connection::serve(stream, peer, state, shutdown).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Some(Ok(stream)) => connection::serve(stream, peer, state, shutdown).await,
+                Some(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                None => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
     }
@@ -272,7 +275,11 @@ async fn bootstrap_admin(
         student: None,
     };
     store
-        .user_create(&admin, &hash, WriteContext::new("admin", unix_now()))
+        .user_create(
+            &admin,
+            &hash,
+            WriteContext::new("admin", config.clock.unix_now()),
+        )
         .await?;
     if generated {
         // Printed once, on stderr, never logged.
@@ -326,9 +333,11 @@ async fn purge_sessions(state: Arc<State>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        let now = unix_now();
+        let now = state.clock.unix_now();
         state.sessions.purge(now);
-        state.imports.purge(state.limits.idle_timeout);
+        state
+            .imports
+            .purge(state.clock.now(), state.limits.idle_timeout);
         if let Err(e) = state
             .store
             .sessions_purge(now, now - crate::session::IDLE_TTL)

@@ -14,7 +14,7 @@ use gradebook_proto::Secret;
 use gradebook_store::{SessionRecord, Store};
 use sha2::{Digest, Sha256};
 
-use crate::unix_now;
+use crate::clock::Clock;
 
 /// A session lasts at most this long (seconds), however active.
 pub const ABSOLUTE_TTL: i64 = 8 * 3600;
@@ -58,6 +58,7 @@ pub enum Invalid {
 #[derive(Debug, Default)]
 pub struct Sessions {
     live: Mutex<HashMap<TokenHash, Entry>>,
+    clock: Clock,
 }
 
 /// Generates a fresh token: 32 random bytes, hex-encoded.
@@ -73,6 +74,14 @@ pub fn hash_token(token: &Secret) -> TokenHash {
 }
 
 impl Sessions {
+    /// No session yet; expiry read on `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Sessions {
+            live: Mutex::default(),
+            clock,
+        }
+    }
+
     /// Records a new session for `user` (already stored by the caller).
     pub fn insert(&self, session: Session, now: i64, expires_at: i64) -> Arc<Session> {
         let session = Arc::new(session);
@@ -94,7 +103,7 @@ impl Sessions {
         store: &dyn Store,
         hash: &TokenHash,
     ) -> Result<Arc<Session>, Invalid> {
-        let now = unix_now();
+        let now = self.clock.unix_now();
         let write_back = {
             let mut live = self.lock();
             match live.get_mut(hash) {

@@ -40,7 +40,7 @@ mod limit;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gradebook_proto::codec::to_datagram;
 use gradebook_proto::{Encoding, ErrorCode, Id, Reply, Request, WireError};
@@ -123,7 +123,7 @@ pub async fn serve(socket: UdpSocket, state: Arc<State>, shutdown: CancellationT
         let (n, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = housekeeping.tick() => {
-                let now = Instant::now();
+                let now = state.clock.now();
                 endpoint.replies.purge(now);
                 limiter.retain_recent(now);
                 continue;
@@ -137,7 +137,7 @@ pub async fn serve(socket: UdpSocket, state: Arc<State>, shutdown: CancellationT
             },
         };
         let datagram = &buf[..n];
-        match limiter.check(peer.ip(), Instant::now()) {
+        match limiter.check(peer.ip(), state.clock.now()) {
             Verdict::Allow => {}
             Verdict::Refuse { answer } => {
                 tracing::debug!(%peer, "UDP rate limit reached");
@@ -355,7 +355,7 @@ fn remember(
         };
         endpoint
             .replies
-            .insert(session, id_key, sent, Instant::now());
+            .insert(session, id_key, sent, state.clock.now());
     }
     Some(bytes)
 }

@@ -12,7 +12,6 @@ use crate::auth::{self, check_password_policy};
 use crate::context::{Caller, Effect, State, Transport};
 
 use crate::session::{self, ABSOLUTE_TTL, Session};
-use crate::unix_now;
 
 /// Usernames: names (NFC, 1–64 characters, no control or invisible
 /// characters), without spaces.
@@ -80,7 +79,7 @@ pub async fn login(state: &State, args: LoginArgs, caller: &Caller) -> Handled {
         WireError::internal()
     })?;
     let hash = session::hash_token(&token);
-    let now = unix_now();
+    let now = state.clock.unix_now();
     let expires_at = now + ABSOLUTE_TTL;
     state
         .store

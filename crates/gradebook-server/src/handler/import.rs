@@ -64,9 +64,8 @@ impl Imports {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Drops the imports unused for `idle`.
-    pub fn purge(&self, idle: Duration) {
-        let now = Instant::now();
+    /// Drops the imports unused for `idle` at `now`.
+    pub fn purge(&self, now: Instant, idle: Duration) {
         self.lock()
             .retain(|_, open| now.duration_since(open.touched) < idle);
     }
@@ -109,7 +108,7 @@ pub async fn begin(state: &State, args: ImportBeginArgs, caller: &Caller) -> Han
     // roles; an admin learns here that it does not).
     state.model.read().promotion(&args.promotion)?;
     let imports = &state.imports;
-    imports.purge(state.limits.idle_timeout);
+    imports.purge(state.clock.now(), state.limits.idle_timeout);
     let id = imports.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let columns = layout.columns().map(|c| c.map(str::to_owned)).collect();
     // A new import replaces the session's previous one, as a new COPY
@@ -123,7 +122,7 @@ pub async fn begin(state: &State, args: ImportBeginArgs, caller: &Caller) -> Han
             layout,
             lines: Vec::new(),
             bytes: 0,
-            touched: Instant::now(),
+            touched: state.clock.now(),
         },
     );
     reply(ImportBegun {
@@ -134,7 +133,9 @@ pub async fn begin(state: &State, args: ImportBeginArgs, caller: &Caller) -> Han
 
 pub async fn rows(state: &State, args: ImportRowsArgs, caller: &Caller) -> Handled {
     let session = tcp_only(caller)?;
-    state.imports.purge(state.limits.idle_timeout);
+    state
+        .imports
+        .purge(state.clock.now(), state.limits.idle_timeout);
     let max = state.limits.max_import_bytes;
     let added: usize = args
         .rows
@@ -168,7 +169,7 @@ pub async fn rows(state: &State, args: ImportRowsArgs, caller: &Caller) -> Handl
         ));
     }
     open.bytes += added;
-    open.touched = Instant::now();
+    open.touched = state.clock.now();
     open.lines.extend(args.rows.into_iter().map(|r| Line {
         line: r.line,
         cells: r.cells,
@@ -208,7 +209,9 @@ fn listed(mut errors: Vec<gradebook_core::import::LineError>) -> Vec<LineError> 
 
 pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> Handled {
     let session = *tcp_only(caller)?;
-    state.imports.purge(state.limits.idle_timeout);
+    state
+        .imports
+        .purge(state.clock.now(), state.limits.idle_timeout);
     let dry_run = args.dry_run.unwrap_or(false);
     let skip_bad = args.skip_bad.unwrap_or(false);
     // Taken out while it is checked and written: a second commit of the
@@ -227,7 +230,7 @@ pub async fn commit(state: &State, args: ImportCommitArgs, caller: &Caller) -> H
         // Put back for the real commit, unless a new import took its place.
         let mut map = state.imports.lock();
         map.entry(session).or_insert(Open {
-            touched: Instant::now(),
+            touched: state.clock.now(),
             ..open
         });
     }

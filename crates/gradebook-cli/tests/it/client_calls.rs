@@ -2,10 +2,10 @@
 //! command of the protocol, each reply read into the type its call names,
 //! over TCP (one by one, pipelined, with a saved token) and UDP.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use crate::cli_support;
 
-use gradebook_client::{Client, ConnectOptions, UdpClient, UdpOptions};
+use cli_support::{ADMIN_PASSWORD, Server};
+use gradebook_client::{ConnectOptions, UdpClient, UdpOptions};
 use gradebook_proto::call;
 use gradebook_proto::command::{
     AuditListArgs, GradeAddArgs, GradeInput, GradeListArgs, GradeUpdateArgs, GrantArgs, HelloArgs,
@@ -16,59 +16,12 @@ use gradebook_proto::command::{
 use gradebook_proto::data::{Done, GradeValue, Role};
 use gradebook_proto::{ErrorCode, Secret};
 
-const PASSWORD: &str = "a-test-admin-password";
 const TEACHER_PASSWORD: &str = "a-teacher-password-long-enough";
-
-/// A plaintext server process on a free port; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve() -> Server {
-    let data = tempfile::tempdir().expect("a data directory");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradebook"))
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("GRADEBOOK_ADMIN_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("reads the listening line");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("tcp="))
-        .unwrap_or_else(|| panic!("no tcp= in {line:?}"))
-        .to_owned();
-    Server {
-        child,
-        addr,
-        _data: data,
-    }
-}
-
-async fn connect(addr: &str) -> Client {
-    Client::connect(&ConnectOptions::plaintext(addr))
-        .await
-        .expect("connects")
-}
 
 #[tokio::test]
 async fn every_command_replies_with_the_type_its_call_names() {
-    let server = serve();
-    let mut c = connect(&server.addr).await;
+    let server = Server::plaintext();
+    let mut c = server.client().await;
 
     let hello = c
         .run(call::Hello(HelloArgs { encoding: None }))
@@ -76,7 +29,7 @@ async fn every_command_replies_with_the_type_its_call_names() {
         .expect("hello");
     assert_eq!((hello.server.as_str(), hello.protocol), ("gradebook", 1));
     assert!(c.run(call::Ping(NoArgs {})).await.expect("ping").pong);
-    let login = c.login("admin", PASSWORD).await.expect("logs in");
+    let login = c.login("admin", ADMIN_PASSWORD).await.expect("logs in");
     assert_eq!(login.role, Role::Admin);
     let me = c.run(call::Whoami(NoArgs {})).await.expect("whoami");
     assert_eq!((me.username.as_str(), me.student), ("admin", None));
@@ -340,9 +293,9 @@ async fn every_command_replies_with_the_type_its_call_names() {
 
 #[tokio::test]
 async fn calls_pipeline_carry_a_saved_token_and_travel_over_udp() {
-    let server = serve();
-    let mut admin = connect(&server.addr).await;
-    let login = admin.login("admin", PASSWORD).await.expect("logs in");
+    let server = Server::plaintext();
+    let mut admin = server.client().await;
+    let login = admin.login("admin", ADMIN_PASSWORD).await.expect("logs in");
     admin
         .run(call::PromotionCreate(PromotionCreateArgs {
             name: "P".into(),
@@ -353,7 +306,7 @@ async fn calls_pipeline_carry_a_saved_token_and_travel_over_udp() {
         .expect("promotion.create");
 
     // Another connection, never logged in, with the token in each envelope.
-    let mut c = connect(&server.addr).await;
+    let mut c = server.client().await;
     c.set_token(Some(login.token.clone()));
     let queued: Vec<_> = (0..50)
         .map(|i| {

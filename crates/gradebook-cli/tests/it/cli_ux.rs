@@ -6,13 +6,12 @@
 //! TLS, colour codes and one log line per refused connection in the
 //! server's log.
 
-mod cli_support;
+use crate::cli_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
 use std::time::Duration;
 
-use cli_support::{ADMIN_PASSWORD, Server, User};
+use cli_support::{Serve, Server, User};
 
 /// The id of the student that `student add --json` printed.
 fn add_student(u: &User, promotion: &str, first: &str, last: &str) -> String {
@@ -53,8 +52,7 @@ fn accept_fingerprint_wins_over_the_known_servers_file() {
 #[test]
 fn the_shell_prints_clap_errors_whole() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let out = u.run_stdin(
         &["shell", "--keep-going"],
         "promotion create\npromotion lsit\nuser create bob --role boss\n",
@@ -76,8 +74,7 @@ fn the_shell_prints_clap_errors_whole() {
 #[test]
 fn student_remove_asks_first_or_takes_force() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT1"]).ok();
     let id = add_student(&u, "RT1", "Alice", "Dupont");
     u.run(&["grade", "add", &id, "Networks", "12"]).ok();
@@ -110,8 +107,7 @@ fn student_remove_asks_first_or_takes_force() {
 #[test]
 fn messages_speak_in_flags_not_wire_names() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT1"]).ok();
     add_student(&u, "RT1", "Alice", "Dupont");
     let out = u.run(&["promotion", "delete", "RT1"]);
@@ -127,8 +123,7 @@ fn messages_speak_in_flags_not_wire_names() {
 #[test]
 fn empty_lists_say_so() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     assert_eq!(u.run(&["promotion", "list"]).ok().trim(), "No promotions.");
     u.run(&["promotion", "create", "BUT1"]).ok();
     assert_eq!(
@@ -150,8 +145,7 @@ fn empty_lists_say_so() {
 #[test]
 fn names_sort_as_people_expect() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT1"]).ok();
     for (first, last) in [
         ("Zoé", "Zola"),
@@ -184,8 +178,7 @@ fn names_sort_as_people_expect() {
 #[test]
 fn a_short_password_is_refused_before_the_server() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let out = u.run_stdin(&["user", "create", "bob", "--role", "teacher"], "short\n");
     let err = out.fails(2);
     assert!(err.contains("at least 10 characters"), "{err}");
@@ -238,28 +231,13 @@ fn an_unknown_host_is_not_blamed_on_tls() {
 
 #[test]
 fn the_server_log_has_no_colour_and_sums_refused_connections() {
-    let data = tempfile::tempdir().expect("a data directory");
-    let log = data.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradebook"))
-        .args(["serve", "--plaintext", "--listen", "127.0.0.1:0"])
-        .args(["--max-connections", "1", "--data"])
-        .arg(data.path().join("data"))
-        .env("GRADEBOOK_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env_remove("NO_COLOR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+    let logs = tempfile::tempdir().expect("a log directory");
+    let log = logs.path().join("stderr.log");
+    let mut server = Serve::new()
+        .args(&["--max-connections", "1"])
         .stderr(std::fs::File::create(&log).expect("a log file"))
-        .spawn()
-        .expect("the server starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("the listening line");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("tcp="))
-        .unwrap_or_else(|| panic!("no tcp= in {line:?}"))
-        .to_owned();
+        .start();
+    let addr = server.addr.clone();
 
     // One connection takes the only slot (its reply proves it is served).
     let mut held = std::net::TcpStream::connect(&addr).expect("connects");
@@ -277,9 +255,9 @@ fn the_server_log_has_no_colour_and_sums_refused_connections() {
         let mut buf = [0u8; 16];
         let _ = s.read(&mut buf);
     }
-    std::thread::sleep(Duration::from_millis(2500));
-    let _ = child.kill();
-    let _ = child.wait();
+    // The count of the second under way is logged at shutdown: no need to
+    // wait for the next second.
+    server.terminate();
     drop(held);
 
     let text = std::fs::read_to_string(&log).expect("the log");

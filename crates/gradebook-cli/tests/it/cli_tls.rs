@@ -3,7 +3,7 @@
 //! file, and a changed certificate refused loudly; or a certificate
 //! authority with --ca-cert.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 

@@ -1,5 +1,7 @@
 //! Shared by the integration tests: a real server on port 0 with a fresh
-//! temporary database, and clients connected to it.
+//! temporary database, on the system clock or on a manual one that the
+//! test advances (expiry, timeouts and windows without sleeping), and
+//! clients connected to it.
 
 #![allow(dead_code)]
 
@@ -8,9 +10,11 @@ use std::time::Duration;
 
 use gradebook_client::{Client, ConnectOptions, Trust};
 use gradebook_proto::Secret;
-use gradebook_server::{Config, Limits, Server, TlsMode};
+use gradebook_server::{Clock, Config, Limits, Server, TlsMode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +26,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub dir: TempDir,
     pub tls: bool,
+    /// The server's clock: the system's, unless started with
+    /// [`TestServer::start_with_clock`].
+    pub clock: Clock,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -43,13 +50,25 @@ impl TestServer {
         Self::start_in(dir, tls, limits).await
     }
 
+    /// A plaintext server on a manual clock: its time moves only with
+    /// [`TestServer::advance`].
+    pub async fn start_with_clock(limits: Limits) -> TestServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::launch(dir, TlsMode::Off, limits, Clock::manual()).await
+    }
+
     /// A server on an existing data directory (restart tests).
     pub async fn start_in(dir: TempDir, tls: TlsMode, limits: Limits) -> TestServer {
+        Self::launch(dir, tls, limits, Clock::system()).await
+    }
+
+    async fn launch(dir: TempDir, tls: TlsMode, limits: Limits, clock: Clock) -> TestServer {
         let mut config = Config::new(dir.path());
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.tls = tls;
         config.admin_password = Some(Secret::new(ADMIN_PASSWORD));
         config.limits = limits;
+        config.clock = clock.clone();
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
         let tls = server.tls();
@@ -59,9 +78,19 @@ impl TestServer {
             addr,
             dir,
             tls,
+            clock,
             shutdown,
             task: Some(task),
         }
+    }
+
+    /// Moves the server's manual clock forward, waking what waits on it.
+    pub fn advance(&self, by: Duration) {
+        assert!(
+            self.clock.is_manual(),
+            "advance needs TestServer::start_with_clock"
+        );
+        self.clock.advance(by);
     }
 
     /// Stops the server and waits for it; gives back the data directory.
@@ -101,6 +130,76 @@ impl TestServer {
             .expect("admin logs in");
         c
     }
+
+    /// A new connection logged in as the admin, and its session token (for
+    /// other connections, or datagrams, to use).
+    pub async fn admin_session(&self) -> (Client, Secret) {
+        let mut c = self.connect().await;
+        let token = c
+            .login("admin", ADMIN_PASSWORD)
+            .await
+            .expect("admin logs in")
+            .token;
+        (c, token)
+    }
+
+    /// A raw TCP connection (plaintext servers), not logged in.
+    pub async fn raw(&self) -> TcpStream {
+        TcpStream::connect(self.addr).await.expect("connects")
+    }
+}
+
+/// Sends one request line on a raw connection and reads its reply.
+pub async fn raw_call(tcp: &mut TcpStream, request: Value) -> Value {
+    let mut line = request.to_string();
+    line.push('\n');
+    tcp.write_all(line.as_bytes()).await.expect("writes");
+    raw_reply(tcp).await
+}
+
+/// Reads one reply line from a raw connection.
+pub async fn raw_reply(tcp: &mut TcpStream) -> Value {
+    let mut got = Vec::new();
+    while !got.ends_with(b"\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut byte))
+            .await
+            .expect("a reply in time")
+            .expect("reads");
+        assert!(n > 0, "closed before a whole reply: {got:?}");
+        got.push(byte[0]);
+    }
+    serde_json::from_slice(&got).expect("a JSON reply")
+}
+
+/// Asserts that the server closes a raw connection (soon, in real time)
+/// with nothing more to say.
+pub async fn assert_closed(tcp: &mut TcpStream) {
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the server did not close the connection");
+    assert!(rest.is_empty(), "unexpected bytes: {rest:?}");
+}
+
+/// Asserts that a raw connection with nothing to answer stays open: no
+/// close and no byte for a moment of real time.
+pub async fn assert_open(tcp: &mut TcpStream) {
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut byte)).await;
+    assert!(
+        read.is_err(),
+        "the connection was closed or spoke: {read:?}"
+    );
+}
+
+/// Asserts that the server closes a client's connection (soon, in real
+/// time) without a reply.
+pub async fn assert_client_closed(c: &mut Client) {
+    let got = tokio::time::timeout(Duration::from_secs(10), c.recv()).await;
+    assert!(
+        matches!(got, Ok(Err(_))),
+        "the server did not close the connection: {got:?}"
+    );
 }
 
 impl Drop for TestServer {

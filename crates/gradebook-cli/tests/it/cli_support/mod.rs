@@ -1,61 +1,132 @@
-//! Shared by the `cli_*` tests: a server process per test (killed on
-//! drop), and a user environment per test (its own HOME, so its own saved
-//! sessions and known servers) that runs the `gradebook` binary.
+//! Shared by the CLI's tests: `gradebook serve` processes (killed on
+//! drop) started one way, clients of them, and a user environment per test
+//! (its own HOME, so its own saved sessions and known servers) that runs
+//! the `gradebook` binary.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use gradebook_client::{Client, ConnectOptions};
 
 /// The admin password the test servers start with.
 pub const ADMIN_PASSWORD: &str = "an-admin-password-for-tests";
 
-const BIN: &str = env!("CARGO_BIN_EXE_gradebook");
+/// The `gradebook` binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gradebook");
 
-/// A `gradebook serve` process; killed when dropped.
-pub struct Server {
-    child: Child,
-    /// `HOST:PORT` from its listening line.
-    pub addr: String,
-    /// Whether it serves TLS.
-    pub tls: bool,
-    data: tempfile::TempDir,
+/// How to start a `gradebook serve` process. Unless told otherwise:
+/// plaintext on a free loopback port, a fresh data directory, the admin
+/// password [`ADMIN_PASSWORD`], standard error discarded.
+#[derive(Debug)]
+pub struct Serve {
+    plaintext: bool,
+    listen: String,
+    data: Option<PathBuf>,
+    args: Vec<String>,
+    admin_password: Option<String>,
+    stderr: Stdio,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            plaintext: true,
+            listen: "127.0.0.1:0".into(),
+            data: None,
+            args: Vec::new(),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            stderr: Stdio::null(),
+        }
     }
 }
 
-impl Server {
-    /// A plaintext server on a free loopback port.
-    pub fn plaintext() -> Server {
-        Self::start(true)
+impl Serve {
+    /// The defaults.
+    pub fn new() -> Serve {
+        Serve::default()
     }
 
-    /// A TLS server (self-signed certificate) on a free loopback port.
-    pub fn tls() -> Server {
-        Self::start(false)
+    /// TLS with a self-signed certificate instead of plaintext.
+    pub fn tls(mut self) -> Serve {
+        self.plaintext = false;
+        self
     }
 
-    fn start(plaintext: bool) -> Server {
-        let data = tempfile::tempdir().expect("a data directory");
+    /// Another listening address.
+    pub fn listen(mut self, addr: &str) -> Serve {
+        self.listen = addr.into();
+        self
+    }
+
+    /// An existing data directory (restarts), kept by the caller.
+    pub fn data(mut self, dir: &Path) -> Serve {
+        self.data = Some(dir.to_owned());
+        self
+    }
+
+    /// More arguments to `serve`.
+    pub fn args(mut self, args: &[&str]) -> Serve {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// The first admin's password; `None` lets the server generate one.
+    pub fn admin_password(mut self, password: Option<&str>) -> Serve {
+        self.admin_password = password.map(str::to_owned);
+        self
+    }
+
+    /// Where the server's standard error (its log) goes.
+    pub fn stderr(mut self, stderr: impl Into<Stdio>) -> Serve {
+        self.stderr = stderr.into();
+        self
+    }
+
+    /// The command, not started, the data directory it uses, and that
+    /// directory when it is a fresh one.
+    fn command(self) -> (Command, PathBuf, Option<tempfile::TempDir>) {
+        let (data, own) = match self.data {
+            Some(d) => (d, None),
+            None => {
+                let t = tempfile::tempdir().expect("a data directory");
+                (t.path().to_owned(), Some(t))
+            }
+        };
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data.path())
-            .env("GRADEBOOK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        cmd.args(["serve", "--listen", &self.listen, "--data"])
+            .arg(&data)
+            .args(&self.args)
+            .env_remove("GRADEBOOK_ADMIN_PASSWORD")
             .env_remove("GRADEBOOK_PLAINTEXT")
             .env_remove("GRADEBOOK_LISTEN")
             .env_remove("GRADEBOOK_DATA")
+            .env_remove("NO_COLOR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        if plaintext {
+            .stderr(self.stderr);
+        if self.plaintext {
             cmd.arg("--plaintext");
         }
+        if let Some(p) = &self.admin_password {
+            cmd.env("GRADEBOOK_ADMIN_PASSWORD", p);
+        }
+        (cmd, data, own)
+    }
+
+    /// Runs a server that is expected not to start; what it said.
+    pub fn output(self) -> std::process::Output {
+        let (mut cmd, _, _own) = self.command();
+        cmd.stderr(Stdio::piped()).output().expect("runs")
+    }
+
+    /// Starts the server and waits for its listening line.
+    pub fn start(self) -> Server {
+        let plaintext = self.plaintext;
+        let (mut cmd, data, own) = self.command();
         let mut child = cmd.spawn().expect("the server starts");
         let stdout = child.stdout.take().expect("its stdout");
         let mut line = String::new();
@@ -72,13 +143,81 @@ impl Server {
             child,
             addr,
             tls: !plaintext,
+            line,
             data,
+            _own: own,
         }
+    }
+}
+
+/// A `gradebook serve` process; killed when dropped.
+#[derive(Debug)]
+pub struct Server {
+    /// The process.
+    pub child: Child,
+    /// `HOST:PORT` from its listening line.
+    pub addr: String,
+    /// Whether it serves TLS.
+    pub tls: bool,
+    /// Its listening line.
+    pub line: String,
+    data: PathBuf,
+    _own: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// A plaintext server on a free loopback port.
+    pub fn plaintext() -> Server {
+        Serve::new().start()
+    }
+
+    /// A TLS server (self-signed certificate) on a free loopback port.
+    pub fn tls() -> Server {
+        Serve::new().tls().start()
     }
 
     /// The generated certificate (TLS servers).
     pub fn cert(&self) -> PathBuf {
-        self.data.path().join("server-cert.pem")
+        self.data.join("server-cert.pem")
+    }
+
+    /// A client connection, not logged in (plaintext servers).
+    pub async fn client(&self) -> Client {
+        Client::connect(&ConnectOptions::plaintext(self.addr.as_str()))
+            .await
+            .expect("connects")
+    }
+
+    /// A client connection logged in as the admin (plaintext servers).
+    pub async fn admin(&self) -> Client {
+        let mut c = self.client().await;
+        c.login("admin", ADMIN_PASSWORD).await.expect("logs in");
+        c
+    }
+
+    /// Stops the server with SIGTERM and waits (20 s at most) for it to
+    /// exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        // Polled: std cannot wait for a child with a time limit.
+        for _ in 0..200 {
+            if let Some(s) = self.child.try_wait().expect("waits") {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the server did not stop within 20 s");
     }
 }
 
@@ -140,6 +279,13 @@ impl User {
             server: server.addr.clone(),
             plaintext: !server.tls,
         }
+    }
+
+    /// A new user of `server`, logged in as the admin.
+    pub fn admin(server: &Server) -> User {
+        let u = User::new(server);
+        u.login_admin();
+        u
     }
 
     /// Where this user's configuration lives (`$XDG_CONFIG_HOME/gradebook`).

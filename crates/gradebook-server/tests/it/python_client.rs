@@ -3,7 +3,7 @@
 //! worked out by hand below, and what it created must really be in the
 //! server. Needs `python3` on the PATH (`.ci/run` installs it).
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Output, Stdio};

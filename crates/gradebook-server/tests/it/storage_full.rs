@@ -6,7 +6,7 @@
 //! CAP_SYS_ADMIN); where it is impossible the test says so on stderr and
 //! does nothing else.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! `--udp` datagrams (with the TCP fallback for replies too large for one)
 //! give the same output as JSON over TCP; what UDP refuses, and how.
 
-mod cli_support;
+use crate::cli_support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -109,8 +109,7 @@ fn same_output(u: &User, prefix: &[&str], id: &str, promotion: &str) {
 #[test]
 fn msgpack_gives_the_same_results_as_json() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
 
     let msgpack = ["--encoding", "msgpack"];
     let id = create_through(&u, &msgpack, "RT1");
@@ -311,8 +310,7 @@ fn udp_commands_use_the_saved_token() {
 #[test]
 fn a_reply_too_large_for_a_datagram_comes_over_tcp() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     run(&u, &["promotion", "create", "BIG"]).ok();
     let mut csv = String::from("first_name,last_name,number\n");
     for i in 0..50 {
@@ -340,8 +338,7 @@ fn a_reply_too_large_for_a_datagram_comes_over_tcp() {
 #[test]
 fn udp_refuses_what_does_not_fit_datagrams() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     for args in [
         &["--udp", "shell"][..],
         &["shell", "--udp"],

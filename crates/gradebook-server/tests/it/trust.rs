@@ -1,7 +1,7 @@
 //! History stays with what it is about: ids are never given twice, and
 //! deletions leave their trace in the audit log (protocol §4).
 
-mod common;
+use crate::common;
 
 use common::{TestServer, err, ok};
 use serde_json::{Value, json};

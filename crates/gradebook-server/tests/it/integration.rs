@@ -1,16 +1,18 @@
 //! The server driven over the wire by the real client: the assignment's
 //! services, every error code, pipelining, concurrency, TLS, restarts.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
-use common::{ADMIN_PASSWORD, TestServer, err, ok, promotion_with_students};
+use common::{
+    ADMIN_PASSWORD, TestServer, assert_client_closed, assert_closed, assert_open, err, ok,
+    promotion_with_students, raw_call, raw_reply,
+};
 use gradebook_client::{Client, ClientError, ConnectOptions};
 use gradebook_server::{Limits, TlsMode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
@@ -406,7 +408,7 @@ async fn each_error_code_that_applies() {
 #[tokio::test]
 async fn malformed_lines_get_errors_and_the_connection_stays_usable() {
     let server = TestServer::start().await;
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connects");
+    let mut tcp = server.raw().await;
     tcp.write_all(b"not json\n[1,2]\n\"str\"\n{\"id\":7,\"cmd\":\"ping\"}\n\xff\xfe\n\r\n\n{\"id\":8,\"cmd\":\"ping\"}\r\n")
         .await
         .expect("writes");
@@ -443,7 +445,7 @@ async fn malformed_lines_get_errors_and_the_connection_stays_usable() {
 async fn an_over_long_line_is_refused_and_the_connection_closed() {
     let server = TestServer::start().await;
     // Before login the limit is 16 KiB.
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connects");
+    let mut tcp = server.raw().await;
     let long = vec![b'x'; 64 * 1024];
     let _ = tcp.write_all(&long).await;
     let mut reply = Vec::new();
@@ -706,7 +708,7 @@ async fn tls_1_3_by_default_and_nothing_for_plaintext_clients() {
 
     // A plaintext client on the TLS port gets no reply, only a closed
     // connection (or a TLS alert, which is not JSON).
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connects");
+    let mut tcp = server.raw().await;
     tcp.write_all(b"{\"id\":1,\"cmd\":\"ping\"}\n")
         .await
         .expect("writes");
@@ -737,26 +739,109 @@ async fn tls_1_3_by_default_and_nothing_for_plaintext_clients() {
     ));
 }
 
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+
 #[tokio::test]
 async fn slow_or_silent_clients_are_disconnected() {
+    let limits = Limits::default();
+    let server = TestServer::start_with_clock(limits.clone()).await;
+    let ping = json!({"id": 1, "cmd": "ping"});
+    // Never logs in: closed at the login timeout, counted from the
+    // connection (its pong proves the server is serving it).
+    let mut silent = server.raw().await;
+    assert_eq!(raw_call(&mut silent, ping.clone()).await["ok"], true);
+    server.advance(limits.login_timeout - SECOND);
+    // A request does not postpone the login deadline.
+    assert_eq!(raw_call(&mut silent, ping.clone()).await["ok"], true);
+    server.advance(SECOND);
+    assert_closed(&mut silent).await;
+
+    // Starts a request and never finishes it (even once logged in): closed
+    // at the request timeout, counted from its first byte.
+    let mut slow = server.raw().await;
+    let login = json!({"id": 1, "cmd": "auth.login",
+        "args": {"username": "admin", "password": ADMIN_PASSWORD}});
+    assert_eq!(raw_call(&mut slow, login).await["ok"], true);
+    // The start of the next request comes with a whole one, so it has
+    // arrived once that one's reply is back.
+    slow.write_all(b"{\"id\":2,\"cmd\":\"ping\"}\n{\"cmd\":")
+        .await
+        .expect("writes");
+    assert_eq!(raw_reply(&mut slow).await["ok"], true);
+    server.advance(limits.request_timeout - SECOND);
+    assert_open(&mut slow).await;
+    server.advance(SECOND);
+    assert_closed(&mut slow).await;
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_at_the_idle_timeout() {
+    let limits = Limits::default();
+    let server = TestServer::start_with_clock(limits.clone()).await;
+    let mut c = server.admin().await;
+    server.advance(limits.idle_timeout - SECOND);
+    // A request starts the idle time again.
+    ok(&mut c, "ping", json!({})).await;
+    server.advance(limits.idle_timeout - SECOND);
+    ok(&mut c, "ping", json!({})).await;
+    server.advance(limits.idle_timeout);
+    assert_client_closed(&mut c).await;
+}
+
+/// Sessions end 30 minutes after their last use, and 8 hours after the
+/// login however busy; the client is told they expired.
+#[tokio::test]
+async fn sessions_expire_when_idle_and_after_eight_hours() {
     let limits = Limits {
-        login_timeout: Duration::from_millis(300),
-        request_timeout: Duration::from_millis(300),
+        idle_timeout: 24 * 60 * MINUTE,
         ..Limits::default()
     };
-    let server = TestServer::start_with(TlsMode::Off, limits).await;
-    // Never logs in.
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connects");
-    let mut buf = Vec::new();
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut buf))
-        .await
-        .expect("closed by the server")
-        .expect("reads");
-    assert_eq!(n, 0);
-    // Starts a request and never finishes it (even once logged in).
-    let mut c = server.admin().await;
-    c.send_raw(b"{\"cmd\":").await.expect("sends");
-    assert!(c.recv().await.is_err(), "closed by the server");
+    let server = TestServer::start_with_clock(limits).await;
+    let mut idle = server.admin().await;
+    server.advance(29 * MINUTE);
+    ok(&mut idle, "auth.whoami", json!({})).await;
+    server.advance(29 * MINUTE);
+    // 58 minutes after the login, 29 after the last use.
+    ok(&mut idle, "auth.whoami", json!({})).await;
+    server.advance(30 * MINUTE);
+    let e = err(&mut idle, "auth.whoami", json!({}), "unauthenticated").await;
+    assert!(e.contains("expired"), "{e}");
+
+    let mut busy = server.admin().await;
+    for _ in 0..23 {
+        server.advance(20 * MINUTE);
+        ok(&mut busy, "auth.whoami", json!({})).await;
+    }
+    server.advance(19 * MINUTE);
+    // 7 h 59 min after the login.
+    ok(&mut busy, "auth.whoami", json!({})).await;
+    server.advance(MINUTE);
+    let e = err(&mut busy, "auth.whoami", json!({}), "unauthenticated").await;
+    assert!(e.contains("expired"), "{e}");
+}
+
+/// Five failed logins close the rest of the minute to the name and the
+/// address, even for the right password; the minute over, it works.
+#[tokio::test]
+async fn failed_logins_close_the_rest_of_the_minute() {
+    let limits = Limits {
+        login_timeout: 60 * MINUTE,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with_clock(limits).await;
+    let mut c = server.connect().await;
+    let wrong = json!({"username": "admin", "password": "not the password"});
+    let right = json!({"username": "admin", "password": ADMIN_PASSWORD});
+    for _ in 0..5 {
+        err(&mut c, "auth.login", wrong.clone(), "unauthenticated").await;
+    }
+    err(&mut c, "auth.login", right.clone(), "rate_limited").await;
+    server.advance(59 * SECOND);
+    let e = err(&mut c, "auth.login", right.clone(), "rate_limited").await;
+    assert!(e.contains("try again in 1 s"), "{e}");
+    server.advance(SECOND);
+    ok(&mut c, "auth.login", right).await;
 }
 
 #[tokio::test]
@@ -881,18 +966,22 @@ async fn a_read_after_a_write_sees_it_even_when_cached() {
 
 #[tokio::test]
 async fn logging_out_gives_a_fresh_login_deadline_and_only_ends_ones_own_session() {
-    let limits = Limits {
-        login_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    let server = TestServer::start_with(TlsMode::Off, limits).await;
+    let login_timeout = Limits::default().login_timeout;
+    let server = TestServer::start_with_clock(Limits::default()).await;
     let mut c = server.admin().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.advance(login_timeout + SECOND);
     ok(&mut c, "auth.logout", json!({})).await;
     // Older than the login deadline, but it starts again at the logout.
     c.login("admin", ADMIN_PASSWORD)
         .await
         .expect("logs in again on the same connection");
+    // And holds: a full login timeout after a logout, the connection ends.
+    ok(&mut c, "auth.logout", json!({})).await;
+    server.advance(login_timeout - SECOND);
+    ok(&mut c, "ping", json!({})).await;
+    server.advance(SECOND);
+    assert_client_closed(&mut c).await;
+    let mut c = server.admin().await;
 
     // Logging out another session by its token leaves this one alone.
     let mut other = server.connect().await;
@@ -907,13 +996,7 @@ async fn logging_out_gives_a_fresh_login_deadline_and_only_ends_ones_own_session
 #[tokio::test]
 async fn a_json_array_is_not_a_request() {
     let server = TestServer::start().await;
-    let mut tcp = TcpStream::connect(server.addr).await.expect("connects");
-    tcp.write_all(b"[1,\"ping\"]\n").await.expect("writes");
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
-        .await
-        .expect("replies")
-        .expect("reads");
-    let reply: Value = serde_json::from_slice(&buf[..n]).expect("JSON");
+    let mut tcp = server.raw().await;
+    let reply = raw_call(&mut tcp, json!([1, "ping"])).await;
     assert_eq!(reply["error"]["code"], "bad_request");
 }

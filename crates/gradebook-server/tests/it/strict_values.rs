@@ -2,7 +2,7 @@
 //! decimals or refused, a key given twice is refused, names are NFC and
 //! without invisible characters; in JSON and in MessagePack.
 
-mod common;
+use crate::common;
 
 use bytes::BytesMut;
 use common::{TestServer, err, ok, promotion_with_students};

@@ -1,7 +1,7 @@
 //! `gradebook bench` against a live server: it builds its data set under
 //! its own account, measures, reports, and cleans up after itself.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 
@@ -69,8 +69,7 @@ fn the_fsync_baseline_reports_a_rate() {
 #[test]
 fn the_import_bench_times_the_cli_import_beside_a_raw_insert_and_cleans_up() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let mut cmd = u.command(&[
         "bench",
         "--json",

@@ -1,7 +1,7 @@
 //! The one-shot commands, driven as a user would: every command family,
 //! human and JSON output, saved sessions, exit codes.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 use serde_json::Value;
@@ -92,8 +92,7 @@ fn logging_in_saves_a_private_token_that_later_commands_use() {
 #[test]
 fn promotions_students_and_grades_in_tables() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
 
     let out = u.run(&["promotion", "create", "RT2-2026", "--year", "2026"]);
     assert_eq!(out.ok().trim(), "Created promotion RT2-2026 (2026).");
@@ -292,8 +291,7 @@ fn promotions_students_and_grades_in_tables() {
 #[test]
 fn json_prints_the_servers_data_unchanged() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let p = u
         .run(&[
             "promotion",
@@ -346,8 +344,7 @@ fn json_prints_the_servers_data_unchanged() {
 #[test]
 fn users_grants_and_the_audit_trail() {
     let server = Server::plaintext();
-    let admin = User::new(&server);
-    admin.login_admin();
+    let admin = User::admin(&server);
     let mut cmd = admin.command(&["user", "create", "dupont", "--role", "teacher"]);
     cmd.env("GRADEBOOK_NEW_PASSWORD", "teacher password 1");
     assert_eq!(
@@ -476,8 +473,7 @@ fn users_grants_and_the_audit_trail() {
 #[test]
 fn exit_codes_tell_usage_server_and_connection_failures_apart() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
 
     // 2: usage.
     let out = u.run(&["promotion", "frobnicate"]);

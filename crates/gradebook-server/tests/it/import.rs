@@ -1,9 +1,9 @@
 //! Imports done by the server: lines sent in several messages, checked
 //! and written in one transaction, all or nothing (`import.*`).
 
-mod common;
+use crate::common;
 
-use common::{TestServer, err, ok};
+use common::{TestServer, assert_client_closed, err, ok};
 use gradebook_client::{Client, ClientError};
 use gradebook_server::{Limits, TlsMode};
 use serde_json::{Value, json};
@@ -371,31 +371,30 @@ async fn a_teacher_imports_only_into_their_promotions() {
 }
 
 /// An import left without lines or commit for the idle timeout is dropped,
-/// even when its session lives on.
+/// even when its session lives on; new lines start the idle time again.
 #[tokio::test]
 async fn an_abandoned_import_is_dropped() {
-    let limits = Limits {
-        idle_timeout: std::time::Duration::from_secs(1),
-        ..Limits::default()
-    };
-    let server = TestServer::start_with(TlsMode::Off, limits).await;
-    let mut c = server.connect().await;
-    let token = c
-        .login("admin", common::ADMIN_PASSWORD)
-        .await
-        .expect("logs in")
-        .token;
+    let idle = Limits::default().idle_timeout;
+    let second = std::time::Duration::from_secs(1);
+    let server = TestServer::start_with_clock(Limits::default()).await;
+    let (mut c, token) = server.admin_session().await;
     ok(&mut c, "promotion.create", json!({"name": "P"})).await;
     let id = begin(&mut c, "students", "P", &["nom", "prénom"]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    // The idle connection is gone too; the session is not.
+    let rows_of = |name: &str| json!({"import": id, "rows": rows(&[&[name, "B"]])});
+    server.advance(idle - second);
+    // Still open; the session's other connection keeps it alive.
+    let mut other = server.connect().await;
+    other
+        .call_with_token(&token, "import.rows", rows_of("A"))
+        .await
+        .expect("still open");
+    server.advance(idle);
+    // The idle connections are gone too; the session is not.
+    assert_client_closed(&mut c).await;
+    assert_client_closed(&mut other).await;
     let mut again = server.connect().await;
     let e = again
-        .call_with_token(
-            &token,
-            "import.rows",
-            json!({"import": id, "rows": rows(&[&["A", "B"]])}),
-        )
+        .call_with_token(&token, "import.rows", rows_of("C"))
         .await
         .expect_err("dropped");
     assert!(e.to_string().contains("not_found"), "{e}");

@@ -2,7 +2,7 @@
 //! commas, BOM, quotes, headers in any order; bad lines reported, nothing
 //! imported unless `--skip-bad`; export then import gives the same data.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{Server, User};
 use serde_json::Value;
@@ -32,8 +32,7 @@ fn id_of(list: &[Value], last_name: &str) -> i64 {
 #[test]
 fn a_french_spreadsheet_file_imports_semicolons_decimal_commas_and_bom() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT2"]).ok();
 
     // BOM, `;`, CRLF, French headers in another order, a quoted field
@@ -102,8 +101,7 @@ fn a_french_spreadsheet_file_imports_semicolons_decimal_commas_and_bom() {
 #[test]
 fn bad_lines_are_reported_and_nothing_is_imported_unless_skip_bad() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "P"]).ok();
     let file = u.file(
         "students.csv",
@@ -202,8 +200,7 @@ fn bad_lines_are_reported_and_nothing_is_imported_unless_skip_bad() {
 #[test]
 fn export_then_import_gives_back_the_same_data() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "P", "--year", "2026"]).ok();
     let add = |first: &str, last: &str, extra: &[&str]| {
         let mut args = vec!["student", "add", "P", first, last, "--json"];
@@ -342,8 +339,7 @@ fn export_then_import_gives_back_the_same_data() {
 #[test]
 fn a_refusal_from_the_server_undoes_the_whole_import() {
     let server = Server::plaintext();
-    let admin = User::new(&server);
-    admin.login_admin();
+    let admin = User::admin(&server);
     let mut cmd = admin.command(&["user", "create", "t", "--role", "teacher"]);
     cmd.env("GRADEBOOK_NEW_PASSWORD", "teacher password");
     admin.run_with(cmd, "").ok();
@@ -391,8 +387,7 @@ fn a_refusal_from_the_server_undoes_the_whole_import() {
 #[test]
 fn grades_by_student_id_and_a_long_pipelined_import() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "P"]).ok();
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -459,8 +454,7 @@ fn grades_by_student_id_and_a_long_pipelined_import() {
 #[test]
 fn an_unknown_column_is_refused_until_ignored_and_a_second_import_adds_nothing() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "BUT1"]).ok();
     let file = u.file(
         "etudiants.csv",
@@ -519,8 +513,7 @@ fn an_unknown_column_is_refused_until_ignored_and_a_second_import_adds_nothing()
 #[test]
 fn a_workbook_exports_and_imports_back_and_a_french_csv_starts_with_a_bom() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     u.run(&["promotion", "create", "RT2/A"]).ok();
     let file = u.file(
         "s.csv",

@@ -1,15 +1,14 @@
 //! `gradebook shell` through standard input: a script on one connection,
 //! stopped at its first failing line unless `--keep-going`.
 
-mod cli_support;
+use crate::cli_support;
 
 use cli_support::{ADMIN_PASSWORD, Server, User};
 
 #[test]
 fn a_script_runs_the_same_commands_without_the_prefix() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let script = "\
 # set up a promotion
 promotion create RT1 --year 2027
@@ -50,8 +49,7 @@ promotion delete RT1 --force
 #[test]
 fn a_script_stops_at_its_first_failing_line() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let script = "promotion create A\nstudent show 999\npromotion create B\n";
     let out = u.run_stdin(&["shell"], script);
     let err = out.fails(1);
@@ -76,8 +74,7 @@ fn a_script_stops_at_its_first_failing_line() {
 #[test]
 fn keep_going_runs_every_line_and_still_reports_the_failure() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let script = "promotion create A\nstudent show 999\npromotion create A\npromotion create B\n";
     let out = u.run_stdin(&["shell", "--keep-going"], script);
     let err = out.fails(1);
@@ -113,8 +110,7 @@ fn login_inside_the_shell_reads_the_password_from_the_next_line() {
 #[test]
 fn the_shell_keeps_its_connection_settings() {
     let server = Server::plaintext();
-    let u = User::new(&server);
-    u.login_admin();
+    let u = User::admin(&server);
     let out = u.run_stdin(&["shell"], "ping --server 127.0.0.1:1\n");
     assert!(
         out.fails(2).contains("keeps its connection"),

@@ -3,7 +3,7 @@
 //! a teacher sees nothing of a promotion not theirs, a student nothing of
 //! another student.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_PASSWORD, TestServer, err, ok};
 use gradebook_client::{Client, ClientError};

@@ -1,0 +1,15 @@
+//! The command line's integration tests, in one binary: `gradebook serve`
+//! processes and users running the `gradebook` binary (see
+//! [`cli_support`]).
+
+mod cli_support;
+
+mod cli_bench;
+mod cli_commands;
+mod cli_csv;
+mod cli_shell;
+mod cli_tls;
+mod cli_transport;
+mod cli_ux;
+mod client_calls;
+mod serve;

@@ -1,0 +1,14 @@
+//! The server's integration tests, in one binary: a real server on port 0
+//! (see [`common`]) driven over the wire by the real client.
+
+mod common;
+
+mod fuzz_corpus;
+mod import;
+mod integration;
+mod permissions;
+mod python_client;
+mod storage_full;
+mod strict_values;
+mod trust;
+mod udp;
