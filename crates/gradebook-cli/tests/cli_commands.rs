@@ -419,7 +419,10 @@ fn users_grants_and_the_audit_trail() {
     assert_eq!(entries["entries"].as_array().map(Vec::len), Some(1));
     // The change log's chain checks out, for the admin only.
     let verified = admin.run(&["audit", "verify"]).ok().to_owned();
-    assert!(verified.starts_with("The change log is intact:"), "{verified}");
+    assert!(
+        verified.starts_with("The change log is intact:"),
+        "{verified}"
+    );
     let report = admin.run(&["audit", "verify", "--json"]).json();
     assert_eq!(report["intact"], serde_json::json!(true), "{report}");
     teacher.run(&["audit", "verify"]).fails(1);

@@ -8,7 +8,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod baseline;
 pub mod change;
 mod error;
 mod sqlite;

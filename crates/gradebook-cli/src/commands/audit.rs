@@ -66,7 +66,10 @@ pub async fn run(ctx: &mut Ctx, command: AuditCommand) -> Result<(), CliError> {
 
 /// Checks the chain; a broken one is an error (exit 1), with `--json` too.
 async fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
-    let data = ctx.conn.run(Command::from(call::AuditVerify(NoArgs {}))).await?;
+    let data = ctx
+        .conn
+        .run(Command::from(call::AuditVerify(NoArgs {})))
+        .await?;
     if ctx.json {
         output::print_json(&data);
     }
