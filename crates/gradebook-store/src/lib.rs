@@ -294,14 +294,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         created_by: Option<i64>,
         ctx: WriteContext<'_>,
     ) -> Result<Promotion>;
-    /// Every promotion, by name; with `managed_by`, only those that user
-    /// created or was granted.
-    async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>>;
-    /// Whether the user created or was granted the promotion (false when it
-    /// does not exist).
-    async fn can_manage(&self, promotion: &str, user_id: i64) -> Result<bool>;
-    /// One promotion.
-    async fn promotion_get(&self, name: &str) -> Result<Promotion>;
     /// Deletes a promotion; `conflict` if it has students and not `force`.
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()>;
     /// Lets a teacher manage a promotion (idempotent).
@@ -318,8 +310,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         username: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()>;
-    /// A promotion with its students and all their grades.
-    async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades>;
 
     // Students.
 
@@ -330,10 +320,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         student: &NewStudent,
         ctx: WriteContext<'_>,
     ) -> Result<Student>;
-    /// A promotion's students, by last name, first name, id.
-    async fn student_list(&self, promotion: &str) -> Result<Vec<Student>>;
-    /// One student.
-    async fn student_get(&self, id: i64) -> Result<Student>;
     /// Changes a student.
     async fn student_update(
         &self,
@@ -348,8 +334,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Adds a grade, with its audit entry.
     async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade>;
-    /// One grade.
-    async fn grade_get(&self, id: i64) -> Result<Grade>;
     /// Changes a grade, with its audit entry.
     async fn grade_update(
         &self,
@@ -359,8 +343,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     ) -> Result<Grade>;
     /// Deletes a grade, with its audit entry.
     async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()>;
-    /// A student's grades, by id.
-    async fn grade_list(&self, student: i64) -> Result<Vec<Grade>>;
 
     // Imports: many rows, one transaction, all or nothing.
 
@@ -372,13 +354,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         students: Vec<(u64, NewStudent)>,
         ctx: WriteContext<'_>,
     ) -> Result<u64>;
-    /// Which of `numbers` belong to students of another promotion than
-    /// `promotion` (numbers are unique across promotions).
-    async fn numbers_taken_elsewhere(
-        &self,
-        promotion: &str,
-        numbers: &[String],
-    ) -> Result<Vec<String>>;
     /// Adds grades, each with its audit entry and its line in the file.
     async fn import_grades(
         &self,

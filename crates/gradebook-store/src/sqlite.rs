@@ -24,8 +24,7 @@ use writer::Writer;
 
 use crate::{
     AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
-    PromotionGrades, Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
-    role_from_db,
+    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext, role_from_db,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -40,7 +39,6 @@ pub struct SqliteStore {
 
 type GradeRow = (i64, i64, String, i64, i64, Option<String>);
 type StudentRow = (i64, String, String, Option<String>, Option<String>, String);
-type PromotionRow = (String, Option<i64>, Option<String>, i64);
 
 // Column lists shared by several queries. Macros rather than constants so
 // that `concat!` builds each query as one static string: sqlx only runs
@@ -53,12 +51,6 @@ macro_rules! grade_columns {
 macro_rules! student_columns {
     () => {
         "s.id, s.first_name, s.last_name, s.number, s.email, p.name"
-    };
-}
-macro_rules! promotion_columns {
-    () => {
-        "p.name, p.year, p.description, \
-         (SELECT COUNT(*) FROM students s WHERE s.promotion_id = p.id)"
     };
 }
 
@@ -130,15 +122,6 @@ fn student_from_row((id, first_name, last_name, number, email, promotion): Stude
     }
 }
 
-fn promotion_from_row((name, year, description, students): PromotionRow) -> Promotion {
-    Promotion {
-        name,
-        year,
-        description,
-        students: u64::try_from(students).unwrap_or(0),
-    }
-}
-
 fn no_promotion(name: &str) -> StoreError {
     StoreError::NotFound(format!("no promotion named '{}'", name.escape_debug()))
 }
@@ -161,33 +144,6 @@ async fn promotion_id(tx: &mut SqliteConnection, name: &str) -> Result<i64> {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| no_promotion(name))
-}
-
-async fn student_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Student> {
-    sqlx::query_as::<_, StudentRow>(concat!(
-        "SELECT ",
-        student_columns!(),
-        " FROM students s JOIN promotions p ON p.id = s.promotion_id \
-         WHERE s.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(student_from_row)
-    .ok_or_else(|| no_student(id))
-}
-
-async fn grade_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Grade> {
-    let row = sqlx::query_as::<_, GradeRow>(concat!(
-        "SELECT ",
-        grade_columns!(),
-        " FROM grades g WHERE g.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| no_grade(id))?;
-    grade_from_row(row)
 }
 
 #[async_trait]
@@ -359,45 +315,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>> {
-        let rows: Vec<PromotionRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions p WHERE $1 IS NULL OR p.created_by = $1 OR EXISTS \
-             (SELECT 1 FROM grants g WHERE g.promotion_id = p.id AND g.user_id = $1) \
-             ORDER BY p.name"
-        ))
-        .bind(managed_by)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(promotion_from_row).collect())
-    }
-
-    async fn can_manage(&self, promotion: &str, user_id: i64) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM promotions p WHERE p.name = $1 AND (p.created_by = $2 OR EXISTS \
-             (SELECT 1 FROM grants g WHERE g.promotion_id = p.id AND g.user_id = $2))",
-        )
-        .bind(promotion)
-        .bind(user_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(found.is_some())
-    }
-
-    async fn promotion_get(&self, name: &str) -> Result<Promotion> {
-        sqlx::query_as::<_, PromotionRow>(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions p WHERE p.name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await?
-        .map(promotion_from_row)
-        .ok_or_else(|| no_promotion(name))
-    }
-
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()> {
         let (name, ctx) = (name.to_owned(), Context::new(&ctx));
         self.writer
@@ -437,49 +354,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades> {
-        // One read transaction, so students and grades come from the same
-        // committed state.
-        let mut tx = self.reader.begin().await?;
-        let promotion = sqlx::query_as::<_, PromotionRow>(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions p WHERE p.name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(promotion_from_row)
-        .ok_or_else(|| no_promotion(name))?;
-        let students: Vec<StudentRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            student_columns!(),
-            " FROM students s JOIN promotions p ON p.id = s.promotion_id \
-             WHERE p.name = $1 ORDER BY s.last_name, s.first_name, s.id"
-        ))
-        .bind(name)
-        .fetch_all(&mut *tx)
-        .await?;
-        let grades: Vec<GradeRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            grade_columns!(),
-            " FROM grades g JOIN students s ON s.id = g.student_id \
-             JOIN promotions p ON p.id = s.promotion_id WHERE p.name = $1 ORDER BY g.id"
-        ))
-        .bind(name)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(PromotionGrades {
-            promotion,
-            students: students.into_iter().map(student_from_row).collect(),
-            grades: grades
-                .into_iter()
-                .map(grade_from_row)
-                .collect::<Result<_>>()?,
-        })
-    }
-
     async fn student_add(
         &self,
         promotion: &str,
@@ -493,29 +367,6 @@ impl Store for SqliteStore {
                 write::student_add(tx, &promotion, &student, &ctx)
             })
             .await
-    }
-
-    async fn student_list(&self, promotion: &str) -> Result<Vec<Student>> {
-        let mut tx = self.reader.begin().await?;
-        promotion_id(&mut tx, promotion).await?;
-        let rows: Vec<StudentRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            student_columns!(),
-            " FROM students s JOIN promotions p ON p.id = s.promotion_id \
-             WHERE p.name = $1 ORDER BY s.last_name, s.first_name, s.id"
-        ))
-        .bind(promotion)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows.into_iter().map(student_from_row).collect())
-    }
-
-    async fn student_get(&self, id: i64) -> Result<Student> {
-        let mut tx = self.reader.begin().await?;
-        let s = student_in_tx(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(s)
     }
 
     async fn student_update(
@@ -560,24 +411,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn numbers_taken_elsewhere(
-        &self,
-        promotion: &str,
-        numbers: &[String],
-    ) -> Result<Vec<String>> {
-        let list = serde_json::to_string(numbers)
-            .map_err(|e| StoreError::Corrupt(format!("unserialisable numbers: {e}")))?;
-        let taken = sqlx::query_scalar::<_, String>(
-            "SELECT s.number FROM students s JOIN promotions p ON p.id = s.promotion_id \
-             WHERE p.name <> $1 AND s.number IN (SELECT value FROM json_each($2))",
-        )
-        .bind(promotion)
-        .bind(list)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(taken)
-    }
-
     async fn import_grades(
         &self,
         grades: Vec<(u64, NewGrade)>,
@@ -589,13 +422,6 @@ impl Store for SqliteStore {
                 write::import_grades(tx, &grades, &ctx)
             })
             .await
-    }
-
-    async fn grade_get(&self, id: i64) -> Result<Grade> {
-        let mut tx = self.reader.begin().await?;
-        let g = grade_in_tx(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(g)
     }
 
     async fn grade_update(
@@ -617,21 +443,6 @@ impl Store for SqliteStore {
         self.writer
             .run_queued(ctx.queued(), move |tx| write::grade_delete(tx, id, &ctx))
             .await
-    }
-
-    async fn grade_list(&self, student: i64) -> Result<Vec<Grade>> {
-        let mut tx = self.reader.begin().await?;
-        student_in_tx(&mut tx, student).await?;
-        let rows: Vec<GradeRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            grade_columns!(),
-            " FROM grades g WHERE g.student_id = $1 ORDER BY g.id"
-        ))
-        .bind(student)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.into_iter().map(grade_from_row).collect()
     }
 
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>> {
@@ -750,11 +561,12 @@ mod tests {
     use crate::RequestKey;
     use gradebook_core::Role;
 
-    async fn store_with_student() -> (tempfile::TempDir, SqliteStore, i64) {
+    /// A store in a temporary directory (kept alive by the first element),
+    /// the path of its database file, and the id of its one student.
+    async fn store_with_student() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore, i64) {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("opens");
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.expect("opens");
         let admin = User {
             username: "admin".into(),
             role: Role::Admin,
@@ -779,7 +591,7 @@ mod tests {
             )
             .await
             .expect("student");
-        (dir, store, s.id)
+        (dir, path, store, s.id)
     }
 
     fn grade(student: i64) -> NewGrade {
@@ -794,7 +606,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writes_share_commits_and_failures_undo_only_themselves() {
-        let (dir, store, student) = store_with_student().await;
+        let (_dir, path, store, student) = store_with_student().await;
         let mut tasks = Vec::new();
         for i in 0..300i64 {
             let store = store.clone();
@@ -814,13 +626,11 @@ mod tests {
             }
         }
         assert_eq!(acknowledged, 200);
-        assert_eq!(store.grade_list(student).await.expect("list").len(), 200);
+        assert_eq!(grades_of(&path, student), 200);
         // Durable: a fresh store on the same file sees them all.
         store.close().await;
-        let again = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("reopens");
-        assert_eq!(again.grade_list(student).await.expect("list").len(), 200);
+        let again = SqliteStore::open(&path).await.expect("reopens");
+        assert_eq!(grades_of(&path, student), 200);
         let audit = again
             .audit_list(AuditFilter {
                 promotion: None,
@@ -834,7 +644,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_key_is_recorded_with_its_write_and_only_once() {
-        let (_dir, store, student) = store_with_student().await;
+        let (_dir, path, store, student) = store_with_student().await;
         let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| true);
         let ctx = WriteContext {
             by: "admin",
@@ -857,7 +667,7 @@ mod tests {
         // The same key again: rolled back, nothing added.
         let again = store.grade_add(&grade(student), ctx).await;
         assert!(matches!(again, Err(StoreError::Duplicate)), "{again:?}");
-        assert_eq!(store.grade_list(student).await.expect("lists").len(), 1);
+        assert_eq!(grades_of(&path, student), 1);
         // Another id, or another session, is another request.
         let other = WriteContext {
             request: Some(RequestKey {
@@ -868,7 +678,7 @@ mod tests {
             ..ctx
         };
         store.grade_add(&grade(student), other).await.expect("adds");
-        assert_eq!(store.grade_list(student).await.expect("lists").len(), 2);
+        assert_eq!(grades_of(&path, student), 2);
         // Writes that return nothing record `{}`.
         let delete = WriteContext {
             request: Some(RequestKey {
@@ -896,7 +706,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_result_that_does_not_fit_rolls_the_write_back() {
-        let (_dir, store, student) = store_with_student().await;
+        let (_dir, path, store, student) = store_with_student().await;
         let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
         let ctx = WriteContext {
             by: "admin",
@@ -910,10 +720,17 @@ mod tests {
         };
         let r = store.grade_add(&grade(student), ctx).await;
         assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
-        assert!(store.grade_list(student).await.expect("lists").is_empty());
+        assert_eq!(grades_of(&path, student), 0);
         let r = store.promotion_create("Q", None, None, None, ctx).await;
         assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
-        assert!(store.promotion_get("Q").await.is_err());
+        assert_eq!(
+            count(
+                &path,
+                "SELECT COUNT(*) FROM promotions WHERE name = $1",
+                "Q"
+            ),
+            0
+        );
         assert_eq!(
             store.request_reply(b"session", "1").await.expect("reads"),
             None
@@ -968,8 +785,15 @@ mod tests {
         conn.close().await.expect("closes");
 
         let store = SqliteStore::open(&path).await.expect("migrates");
-        assert_eq!(store.grade_list(1).await.expect("grades").len(), 1);
-        assert_eq!(store.student_get(1).await.expect("student").first_name, "A");
+        assert_eq!(grades_of(&path, 1), 1);
+        assert_eq!(
+            count(
+                &path,
+                "SELECT COUNT(*) FROM students WHERE first_name = $1",
+                "A"
+            ),
+            1
+        );
         let ctx = WriteContext::new("admin", 1);
         let s = store
             .student_add(
@@ -997,10 +821,10 @@ mod tests {
         assert!(store.grade_add(&grade(99), ctx).await.is_err());
         // And cascades still run: removing the student removes its grades.
         store.student_remove(s.id, ctx).await.expect("removes");
-        assert!(matches!(
-            store.grade_get(g.id).await,
-            Err(StoreError::NotFound(_))
-        ));
+        assert_eq!(
+            count(&path, "SELECT COUNT(*) FROM grades WHERE id = $1", g.id),
+            0
+        );
         // The audit entries moved into the change log, first in it, and
         // were sealed into the chain with the entries written since.
         let audit = store
@@ -1020,14 +844,31 @@ mod tests {
         store.close().await;
     }
 
-    /// Opens the database file `t.db` in `dir` with a plain connection.
-    fn raw(dir: &tempfile::TempDir) -> rusqlite::Connection {
-        rusqlite::Connection::open(dir.path().join("t.db")).expect("opens")
+    /// Opens the database file at `path` with a plain connection.
+    fn raw(path: &std::path::Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).expect("opens")
+    }
+
+    /// What `sql` (a `SELECT COUNT(*)` with one parameter) counts, through
+    /// a connection of its own: only what was committed.
+    fn count(path: &std::path::Path, sql: &str, key: impl rusqlite::ToSql) -> i64 {
+        raw(path)
+            .query_row(sql, [key], |r| r.get(0))
+            .expect("counts")
+    }
+
+    /// How many grades the student has.
+    fn grades_of(path: &std::path::Path, student: i64) -> i64 {
+        count(
+            path,
+            "SELECT COUNT(*) FROM grades WHERE student_id = $1",
+            student,
+        )
     }
 
     #[tokio::test]
     async fn every_write_is_logged_in_order_and_reaches_the_follower_after_its_snapshot() {
-        let (_dir, store, student) = store_with_student().await;
+        let (_dir, _path, store, student) = store_with_student().await;
         #[derive(Default)]
         struct Recorder {
             snapshot: std::sync::Mutex<Option<crate::Snapshot>>,
@@ -1095,14 +936,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_edited_or_deleted_entry_breaks_the_chain() {
-        let (dir, store, student) = store_with_student().await;
+        let (_dir, path, store, student) = store_with_student().await;
         let ctx = WriteContext::new("admin", 5);
         for _ in 0..3 {
             store.grade_add(&grade(student), ctx).await.expect("adds");
         }
         assert_eq!(store.verify_log().await.expect("verifies").problem, None);
 
-        let conn = raw(&dir);
+        let conn = raw(&path);
         conn.execute("UPDATE changes SET username = 'mallory' WHERE seq = 5", [])
             .expect("edits");
         let p = store.verify_log().await.expect("verifies").problem;
