@@ -1,8 +1,12 @@
-//! Persistence for gradebook: the [`Store`] trait and its backends.
+//! Persistence for gradebook: the [`Store`] trait, what it reads and
+//! writes, the change log ([`change`]) and [`StoreError`]. Nothing here
+//! depends on a database driver.
 //!
 //! The server talks to storage only through [`Store`], so a backend is a
 //! choice made at start-up (`--database sqlite://…`; PostgreSQL later) and
-//! every backend passes the same tests. A method returns only after its
+//! every backend passes the same tests. Each backend is a crate of its own
+//! with one driver and its own migrations (`gradebook-store-sqlite`), and
+//! turns that driver's errors into [`StoreError`]s. A method returns only after its
 //! transaction has committed: the server's `ok` reply is a durability
 //! promise.
 
@@ -10,10 +14,9 @@
 
 pub mod change;
 mod error;
-mod sqlite;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
 pub use gradebook_core::{NewGrade, NewStudent};
 
 pub use change::{
@@ -21,7 +24,6 @@ pub use change::{
     StudentRecord, UserRecord,
 };
 pub use error::{StoreError, Unavailable};
-pub use sqlite::SqliteStore;
 
 /// The result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -237,7 +239,7 @@ pub struct AuditFilter<'a> {
 
 /// Storage for gradebook. Every method is one transaction; errors say what
 /// was not found or conflicted in words fit for a client, and keep the
-/// backend's own error (with its SQL) for the log. Every write of the
+/// backend's own error (as text, possibly with its SQL) for the log. Every write of the
 /// service's data takes a [`WriteContext`]: who, when, and the UDP request
 /// to record in the same transaction.
 #[async_trait]
@@ -385,10 +387,4 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Closes the backend cleanly (checkpoints, connections).
     async fn close(&self);
-}
-
-/// Parses a role stored as text; a bad one means a corrupt row.
-fn role_from_db(s: &str) -> Result<Role> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown role '{s}' in the users table")))
 }

@@ -1,56 +1,62 @@
-//! The SQLite backend: one database file in WAL mode with
-//! `synchronous=FULL`, one writer thread and a small pool of readers.
+//! The SQLite backend of gradebook's [`Store`]: one database file in WAL
+//! mode with `synchronous=FULL`, one writer thread and a small pool of
+//! readers, all through one driver, rusqlite.
 //!
 //! SQLite allows one writer at a time; giving writes their own connection,
 //! on their own thread ([`writer`]), makes them queue instead of failing
-//! with `SQLITE_BUSY` and lets them share commits, while readers go on in
-//! parallel, through sqlx, against the last committed state. The writes
-//! themselves are in [`write`]. The SQL uses `$1` placeholders and standard
-//! statements so the PostgreSQL backend can share it.
+//! with `SQLITE_BUSY` and lets them share commits, while readers ([`read`])
+//! go on in parallel against the last committed state. The writes
+//! themselves are in [`write`], the change log in [`log`], the schema's
+//! migrations in [`migrate`]. Driver errors become
+//! [`gradebook_store::StoreError`]s in [`error`]. The SQL uses `$1`
+//! placeholders and standard statements so the PostgreSQL backend can share
+//! it.
 
-use std::str::FromStr;
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+use gradebook_store::{
+    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
+    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
 };
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension};
 
+mod error;
+mod migrate;
+mod read;
 mod writer;
 
+use read::Readers;
 use writer::Writer;
 
-use crate::{
-    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
-    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext, role_from_db,
-};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// How many reads may run at once, each on a connection of its own.
+const READERS: usize = 4;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: std::sync::Arc<Writer>,
-    reader: SqlitePool,
-    path: std::path::PathBuf,
+    writer: Arc<Writer>,
+    readers: Arc<Readers>,
 }
 
-type GradeRow = (i64, i64, String, i64, i64, Option<String>);
-type StudentRow = (i64, String, String, Option<String>, Option<String>, String);
-
-// Column lists shared by several queries. Macros rather than constants so
-// that `concat!` builds each query as one static string: sqlx only runs
-// queries it can see are not assembled from runtime text.
+// Column lists shared by several queries, each column named as the row
+// readers below ask for it. Macros rather than constants so that `concat!`
+// builds each query as one static string.
 macro_rules! grade_columns {
     () => {
-        "g.id, g.student_id, g.subject, g.value, g.coefficient, g.label"
+        "g.id AS id, g.student_id AS student_id, g.subject AS subject, g.value AS value, \
+         g.coefficient AS coefficient, g.label AS label"
     };
 }
 macro_rules! student_columns {
     () => {
-        "s.id, s.first_name, s.last_name, s.number, s.email, p.name"
+        "s.id AS id, s.first_name AS first_name, s.last_name AS last_name, \
+         s.number AS number, s.email AS email, p.name AS promotion"
     };
 }
 
@@ -62,64 +68,126 @@ use write::Context;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `url`
-    /// (`sqlite://path`; not an in-memory database, which the writer's own
-    /// connection would not see) and brings its schema up to date.
+    /// (`sqlite://path` or `sqlite:path`; not an in-memory database, which
+    /// the writer's own connection would not see, and no options after a
+    /// `?`) and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty() && !p.contains('?') && !p.starts_with(":memory:"))
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "'{}' is not a database file's URL: use sqlite://PATH",
+                    url.escape_debug()
+                ))
+            })?;
+        Self::open(Path::new(path)).await
+    }
+
+    /// Opens (creating if needed) the database file at `path` and brings
+    /// its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let path = path.to_owned();
+        let opened = tokio::task::spawn_blocking(move || -> error::Result<Self> {
+            let mut conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
             // FULL: a commit is on disk before it returns, so an `ok` reply
             // survives a power cut, not only a crash of the server.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let mut conn = options.connect().await?;
-        MIGRATOR.run(&mut conn).await?;
-        conn.close().await?;
-        // The writer opens its own connection, on a schema now up to date.
-        let path = options.get_filename().to_owned();
-        let writer = std::sync::Arc::new(Writer::open(&path)?);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(SqliteStore {
-            writer,
-            reader,
-            path,
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            migrate::run(&mut conn)?;
+            drop(conn);
+            // The writer opens its own connection, on a schema now up to
+            // date; the readers open theirs as reads need them.
+            let writer = Arc::new(Writer::open(&path)?);
+            Ok(SqliteStore {
+                writer,
+                readers: Readers::new(path, READERS),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the database stopped: {e}")))?;
+        Ok(opened?)
+    }
+}
+
+/// A grade's row as stored: value and coefficient in integer codes.
+#[derive(Debug)]
+struct GradeRow {
+    id: i64,
+    student: i64,
+    subject: String,
+    value: i64,
+    coefficient: i64,
+    label: Option<String>,
+}
+
+impl GradeRow {
+    /// Reads the columns of `grade_columns!`.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(GradeRow {
+            id: r.get("id")?,
+            student: r.get("student_id")?,
+            subject: r.get("subject")?,
+            value: r.get("value")?,
+            coefficient: r.get("coefficient")?,
+            label: r.get("label")?,
         })
     }
 
-    /// Opens the database file at `path`.
-    pub async fn open(path: &std::path::Path) -> Result<Self> {
-        Self::connect(&format!("sqlite://{}", path.display())).await
+    /// The grade; a code no valid write stores means a corrupt row.
+    fn into_grade(self) -> error::Result<Grade> {
+        let GradeRow {
+            id,
+            student,
+            subject,
+            value,
+            coefficient,
+            label,
+        } = self;
+        let value = GradeValue::from_code(value)
+            .ok_or_else(|| StoreError::Corrupt(format!("grade {id} has value code {value}")))?;
+        let coefficient = Coefficient::from_hundredths(coefficient).map_err(|_| {
+            StoreError::Corrupt(format!("grade {id} has coefficient {coefficient}"))
+        })?;
+        Ok(Grade {
+            id,
+            student,
+            subject,
+            value,
+            coefficient,
+            label,
+        })
     }
 }
 
-fn grade_from_row((id, student, subject, value, coefficient, label): GradeRow) -> Result<Grade> {
-    let value = GradeValue::from_code(value)
-        .ok_or_else(|| StoreError::Corrupt(format!("grade {id} has value code {value}")))?;
-    let coefficient = Coefficient::from_hundredths(coefficient)
-        .map_err(|_| StoreError::Corrupt(format!("grade {id} has coefficient {coefficient}")))?;
-    Ok(Grade {
-        id,
-        student,
-        subject,
-        value,
-        coefficient,
-        label,
+/// Reads the columns of `student_columns!`.
+fn student_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Student> {
+    Ok(Student {
+        id: r.get("id")?,
+        first_name: r.get("first_name")?,
+        last_name: r.get("last_name")?,
+        number: r.get("number")?,
+        email: r.get("email")?,
+        promotion: r.get("promotion")?,
     })
 }
 
-fn student_from_row((id, first_name, last_name, number, email, promotion): StudentRow) -> Student {
-    Student {
-        id,
-        first_name,
-        last_name,
-        number,
-        email,
-        promotion,
-    }
+/// Parses a role stored as text; a bad one means a corrupt row.
+fn role_from_db(s: &str) -> std::result::Result<Role, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown role '{s}' in the users table")))
+}
+
+/// An account's row (`username`, `role`, `student_id`).
+fn user_from_row(r: &rusqlite::Row<'_>) -> error::Result<User> {
+    Ok(User {
+        username: r.get("username")?,
+        role: role_from_db(&r.get::<_, String>("role")?)?,
+        student: r.get("student_id")?,
+    })
 }
 
 fn no_promotion(name: &str) -> StoreError {
@@ -138,21 +206,17 @@ fn no_user(username: &str) -> StoreError {
     StoreError::NotFound(format!("no user named '{}'", username.escape_debug()))
 }
 
-async fn promotion_id(tx: &mut SqliteConnection, name: &str) -> Result<i64> {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM promotions WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| no_promotion(name))
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn user_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.readers
+            .read(|conn| {
+                let n: i64 = conn
+                    .prepare_cached("SELECT COUNT(*) FROM users")?
+                    .query_row([], |r| r.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
     }
 
     async fn user_create(
@@ -170,40 +234,40 @@ impl Store for SqliteStore {
     }
 
     async fn user_credentials(&self, username: &str) -> Result<Option<Credentials>> {
-        let row: Option<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT id, username, password_hash, role, student_id FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|(user_id, username, password_hash, role, student)| {
-            Ok(Credentials {
-                user_id,
-                user: User {
-                    username,
-                    role: role_from_db(&role)?,
-                    student,
-                },
-                password_hash,
+        let username = username.to_owned();
+        self.readers
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, username, password_hash, role, student_id FROM users \
+                     WHERE username = $1",
+                )?;
+                let mut rows = stmt.query([&username])?;
+                let Some(r) = rows.next()? else {
+                    return Ok(None);
+                };
+                Ok(Some(Credentials {
+                    user_id: r.get("id")?,
+                    user: user_from_row(r)?,
+                    password_hash: r.get("password_hash")?,
+                }))
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn user_list(&self) -> Result<Vec<User>> {
-        let rows: Vec<(String, String, Option<i64>)> =
-            sqlx::query_as("SELECT username, role, student_id FROM users ORDER BY username")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(username, role, student)| {
-                Ok(User {
-                    username,
-                    role: role_from_db(&role)?,
-                    student,
-                })
+        self.readers
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT username, role, student_id FROM users ORDER BY username",
+                )?;
+                let mut rows = stmt.query([])?;
+                let mut users = Vec::new();
+                while let Some(r) = rows.next()? {
+                    users.push(user_from_row(r)?);
+                }
+                Ok(users)
             })
-            .collect()
+            .await
     }
 
     async fn user_delete(&self, username: &str, ctx: WriteContext<'_>) -> Result<()> {
@@ -244,31 +308,28 @@ impl Store for SqliteStore {
     }
 
     async fn session_get(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
-        type Row = (i64, String, String, Option<i64>, i64, i64, i64);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT u.id, u.username, u.role, u.student_id, s.created_at, s.last_seen, \
-             s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(
-            |(user_id, username, role, student, created_at, last_seen, expires_at)| {
-                Ok(SessionRecord {
-                    user_id,
-                    user: User {
-                        username,
-                        role: role_from_db(&role)?,
-                        student,
-                    },
-                    created_at,
-                    last_seen,
-                    expires_at,
-                })
-            },
-        )
-        .transpose()
+        let token_hash = token_hash.to_vec();
+        self.readers
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT u.id AS user_id, u.username AS username, u.role AS role, \
+                     u.student_id AS student_id, s.created_at AS created_at, \
+                     s.last_seen AS last_seen, s.expires_at AS expires_at \
+                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+                )?;
+                let mut rows = stmt.query([&token_hash])?;
+                let Some(r) = rows.next()? else {
+                    return Ok(None);
+                };
+                Ok(Some(SessionRecord {
+                    user_id: r.get("user_id")?,
+                    user: user_from_row(r)?,
+                    created_at: r.get("created_at")?,
+                    last_seen: r.get("last_seen")?,
+                    expires_at: r.get("expires_at")?,
+                }))
+            })
+            .await
     }
 
     async fn session_touch(&self, token_hash: &[u8], now: i64) -> Result<()> {
@@ -446,53 +507,52 @@ impl Store for SqliteStore {
     }
 
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-        );
-        let mut tx = self.reader.begin().await?;
-        let promotion = match filter.promotion {
-            Some(name) => Some(promotion_id(&mut tx, name).await?),
-            None => None,
-        };
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT seq, at, username, command, grade_id, student_id, old, new \
-             FROM changes WHERE kind = 'grade' AND ($1 IS NULL OR promotion_id = $1) \
-             AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(promotion)
-        .bind(filter.student)
-        .bind(i64::from(filter.limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let parse = |id: i64, s: Option<String>| -> Result<Option<Grade>> {
-            s.map(|s| {
-                serde_json::from_str(&s)
-                    .map_err(|e| StoreError::Corrupt(format!("audit entry {id}: {e}")))
+        let promotion = filter.promotion.map(str::to_owned);
+        let (student, limit) = (filter.student, i64::from(filter.limit));
+        self.readers
+            .read(move |conn| {
+                // One read transaction: the promotion and its entries come
+                // from the same committed state.
+                let tx = conn.transaction()?;
+                let promotion = match &promotion {
+                    Some(name) => Some(
+                        tx.prepare_cached("SELECT id FROM promotions WHERE name = $1")?
+                            .query_row([name], |r| r.get::<_, i64>(0))
+                            .optional()?
+                            .ok_or_else(|| no_promotion(name))?,
+                    ),
+                    None => None,
+                };
+                let mut stmt = tx.prepare_cached(
+                    "SELECT seq, at, username, command, grade_id, student_id, old, new \
+                     FROM changes WHERE kind = 'grade' AND ($1 IS NULL OR promotion_id = $1) \
+                     AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3",
+                )?;
+                let mut rows = stmt.query(rusqlite::params![promotion, student, limit])?;
+                let mut entries = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let id: i64 = r.get("seq")?;
+                    let parse = |column: &str| -> error::Result<Option<Grade>> {
+                        let text: Option<String> = r.get(column)?;
+                        Ok(text
+                            .map(|s| serde_json::from_str(&s))
+                            .transpose()
+                            .map_err(|e| StoreError::Corrupt(format!("audit entry {id}: {e}")))?)
+                    };
+                    entries.push(AuditEntry {
+                        id,
+                        at: r.get("at")?,
+                        by: r.get("username")?,
+                        action: r.get("command")?,
+                        grade: r.get("grade_id")?,
+                        student: r.get("student_id")?,
+                        old: parse("old")?,
+                        new: parse("new")?,
+                    });
+                }
+                Ok(entries)
             })
-            .transpose()
-        };
-        rows.into_iter()
-            .map(|(id, at, by, action, grade, student, old, new)| {
-                Ok(AuditEntry {
-                    id,
-                    at,
-                    by,
-                    action,
-                    grade,
-                    student,
-                    old: parse(id, old)?,
-                    new: parse(id, new)?,
-                })
-            })
-            .collect()
+            .await
     }
 
     async fn follow(&self, follower: std::sync::Arc<dyn Follower>) -> Result<()> {
@@ -508,29 +568,28 @@ impl Store for SqliteStore {
     }
 
     async fn verify_log(&self) -> Result<ChainReport> {
-        // On a connection of its own, in one read transaction: a long log
-        // is checked against one committed state without holding up writes.
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = rusqlite::Connection::open_with_flags(
-                &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )?;
-            let tx = conn.transaction()?;
-            log::verify(&tx)
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the chain check stopped: {e}")))?
+        // On a reader's connection, in one read transaction: a long log is
+        // checked against one committed state without holding up writes.
+        self.readers
+            .read(|conn| {
+                let tx = conn.transaction()?;
+                log::verify(&tx)
+            })
+            .await
     }
 
     async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT reply FROM udp_requests WHERE session = $1 AND request_id = $2",
-        )
-        .bind(session)
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?)
+        let (session, id) = (session.to_vec(), id.to_owned());
+        self.readers
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT reply FROM udp_requests WHERE session = $1 AND request_id = $2",
+                    )?
+                    .query_row(rusqlite::params![session, id], |r| r.get("reply"))
+                    .optional()?)
+            })
+            .await
     }
 
     async fn requests_purge(&self, before: i64) -> Result<u64> {
@@ -540,7 +599,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.reader.close().await;
+        self.readers.close();
         self.writer.close().await;
     }
 }
@@ -558,8 +617,8 @@ fn number_taken(number: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RequestKey;
     use gradebook_core::Role;
+    use gradebook_store::RequestKey;
 
     /// A store in a temporary directory (kept alive by the first element),
     /// the path of its database file, and the id of its one student.
@@ -645,7 +704,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_key_is_recorded_with_its_write_and_only_once() {
         let (_dir, path, store, student) = store_with_student().await;
-        let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| true);
+        let fits: gradebook_store::Fits = std::sync::Arc::new(|_: &serde_json::Value| true);
         let ctx = WriteContext {
             by: "admin",
             at: 10,
@@ -707,7 +766,7 @@ mod tests {
     #[tokio::test]
     async fn a_result_that_does_not_fit_rolls_the_write_back() {
         let (_dir, path, store, student) = store_with_student().await;
-        let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
+        let fits: gradebook_store::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
         let ctx = WriteContext {
             by: "admin",
             at: 10,
@@ -746,25 +805,31 @@ mod tests {
     async fn the_migration_keeps_the_data_and_gives_no_old_id_again() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("old.db");
-        let old = tempfile::tempdir().expect("temporary directory");
-        for m in ["0001_init.sql", "0002_udp_requests.sql"] {
-            let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations/sqlite")
-                .join(m);
-            std::fs::copy(from, old.path().join(m)).expect("copies a migration");
+        // The old layout, as sqlx left it: migrations 1 and 2 applied and
+        // recorded in `_sqlx_migrations`, no `schema_migrations`.
+        let conn = raw(&path);
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+            .expect("sets up");
+        conn.execute_batch(crate::migrate::tests::SQLX_TABLE)
+            .expect("sqlx's table");
+        for (version, description, sql) in [
+            (1, "init", include_str!("../migrations/0001_init.sql")),
+            (
+                2,
+                "udp requests",
+                include_str!("../migrations/0002_udp_requests.sql"),
+            ),
+        ] {
+            conn.execute_batch(sql).expect("an old migration");
+            conn.execute(
+                "INSERT INTO _sqlx_migrations \
+                 (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, 1, x'00', 1)",
+                rusqlite::params![version, description],
+            )
+            .expect("records it");
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .expect("url")
-            .create_if_missing(true)
-            .foreign_keys(true);
-        let mut conn = options.connect().await.expect("creates");
-        sqlx::migrate::Migrator::new(old.path())
-            .await
-            .expect("old migrations")
-            .run(&mut conn)
-            .await
-            .expect("old schema");
-        sqlx::raw_sql(
+        conn.execute_batch(
             "INSERT INTO users VALUES (1, 'admin', 'hash', 'admin', NULL, 0);
              INSERT INTO promotions VALUES (1, 'P', NULL, NULL, 1, 0);
              INSERT INTO students VALUES (1, 1, 'A', 'B', NULL, NULL, 0);
@@ -773,18 +838,23 @@ mod tests {
              INSERT INTO audit VALUES (1, 0, 'admin', 'grade.add', 1, 1, 1, NULL, NULL);
              INSERT INTO audit VALUES (2, 0, 'admin', 'grade.add', 7, 5, 1, NULL, NULL);",
         )
-        .execute(&mut conn)
-        .await
         .expect("old rows");
         // Student 2 is deleted: a plain INTEGER PRIMARY KEY would give 2
         // again, and the audit's student 5 and grade 7 are long gone.
-        sqlx::raw_sql("DELETE FROM students WHERE id = 2")
-            .execute(&mut conn)
-            .await
+        conn.execute("DELETE FROM students WHERE id = 2", [])
             .expect("deletes");
-        conn.close().await.expect("closes");
+        drop(conn);
 
         let store = SqliteStore::open(&path).await.expect("migrates");
+        // Versions 1 and 2 were taken as applied, 3 and 4 ran.
+        assert_eq!(
+            count(
+                &path,
+                "SELECT COUNT(*) FROM schema_migrations WHERE version <= $1",
+                4
+            ),
+            4
+        );
         assert_eq!(grades_of(&path, 1), 1);
         assert_eq!(
             count(
@@ -842,6 +912,10 @@ mod tests {
         assert_eq!(report.problem, None);
         assert!(report.entries > 2, "{report:?}");
         store.close().await;
+        // Opened again, there is nothing left to migrate.
+        let again = SqliteStore::open(&path).await.expect("reopens");
+        assert_eq!(again.verify_log().await.expect("verifies").problem, None);
+        again.close().await;
     }
 
     /// Opens the database file at `path` with a plain connection.
@@ -871,14 +945,14 @@ mod tests {
         let (_dir, _path, store, student) = store_with_student().await;
         #[derive(Default)]
         struct Recorder {
-            snapshot: std::sync::Mutex<Option<crate::Snapshot>>,
-            received: std::sync::Mutex<Vec<crate::ChangeRecord>>,
+            snapshot: std::sync::Mutex<Option<gradebook_store::Snapshot>>,
+            received: std::sync::Mutex<Vec<gradebook_store::ChangeRecord>>,
         }
         impl Follower for Recorder {
-            fn load(&self, snapshot: crate::Snapshot) {
+            fn load(&self, snapshot: gradebook_store::Snapshot) {
                 *self.snapshot.lock().expect("lock") = Some(snapshot);
             }
-            fn apply(&self, batch: &[crate::ChangeRecord]) {
+            fn apply(&self, batch: &[gradebook_store::ChangeRecord]) {
                 self.received.lock().expect("lock").extend_from_slice(batch);
             }
         }
@@ -922,8 +996,12 @@ mod tests {
                 "student.remove"
             ]
         );
-        assert!(matches!(&received[2].change, crate::Change::Grade(d) if d.new.is_none()));
-        assert!(matches!(&received[3].change, crate::Change::Student(d) if d.new.is_none()));
+        assert!(
+            matches!(&received[2].change, gradebook_store::Change::Grade(d) if d.new.is_none())
+        );
+        assert!(
+            matches!(&received[3].change, gradebook_store::Change::Student(d) if d.new.is_none())
+        );
 
         // What was logged is what is stored.
         let report = store.verify_log().await.expect("verifies");
