@@ -764,6 +764,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reads_see_accounts_sessions_and_fail_once_closed() {
+        let (_dir, _path, store, _student) = store_with_student().await;
+        let admin = store
+            .user_credentials("admin")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(admin.user.role, Role::Admin);
+        assert_eq!(admin.password_hash, "hash");
+        assert!(
+            store
+                .user_credentials("nobody")
+                .await
+                .expect("reads")
+                .is_none()
+        );
+        store
+            .session_create(b"token", admin.user_id, 10, 100)
+            .await
+            .expect("creates");
+        let s = store
+            .session_get(b"token")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(
+            (s.user.username.as_str(), s.created_at, s.expires_at),
+            ("admin", 10, 100)
+        );
+        assert!(store.session_get(b"other").await.expect("reads").is_none());
+        assert_eq!(store.user_count().await.expect("counts"), 1);
+        assert_eq!(store.user_list().await.expect("lists"), [admin.user]);
+        let unknown = store
+            .audit_list(AuditFilter {
+                promotion: Some("nope"),
+                student: None,
+                limit: 10,
+            })
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound(_))),
+            "{unknown:?}"
+        );
+        store.close().await;
+        let closed = store.user_count().await;
+        assert!(matches!(closed, Err(StoreError::Closed)), "{closed:?}");
+    }
+
+    #[tokio::test]
+    async fn only_a_database_file_url_opens() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://",
+            "sqlite://t.db?mode=rwc",
+            "postgres://x",
+        ] {
+            let r = SqliteStore::connect(url).await;
+            assert!(matches!(r, Err(StoreError::Backend(_))), "{url}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_result_that_does_not_fit_rolls_the_write_back() {
         let (_dir, path, store, student) = store_with_student().await;
         let fits: gradebook_store::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
