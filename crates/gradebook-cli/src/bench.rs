@@ -11,6 +11,7 @@
 //! file beside a raw SQLite insert of the same rows, in [`import`]).
 
 mod after_write;
+mod baseline;
 mod import;
 
 use std::path::PathBuf;
@@ -202,7 +203,7 @@ pub fn run(global: Global, args: BenchArgs) -> ExitCode {
         }
     };
     if let Some(n) = args.fsync_baseline {
-        return runtime.block_on(fsync_baseline(n, target.json));
+        return fsync_baseline(n, target.json);
     }
     if let Some(grades) = args.import_grades {
         if global.udp {
@@ -246,9 +247,9 @@ pub fn run(global: Global, args: BenchArgs) -> ExitCode {
 
 /// Times single-row durable commits: the rate group commit is measured
 /// against.
-async fn fsync_baseline(n: u32, json: bool) -> ExitCode {
+fn fsync_baseline(n: u32, json: bool) -> ExitCode {
     let path = PathBuf::from(format!("gradebook-fsync-baseline-{}.db", random_tag()));
-    match gradebook_store::baseline::single_row_commits(&path, n.max(1)).await {
+    match baseline::single_row_commits(&path, n.max(1)) {
         Ok(took) => {
             let rate = f64::from(n.max(1)) / took.as_secs_f64().max(1e-9);
             if json {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradebook_core::{Role, User};
-use gradebook_store::{SqliteStore, Store, WriteContext};
+use gradebook_store::{Store, WriteContext};
+use gradebook_store_sqlite::SqliteStore;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;

@@ -1,7 +1,11 @@
 //! Store errors: what a client may be told, and what only the log sees.
+//!
+//! No variant holds a driver's type: a backend turns its driver's errors
+//! into these, classifying those that mean the storage is unavailable (see
+//! [`Unavailable`]) and keeping the rest as text for the log.
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The thing named does not exist; the message says which.
     #[error("{0}")]
@@ -20,22 +24,34 @@ pub enum StoreError {
     /// A row that no valid write produces (the log gets the details).
     #[error("corrupt data: {0}")]
     Corrupt(String),
-    /// The database failed (the log gets the details, with the SQL).
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The writing connection failed (the log gets the details).
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The storage cannot serve the request now: nothing was written, and
+    /// the same request may succeed later. The message is for the log.
+    #[error("storage unavailable: {message}")]
+    Unavailable {
+        /// Why, as a client may be told.
+        why: Unavailable,
+        /// The backend's own description, for the log.
+        message: String,
+    },
     /// The write succeeded but the transaction it shared with others did
-    /// not commit, so it was undone.
-    #[error("the write's transaction did not commit: {0}")]
-    NotCommitted(std::sync::Arc<rusqlite::Error>),
+    /// not commit, so it was undone. The message is for the log.
+    #[error("the write's transaction did not commit: {message}")]
+    NotCommitted {
+        /// Why, as a client may be told.
+        why: Unavailable,
+        /// The backend's own description, for the log.
+        message: String,
+    },
+    /// Any other failure of the backend. The message is for the log only:
+    /// it may quote SQL.
+    #[error("database error: {0}")]
+    Backend(String),
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
-    /// Migrations failed at start-up.
+    /// The schema could not be brought up to date at start-up.
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
 }
 
 /// Why storage cannot take a write now, as a client may be told.
@@ -59,48 +75,35 @@ impl StoreError {
     /// written and the same request may succeed later.
     pub fn unavailable(&self) -> Option<Unavailable> {
         match self {
-            StoreError::Sqlite(e) => sqlite_unavailable(e),
-            // The write itself was fine; its batch did not commit, so the
-            // storage failed it, whatever the cause.
-            StoreError::NotCommitted(e) => {
-                Some(sqlite_unavailable(e).unwrap_or(Unavailable::Unreachable))
-            }
-            StoreError::Database(sqlx::Error::Database(e)) => {
-                match e.code().as_deref().map(|c| c.parse::<i32>()) {
-                    Some(Ok(code)) => primary_unavailable(code),
-                    _ => None,
-                }
-            }
-            StoreError::Database(sqlx::Error::Io(e)) => Some(io_unavailable(e)),
-            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
-                Some(Unavailable::Unreachable)
+            StoreError::Unavailable { why, .. } | StoreError::NotCommitted { why, .. } => {
+                Some(*why)
             }
             _ => None,
         }
     }
 }
 
-fn sqlite_unavailable(e: &rusqlite::Error) -> Option<Unavailable> {
-    e.sqlite_error()
-        .and_then(|e| primary_unavailable(e.extended_code))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Classifies an SQLite result code (primary or extended).
-fn primary_unavailable(code: i32) -> Option<Unavailable> {
-    use rusqlite::ffi;
-    match code & 0xff {
-        ffi::SQLITE_FULL => Some(Unavailable::Full),
-        ffi::SQLITE_IOERR | ffi::SQLITE_CANTOPEN | ffi::SQLITE_BUSY | ffi::SQLITE_LOCKED => {
-            Some(Unavailable::Unreachable)
-        }
-        _ => None,
-    }
-}
-
-fn io_unavailable(e: &std::io::Error) -> Unavailable {
-    if e.kind() == std::io::ErrorKind::StorageFull {
-        Unavailable::Full
-    } else {
-        Unavailable::Unreachable
+    #[test]
+    fn only_not_found_and_conflict_reach_clients_and_storage_failures_say_so() {
+        let full = StoreError::Unavailable {
+            why: Unavailable::Full,
+            message: "database or disk is full".into(),
+        };
+        assert_eq!(full.unavailable(), Some(Unavailable::Full));
+        assert!(!full.is_client_facing());
+        let undone = StoreError::NotCommitted {
+            why: Unavailable::Unreachable,
+            message: "disk I/O error".into(),
+        };
+        assert_eq!(undone.unavailable(), Some(Unavailable::Unreachable));
+        let backend = StoreError::Backend("near \"SELEC\": syntax error".into());
+        assert_eq!(backend.unavailable(), None);
+        assert!(!backend.is_client_facing());
+        assert!(StoreError::NotFound("no grade with id 3".into()).is_client_facing());
+        assert!(StoreError::Conflict("taken".into()).is_client_facing());
     }
 }

@@ -1,20 +1,22 @@
-//! Persistence for gradebook: the [`Store`] trait and its backends.
+//! Persistence for gradebook: the [`Store`] trait, what it reads and
+//! writes, the change log ([`change`]) and [`StoreError`]. Nothing here
+//! depends on a database driver.
 //!
 //! The server talks to storage only through [`Store`], so a backend is a
 //! choice made at start-up (`--database sqlite://…`; PostgreSQL later) and
-//! every backend passes the same tests. A method returns only after its
+//! every backend passes the same tests. Each backend is a crate of its own
+//! with one driver and its own migrations (`gradebook-store-sqlite`), and
+//! turns that driver's errors into [`StoreError`]s. A method returns only after its
 //! transaction has committed: the server's `ok` reply is a durability
 //! promise.
 
 #![forbid(unsafe_code)]
 
-pub mod baseline;
 pub mod change;
 mod error;
-mod sqlite;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
 pub use gradebook_core::{NewGrade, NewStudent};
 
 pub use change::{
@@ -22,7 +24,6 @@ pub use change::{
     StudentRecord, UserRecord,
 };
 pub use error::{StoreError, Unavailable};
-pub use sqlite::SqliteStore;
 
 /// The result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -238,7 +239,7 @@ pub struct AuditFilter<'a> {
 
 /// Storage for gradebook. Every method is one transaction; errors say what
 /// was not found or conflicted in words fit for a client, and keep the
-/// backend's own error (with its SQL) for the log. Every write of the
+/// backend's own error (as text, possibly with its SQL) for the log. Every write of the
 /// service's data takes a [`WriteContext`]: who, when, and the UDP request
 /// to record in the same transaction.
 #[async_trait]
@@ -295,14 +296,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         created_by: Option<i64>,
         ctx: WriteContext<'_>,
     ) -> Result<Promotion>;
-    /// Every promotion, by name; with `managed_by`, only those that user
-    /// created or was granted.
-    async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>>;
-    /// Whether the user created or was granted the promotion (false when it
-    /// does not exist).
-    async fn can_manage(&self, promotion: &str, user_id: i64) -> Result<bool>;
-    /// One promotion.
-    async fn promotion_get(&self, name: &str) -> Result<Promotion>;
     /// Deletes a promotion; `conflict` if it has students and not `force`.
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()>;
     /// Lets a teacher manage a promotion (idempotent).
@@ -319,8 +312,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         username: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()>;
-    /// A promotion with its students and all their grades.
-    async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades>;
 
     // Students.
 
@@ -331,10 +322,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         student: &NewStudent,
         ctx: WriteContext<'_>,
     ) -> Result<Student>;
-    /// A promotion's students, by last name, first name, id.
-    async fn student_list(&self, promotion: &str) -> Result<Vec<Student>>;
-    /// One student.
-    async fn student_get(&self, id: i64) -> Result<Student>;
     /// Changes a student.
     async fn student_update(
         &self,
@@ -349,8 +336,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Adds a grade, with its audit entry.
     async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade>;
-    /// One grade.
-    async fn grade_get(&self, id: i64) -> Result<Grade>;
     /// Changes a grade, with its audit entry.
     async fn grade_update(
         &self,
@@ -360,8 +345,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     ) -> Result<Grade>;
     /// Deletes a grade, with its audit entry.
     async fn grade_delete(&self, id: i64, ctx: WriteContext<'_>) -> Result<()>;
-    /// A student's grades, by id.
-    async fn grade_list(&self, student: i64) -> Result<Vec<Grade>>;
 
     // Imports: many rows, one transaction, all or nothing.
 
@@ -373,13 +356,6 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
         students: Vec<(u64, NewStudent)>,
         ctx: WriteContext<'_>,
     ) -> Result<u64>;
-    /// Which of `numbers` belong to students of another promotion than
-    /// `promotion` (numbers are unique across promotions).
-    async fn numbers_taken_elsewhere(
-        &self,
-        promotion: &str,
-        numbers: &[String],
-    ) -> Result<Vec<String>>;
     /// Adds grades, each with its audit entry and its line in the file.
     async fn import_grades(
         &self,
@@ -411,10 +387,4 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
 
     /// Closes the backend cleanly (checkpoints, connections).
     async fn close(&self);
-}
-
-/// Parses a role stored as text; a bad one means a corrupt row.
-fn role_from_db(s: &str) -> Result<Role> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown role '{s}' in the users table")))
 }

@@ -18,9 +18,9 @@ use std::time::Instant;
 use gradebook_proto::call;
 use gradebook_proto::command::{PromotionCreateArgs, PromotionDeleteArgs, StudentListArgs};
 use gradebook_proto::data::ImportReport;
-use gradebook_store::baseline::{self, RawGrade};
 use serde_json::json;
 
+use super::baseline::{self, RawGrade};
 use crate::app::Ctx;
 use crate::args::ImportOptions;
 use crate::error::CliError;

@@ -1,64 +1,62 @@
-//! The SQLite backend: one database file in WAL mode with
-//! `synchronous=FULL`, one writer thread and a small pool of readers.
+//! The SQLite backend of gradebook's [`Store`]: one database file in WAL
+//! mode with `synchronous=FULL`, one writer thread and a small pool of
+//! readers, all through one driver, rusqlite.
 //!
 //! SQLite allows one writer at a time; giving writes their own connection,
 //! on their own thread ([`writer`]), makes them queue instead of failing
-//! with `SQLITE_BUSY` and lets them share commits, while readers go on in
-//! parallel, through sqlx, against the last committed state. The writes
-//! themselves are in [`write`]. The SQL uses `$1` placeholders and standard
-//! statements so the PostgreSQL backend can share it.
+//! with `SQLITE_BUSY` and lets them share commits, while readers ([`read`])
+//! go on in parallel against the last committed state. The writes
+//! themselves are in [`write`], the change log in [`log`], the schema's
+//! migrations in [`migrate`]. Driver errors become
+//! [`gradebook_store::StoreError`]s in [`error`]. The SQL uses `$1`
+//! placeholders and standard statements so the PostgreSQL backend can share
+//! it.
 
-use std::str::FromStr;
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+use gradebook_store::{
+    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
+    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
 };
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use rusqlite::{Connection, OptionalExtension};
 
+mod error;
+mod migrate;
+mod read;
 mod writer;
 
+use read::Readers;
 use writer::Writer;
 
-use crate::{
-    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
-    PromotionGrades, Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
-    role_from_db,
-};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// How many reads may run at once, each on a connection of its own.
+const READERS: usize = 4;
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: std::sync::Arc<Writer>,
-    reader: SqlitePool,
-    path: std::path::PathBuf,
+    writer: Arc<Writer>,
+    readers: Arc<Readers>,
 }
 
-type GradeRow = (i64, i64, String, i64, i64, Option<String>);
-type StudentRow = (i64, String, String, Option<String>, Option<String>, String);
-type PromotionRow = (String, Option<i64>, Option<String>, i64);
-
-// Column lists shared by several queries. Macros rather than constants so
-// that `concat!` builds each query as one static string: sqlx only runs
-// queries it can see are not assembled from runtime text.
+// Column lists shared by several queries, each column named as the row
+// readers below ask for it. Macros rather than constants so that `concat!`
+// builds each query as one static string.
 macro_rules! grade_columns {
     () => {
-        "g.id, g.student_id, g.subject, g.value, g.coefficient, g.label"
+        "g.id AS id, g.student_id AS student_id, g.subject AS subject, g.value AS value, \
+         g.coefficient AS coefficient, g.label AS label"
     };
 }
 macro_rules! student_columns {
     () => {
-        "s.id, s.first_name, s.last_name, s.number, s.email, p.name"
-    };
-}
-macro_rules! promotion_columns {
-    () => {
-        "p.name, p.year, p.description, \
-         (SELECT COUNT(*) FROM students s WHERE s.promotion_id = p.id)"
+        "s.id AS id, s.first_name AS first_name, s.last_name AS last_name, \
+         s.number AS number, s.email AS email, p.name AS promotion"
     };
 }
 
@@ -70,73 +68,126 @@ use write::Context;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `url`
-    /// (`sqlite://path`; not an in-memory database, which the writer's own
-    /// connection would not see) and brings its schema up to date.
+    /// (`sqlite://path` or `sqlite:path`; not an in-memory database, which
+    /// the writer's own connection would not see, and no options after a
+    /// `?`) and brings its schema up to date.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty() && !p.contains('?') && !p.starts_with(":memory:"))
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "'{}' is not a database file's URL: use sqlite://PATH",
+                    url.escape_debug()
+                ))
+            })?;
+        Self::open(Path::new(path)).await
+    }
+
+    /// Opens (creating if needed) the database file at `path` and brings
+    /// its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let path = path.to_owned();
+        let opened = tokio::task::spawn_blocking(move || -> error::Result<Self> {
+            let mut conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
             // FULL: a commit is on disk before it returns, so an `ok` reply
             // survives a power cut, not only a crash of the server.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let mut conn = options.connect().await?;
-        MIGRATOR.run(&mut conn).await?;
-        conn.close().await?;
-        // The writer opens its own connection, on a schema now up to date.
-        let path = options.get_filename().to_owned();
-        let writer = std::sync::Arc::new(Writer::open(&path)?);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(SqliteStore {
-            writer,
-            reader,
-            path,
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            migrate::run(&mut conn)?;
+            drop(conn);
+            // The writer opens its own connection, on a schema now up to
+            // date; the readers open theirs as reads need them.
+            let writer = Arc::new(Writer::open(&path)?);
+            Ok(SqliteStore {
+                writer,
+                readers: Readers::new(path, READERS),
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("opening the database stopped: {e}")))?;
+        Ok(opened?)
+    }
+}
+
+/// A grade's row as stored: value and coefficient in integer codes.
+#[derive(Debug)]
+struct GradeRow {
+    id: i64,
+    student: i64,
+    subject: String,
+    value: i64,
+    coefficient: i64,
+    label: Option<String>,
+}
+
+impl GradeRow {
+    /// Reads the columns of `grade_columns!`.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(GradeRow {
+            id: r.get("id")?,
+            student: r.get("student_id")?,
+            subject: r.get("subject")?,
+            value: r.get("value")?,
+            coefficient: r.get("coefficient")?,
+            label: r.get("label")?,
         })
     }
 
-    /// Opens the database file at `path`.
-    pub async fn open(path: &std::path::Path) -> Result<Self> {
-        Self::connect(&format!("sqlite://{}", path.display())).await
+    /// The grade; a code no valid write stores means a corrupt row.
+    fn into_grade(self) -> error::Result<Grade> {
+        let GradeRow {
+            id,
+            student,
+            subject,
+            value,
+            coefficient,
+            label,
+        } = self;
+        let value = GradeValue::from_code(value)
+            .ok_or_else(|| StoreError::Corrupt(format!("grade {id} has value code {value}")))?;
+        let coefficient = Coefficient::from_hundredths(coefficient).map_err(|_| {
+            StoreError::Corrupt(format!("grade {id} has coefficient {coefficient}"))
+        })?;
+        Ok(Grade {
+            id,
+            student,
+            subject,
+            value,
+            coefficient,
+            label,
+        })
     }
 }
 
-fn grade_from_row((id, student, subject, value, coefficient, label): GradeRow) -> Result<Grade> {
-    let value = GradeValue::from_code(value)
-        .ok_or_else(|| StoreError::Corrupt(format!("grade {id} has value code {value}")))?;
-    let coefficient = Coefficient::from_hundredths(coefficient)
-        .map_err(|_| StoreError::Corrupt(format!("grade {id} has coefficient {coefficient}")))?;
-    Ok(Grade {
-        id,
-        student,
-        subject,
-        value,
-        coefficient,
-        label,
+/// Reads the columns of `student_columns!`.
+fn student_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Student> {
+    Ok(Student {
+        id: r.get("id")?,
+        first_name: r.get("first_name")?,
+        last_name: r.get("last_name")?,
+        number: r.get("number")?,
+        email: r.get("email")?,
+        promotion: r.get("promotion")?,
     })
 }
 
-fn student_from_row((id, first_name, last_name, number, email, promotion): StudentRow) -> Student {
-    Student {
-        id,
-        first_name,
-        last_name,
-        number,
-        email,
-        promotion,
-    }
+/// Parses a role stored as text; a bad one means a corrupt row.
+fn role_from_db(s: &str) -> std::result::Result<Role, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown role '{s}' in the users table")))
 }
 
-fn promotion_from_row((name, year, description, students): PromotionRow) -> Promotion {
-    Promotion {
-        name,
-        year,
-        description,
-        students: u64::try_from(students).unwrap_or(0),
-    }
+/// An account's row (`username`, `role`, `student_id`).
+fn user_from_row(r: &rusqlite::Row<'_>) -> error::Result<User> {
+    Ok(User {
+        username: r.get("username")?,
+        role: role_from_db(&r.get::<_, String>("role")?)?,
+        student: r.get("student_id")?,
+    })
 }
 
 fn no_promotion(name: &str) -> StoreError {
@@ -155,48 +206,17 @@ fn no_user(username: &str) -> StoreError {
     StoreError::NotFound(format!("no user named '{}'", username.escape_debug()))
 }
 
-async fn promotion_id(tx: &mut SqliteConnection, name: &str) -> Result<i64> {
-    sqlx::query_scalar::<_, i64>("SELECT id FROM promotions WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| no_promotion(name))
-}
-
-async fn student_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Student> {
-    sqlx::query_as::<_, StudentRow>(concat!(
-        "SELECT ",
-        student_columns!(),
-        " FROM students s JOIN promotions p ON p.id = s.promotion_id \
-         WHERE s.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(student_from_row)
-    .ok_or_else(|| no_student(id))
-}
-
-async fn grade_in_tx(tx: &mut SqliteConnection, id: i64) -> Result<Grade> {
-    let row = sqlx::query_as::<_, GradeRow>(concat!(
-        "SELECT ",
-        grade_columns!(),
-        " FROM grades g WHERE g.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| no_grade(id))?;
-    grade_from_row(row)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn user_count(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.readers
+            .read(|conn| {
+                let n: i64 = conn
+                    .prepare_cached("SELECT COUNT(*) FROM users")?
+                    .query_row([], |r| r.get(0))?;
+                Ok(u64::try_from(n).unwrap_or(0))
+            })
+            .await
     }
 
     async fn user_create(
@@ -214,40 +234,40 @@ impl Store for SqliteStore {
     }
 
     async fn user_credentials(&self, username: &str) -> Result<Option<Credentials>> {
-        let row: Option<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
-            "SELECT id, username, password_hash, role, student_id FROM users WHERE username = $1",
-        )
-        .bind(username)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|(user_id, username, password_hash, role, student)| {
-            Ok(Credentials {
-                user_id,
-                user: User {
-                    username,
-                    role: role_from_db(&role)?,
-                    student,
-                },
-                password_hash,
+        let username = username.to_owned();
+        self.readers
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT id, username, password_hash, role, student_id FROM users \
+                     WHERE username = $1",
+                )?;
+                let mut rows = stmt.query([&username])?;
+                let Some(r) = rows.next()? else {
+                    return Ok(None);
+                };
+                Ok(Some(Credentials {
+                    user_id: r.get("id")?,
+                    user: user_from_row(r)?,
+                    password_hash: r.get("password_hash")?,
+                }))
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn user_list(&self) -> Result<Vec<User>> {
-        let rows: Vec<(String, String, Option<i64>)> =
-            sqlx::query_as("SELECT username, role, student_id FROM users ORDER BY username")
-                .fetch_all(&self.reader)
-                .await?;
-        rows.into_iter()
-            .map(|(username, role, student)| {
-                Ok(User {
-                    username,
-                    role: role_from_db(&role)?,
-                    student,
-                })
+        self.readers
+            .read(|conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT username, role, student_id FROM users ORDER BY username",
+                )?;
+                let mut rows = stmt.query([])?;
+                let mut users = Vec::new();
+                while let Some(r) = rows.next()? {
+                    users.push(user_from_row(r)?);
+                }
+                Ok(users)
             })
-            .collect()
+            .await
     }
 
     async fn user_delete(&self, username: &str, ctx: WriteContext<'_>) -> Result<()> {
@@ -288,31 +308,28 @@ impl Store for SqliteStore {
     }
 
     async fn session_get(&self, token_hash: &[u8]) -> Result<Option<SessionRecord>> {
-        type Row = (i64, String, String, Option<i64>, i64, i64, i64);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT u.id, u.username, u.role, u.student_id, s.created_at, s.last_seen, \
-             s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(
-            |(user_id, username, role, student, created_at, last_seen, expires_at)| {
-                Ok(SessionRecord {
-                    user_id,
-                    user: User {
-                        username,
-                        role: role_from_db(&role)?,
-                        student,
-                    },
-                    created_at,
-                    last_seen,
-                    expires_at,
-                })
-            },
-        )
-        .transpose()
+        let token_hash = token_hash.to_vec();
+        self.readers
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT u.id AS user_id, u.username AS username, u.role AS role, \
+                     u.student_id AS student_id, s.created_at AS created_at, \
+                     s.last_seen AS last_seen, s.expires_at AS expires_at \
+                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+                )?;
+                let mut rows = stmt.query([&token_hash])?;
+                let Some(r) = rows.next()? else {
+                    return Ok(None);
+                };
+                Ok(Some(SessionRecord {
+                    user_id: r.get("user_id")?,
+                    user: user_from_row(r)?,
+                    created_at: r.get("created_at")?,
+                    last_seen: r.get("last_seen")?,
+                    expires_at: r.get("expires_at")?,
+                }))
+            })
+            .await
     }
 
     async fn session_touch(&self, token_hash: &[u8], now: i64) -> Result<()> {
@@ -359,45 +376,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn promotion_list(&self, managed_by: Option<i64>) -> Result<Vec<Promotion>> {
-        let rows: Vec<PromotionRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions p WHERE $1 IS NULL OR p.created_by = $1 OR EXISTS \
-             (SELECT 1 FROM grants g WHERE g.promotion_id = p.id AND g.user_id = $1) \
-             ORDER BY p.name"
-        ))
-        .bind(managed_by)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows.into_iter().map(promotion_from_row).collect())
-    }
-
-    async fn can_manage(&self, promotion: &str, user_id: i64) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM promotions p WHERE p.name = $1 AND (p.created_by = $2 OR EXISTS \
-             (SELECT 1 FROM grants g WHERE g.promotion_id = p.id AND g.user_id = $2))",
-        )
-        .bind(promotion)
-        .bind(user_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(found.is_some())
-    }
-
-    async fn promotion_get(&self, name: &str) -> Result<Promotion> {
-        sqlx::query_as::<_, PromotionRow>(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions p WHERE p.name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await?
-        .map(promotion_from_row)
-        .ok_or_else(|| no_promotion(name))
-    }
-
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()> {
         let (name, ctx) = (name.to_owned(), Context::new(&ctx));
         self.writer
@@ -437,49 +415,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn promotion_grades(&self, name: &str) -> Result<PromotionGrades> {
-        // One read transaction, so students and grades come from the same
-        // committed state.
-        let mut tx = self.reader.begin().await?;
-        let promotion = sqlx::query_as::<_, PromotionRow>(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions p WHERE p.name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(promotion_from_row)
-        .ok_or_else(|| no_promotion(name))?;
-        let students: Vec<StudentRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            student_columns!(),
-            " FROM students s JOIN promotions p ON p.id = s.promotion_id \
-             WHERE p.name = $1 ORDER BY s.last_name, s.first_name, s.id"
-        ))
-        .bind(name)
-        .fetch_all(&mut *tx)
-        .await?;
-        let grades: Vec<GradeRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            grade_columns!(),
-            " FROM grades g JOIN students s ON s.id = g.student_id \
-             JOIN promotions p ON p.id = s.promotion_id WHERE p.name = $1 ORDER BY g.id"
-        ))
-        .bind(name)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(PromotionGrades {
-            promotion,
-            students: students.into_iter().map(student_from_row).collect(),
-            grades: grades
-                .into_iter()
-                .map(grade_from_row)
-                .collect::<Result<_>>()?,
-        })
-    }
-
     async fn student_add(
         &self,
         promotion: &str,
@@ -493,29 +428,6 @@ impl Store for SqliteStore {
                 write::student_add(tx, &promotion, &student, &ctx)
             })
             .await
-    }
-
-    async fn student_list(&self, promotion: &str) -> Result<Vec<Student>> {
-        let mut tx = self.reader.begin().await?;
-        promotion_id(&mut tx, promotion).await?;
-        let rows: Vec<StudentRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            student_columns!(),
-            " FROM students s JOIN promotions p ON p.id = s.promotion_id \
-             WHERE p.name = $1 ORDER BY s.last_name, s.first_name, s.id"
-        ))
-        .bind(promotion)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(rows.into_iter().map(student_from_row).collect())
-    }
-
-    async fn student_get(&self, id: i64) -> Result<Student> {
-        let mut tx = self.reader.begin().await?;
-        let s = student_in_tx(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(s)
     }
 
     async fn student_update(
@@ -560,24 +472,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn numbers_taken_elsewhere(
-        &self,
-        promotion: &str,
-        numbers: &[String],
-    ) -> Result<Vec<String>> {
-        let list = serde_json::to_string(numbers)
-            .map_err(|e| StoreError::Corrupt(format!("unserialisable numbers: {e}")))?;
-        let taken = sqlx::query_scalar::<_, String>(
-            "SELECT s.number FROM students s JOIN promotions p ON p.id = s.promotion_id \
-             WHERE p.name <> $1 AND s.number IN (SELECT value FROM json_each($2))",
-        )
-        .bind(promotion)
-        .bind(list)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(taken)
-    }
-
     async fn import_grades(
         &self,
         grades: Vec<(u64, NewGrade)>,
@@ -589,13 +483,6 @@ impl Store for SqliteStore {
                 write::import_grades(tx, &grades, &ctx)
             })
             .await
-    }
-
-    async fn grade_get(&self, id: i64) -> Result<Grade> {
-        let mut tx = self.reader.begin().await?;
-        let g = grade_in_tx(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(g)
     }
 
     async fn grade_update(
@@ -619,69 +506,53 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn grade_list(&self, student: i64) -> Result<Vec<Grade>> {
-        let mut tx = self.reader.begin().await?;
-        student_in_tx(&mut tx, student).await?;
-        let rows: Vec<GradeRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            grade_columns!(),
-            " FROM grades g WHERE g.student_id = $1 ORDER BY g.id"
-        ))
-        .bind(student)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        rows.into_iter().map(grade_from_row).collect()
-    }
-
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>> {
-        type Row = (
-            i64,
-            i64,
-            String,
-            String,
-            i64,
-            i64,
-            Option<String>,
-            Option<String>,
-        );
-        let mut tx = self.reader.begin().await?;
-        let promotion = match filter.promotion {
-            Some(name) => Some(promotion_id(&mut tx, name).await?),
-            None => None,
-        };
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT seq, at, username, command, grade_id, student_id, old, new \
-             FROM changes WHERE kind = 'grade' AND ($1 IS NULL OR promotion_id = $1) \
-             AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(promotion)
-        .bind(filter.student)
-        .bind(i64::from(filter.limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let parse = |id: i64, s: Option<String>| -> Result<Option<Grade>> {
-            s.map(|s| {
-                serde_json::from_str(&s)
-                    .map_err(|e| StoreError::Corrupt(format!("audit entry {id}: {e}")))
+        let promotion = filter.promotion.map(str::to_owned);
+        let (student, limit) = (filter.student, i64::from(filter.limit));
+        self.readers
+            .read(move |conn| {
+                // One read transaction: the promotion and its entries come
+                // from the same committed state.
+                let tx = conn.transaction()?;
+                let promotion = match &promotion {
+                    Some(name) => Some(
+                        tx.prepare_cached("SELECT id FROM promotions WHERE name = $1")?
+                            .query_row([name], |r| r.get::<_, i64>(0))
+                            .optional()?
+                            .ok_or_else(|| no_promotion(name))?,
+                    ),
+                    None => None,
+                };
+                let mut stmt = tx.prepare_cached(
+                    "SELECT seq, at, username, command, grade_id, student_id, old, new \
+                     FROM changes WHERE kind = 'grade' AND ($1 IS NULL OR promotion_id = $1) \
+                     AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3",
+                )?;
+                let mut rows = stmt.query(rusqlite::params![promotion, student, limit])?;
+                let mut entries = Vec::new();
+                while let Some(r) = rows.next()? {
+                    let id: i64 = r.get("seq")?;
+                    let parse = |column: &str| -> error::Result<Option<Grade>> {
+                        let text: Option<String> = r.get(column)?;
+                        Ok(text
+                            .map(|s| serde_json::from_str(&s))
+                            .transpose()
+                            .map_err(|e| StoreError::Corrupt(format!("audit entry {id}: {e}")))?)
+                    };
+                    entries.push(AuditEntry {
+                        id,
+                        at: r.get("at")?,
+                        by: r.get("username")?,
+                        action: r.get("command")?,
+                        grade: r.get("grade_id")?,
+                        student: r.get("student_id")?,
+                        old: parse("old")?,
+                        new: parse("new")?,
+                    });
+                }
+                Ok(entries)
             })
-            .transpose()
-        };
-        rows.into_iter()
-            .map(|(id, at, by, action, grade, student, old, new)| {
-                Ok(AuditEntry {
-                    id,
-                    at,
-                    by,
-                    action,
-                    grade,
-                    student,
-                    old: parse(id, old)?,
-                    new: parse(id, new)?,
-                })
-            })
-            .collect()
+            .await
     }
 
     async fn follow(&self, follower: std::sync::Arc<dyn Follower>) -> Result<()> {
@@ -697,29 +568,28 @@ impl Store for SqliteStore {
     }
 
     async fn verify_log(&self) -> Result<ChainReport> {
-        // On a connection of its own, in one read transaction: a long log
-        // is checked against one committed state without holding up writes.
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = rusqlite::Connection::open_with_flags(
-                &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-            )?;
-            let tx = conn.transaction()?;
-            log::verify(&tx)
-        })
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("the chain check stopped: {e}")))?
+        // On a reader's connection, in one read transaction: a long log is
+        // checked against one committed state without holding up writes.
+        self.readers
+            .read(|conn| {
+                let tx = conn.transaction()?;
+                log::verify(&tx)
+            })
+            .await
     }
 
     async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT reply FROM udp_requests WHERE session = $1 AND request_id = $2",
-        )
-        .bind(session)
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await?)
+        let (session, id) = (session.to_vec(), id.to_owned());
+        self.readers
+            .read(move |conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT reply FROM udp_requests WHERE session = $1 AND request_id = $2",
+                    )?
+                    .query_row(rusqlite::params![session, id], |r| r.get("reply"))
+                    .optional()?)
+            })
+            .await
     }
 
     async fn requests_purge(&self, before: i64) -> Result<u64> {
@@ -729,7 +599,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.reader.close().await;
+        self.readers.close();
         self.writer.close().await;
     }
 }
@@ -747,14 +617,15 @@ fn number_taken(number: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RequestKey;
     use gradebook_core::Role;
+    use gradebook_store::RequestKey;
 
-    async fn store_with_student() -> (tempfile::TempDir, SqliteStore, i64) {
+    /// A store in a temporary directory (kept alive by the first element),
+    /// the path of its database file, and the id of its one student.
+    async fn store_with_student() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore, i64) {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let store = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("opens");
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).await.expect("opens");
         let admin = User {
             username: "admin".into(),
             role: Role::Admin,
@@ -779,7 +650,7 @@ mod tests {
             )
             .await
             .expect("student");
-        (dir, store, s.id)
+        (dir, path, store, s.id)
     }
 
     fn grade(student: i64) -> NewGrade {
@@ -794,7 +665,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writes_share_commits_and_failures_undo_only_themselves() {
-        let (dir, store, student) = store_with_student().await;
+        let (_dir, path, store, student) = store_with_student().await;
         let mut tasks = Vec::new();
         for i in 0..300i64 {
             let store = store.clone();
@@ -814,13 +685,11 @@ mod tests {
             }
         }
         assert_eq!(acknowledged, 200);
-        assert_eq!(store.grade_list(student).await.expect("list").len(), 200);
+        assert_eq!(grades_of(&path, student), 200);
         // Durable: a fresh store on the same file sees them all.
         store.close().await;
-        let again = SqliteStore::open(&dir.path().join("t.db"))
-            .await
-            .expect("reopens");
-        assert_eq!(again.grade_list(student).await.expect("list").len(), 200);
+        let again = SqliteStore::open(&path).await.expect("reopens");
+        assert_eq!(grades_of(&path, student), 200);
         let audit = again
             .audit_list(AuditFilter {
                 promotion: None,
@@ -834,8 +703,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_key_is_recorded_with_its_write_and_only_once() {
-        let (_dir, store, student) = store_with_student().await;
-        let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| true);
+        let (_dir, path, store, student) = store_with_student().await;
+        let fits: gradebook_store::Fits = std::sync::Arc::new(|_: &serde_json::Value| true);
         let ctx = WriteContext {
             by: "admin",
             at: 10,
@@ -857,7 +726,7 @@ mod tests {
         // The same key again: rolled back, nothing added.
         let again = store.grade_add(&grade(student), ctx).await;
         assert!(matches!(again, Err(StoreError::Duplicate)), "{again:?}");
-        assert_eq!(store.grade_list(student).await.expect("lists").len(), 1);
+        assert_eq!(grades_of(&path, student), 1);
         // Another id, or another session, is another request.
         let other = WriteContext {
             request: Some(RequestKey {
@@ -868,7 +737,7 @@ mod tests {
             ..ctx
         };
         store.grade_add(&grade(student), other).await.expect("adds");
-        assert_eq!(store.grade_list(student).await.expect("lists").len(), 2);
+        assert_eq!(grades_of(&path, student), 2);
         // Writes that return nothing record `{}`.
         let delete = WriteContext {
             request: Some(RequestKey {
@@ -895,9 +764,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reads_see_accounts_sessions_and_fail_once_closed() {
+        let (_dir, _path, store, _student) = store_with_student().await;
+        let admin = store
+            .user_credentials("admin")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(admin.user.role, Role::Admin);
+        assert_eq!(admin.password_hash, "hash");
+        assert!(
+            store
+                .user_credentials("nobody")
+                .await
+                .expect("reads")
+                .is_none()
+        );
+        store
+            .session_create(b"token", admin.user_id, 10, 100)
+            .await
+            .expect("creates");
+        let s = store
+            .session_get(b"token")
+            .await
+            .expect("reads")
+            .expect("exists");
+        assert_eq!(
+            (s.user.username.as_str(), s.created_at, s.expires_at),
+            ("admin", 10, 100)
+        );
+        assert!(store.session_get(b"other").await.expect("reads").is_none());
+        assert_eq!(store.user_count().await.expect("counts"), 1);
+        assert_eq!(store.user_list().await.expect("lists"), [admin.user]);
+        let unknown = store
+            .audit_list(AuditFilter {
+                promotion: Some("nope"),
+                student: None,
+                limit: 10,
+            })
+            .await;
+        assert!(
+            matches!(unknown, Err(StoreError::NotFound(_))),
+            "{unknown:?}"
+        );
+        store.close().await;
+        let closed = store.user_count().await;
+        assert!(matches!(closed, Err(StoreError::Closed)), "{closed:?}");
+    }
+
+    #[tokio::test]
+    async fn only_a_database_file_url_opens() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://",
+            "sqlite://t.db?mode=rwc",
+            "postgres://x",
+        ] {
+            let r = SqliteStore::connect(url).await;
+            assert!(matches!(r, Err(StoreError::Backend(_))), "{url}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_result_that_does_not_fit_rolls_the_write_back() {
-        let (_dir, store, student) = store_with_student().await;
-        let fits: crate::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
+        let (_dir, path, store, student) = store_with_student().await;
+        let fits: gradebook_store::Fits = std::sync::Arc::new(|_: &serde_json::Value| false);
         let ctx = WriteContext {
             by: "admin",
             at: 10,
@@ -910,10 +841,17 @@ mod tests {
         };
         let r = store.grade_add(&grade(student), ctx).await;
         assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
-        assert!(store.grade_list(student).await.expect("lists").is_empty());
+        assert_eq!(grades_of(&path, student), 0);
         let r = store.promotion_create("Q", None, None, None, ctx).await;
         assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
-        assert!(store.promotion_get("Q").await.is_err());
+        assert_eq!(
+            count(
+                &path,
+                "SELECT COUNT(*) FROM promotions WHERE name = $1",
+                "Q"
+            ),
+            0
+        );
         assert_eq!(
             store.request_reply(b"session", "1").await.expect("reads"),
             None
@@ -929,25 +867,31 @@ mod tests {
     async fn the_migration_keeps_the_data_and_gives_no_old_id_again() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("old.db");
-        let old = tempfile::tempdir().expect("temporary directory");
-        for m in ["0001_init.sql", "0002_udp_requests.sql"] {
-            let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations/sqlite")
-                .join(m);
-            std::fs::copy(from, old.path().join(m)).expect("copies a migration");
+        // The old layout, as sqlx left it: migrations 1 and 2 applied and
+        // recorded in `_sqlx_migrations`, no `schema_migrations`.
+        let conn = raw(&path);
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+            .expect("sets up");
+        conn.execute_batch(crate::migrate::tests::SQLX_TABLE)
+            .expect("sqlx's table");
+        for (version, description, sql) in [
+            (1, "init", include_str!("../migrations/0001_init.sql")),
+            (
+                2,
+                "udp requests",
+                include_str!("../migrations/0002_udp_requests.sql"),
+            ),
+        ] {
+            conn.execute_batch(sql).expect("an old migration");
+            conn.execute(
+                "INSERT INTO _sqlx_migrations \
+                 (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, 1, x'00', 1)",
+                rusqlite::params![version, description],
+            )
+            .expect("records it");
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .expect("url")
-            .create_if_missing(true)
-            .foreign_keys(true);
-        let mut conn = options.connect().await.expect("creates");
-        sqlx::migrate::Migrator::new(old.path())
-            .await
-            .expect("old migrations")
-            .run(&mut conn)
-            .await
-            .expect("old schema");
-        sqlx::raw_sql(
+        conn.execute_batch(
             "INSERT INTO users VALUES (1, 'admin', 'hash', 'admin', NULL, 0);
              INSERT INTO promotions VALUES (1, 'P', NULL, NULL, 1, 0);
              INSERT INTO students VALUES (1, 1, 'A', 'B', NULL, NULL, 0);
@@ -956,20 +900,32 @@ mod tests {
              INSERT INTO audit VALUES (1, 0, 'admin', 'grade.add', 1, 1, 1, NULL, NULL);
              INSERT INTO audit VALUES (2, 0, 'admin', 'grade.add', 7, 5, 1, NULL, NULL);",
         )
-        .execute(&mut conn)
-        .await
         .expect("old rows");
         // Student 2 is deleted: a plain INTEGER PRIMARY KEY would give 2
         // again, and the audit's student 5 and grade 7 are long gone.
-        sqlx::raw_sql("DELETE FROM students WHERE id = 2")
-            .execute(&mut conn)
-            .await
+        conn.execute("DELETE FROM students WHERE id = 2", [])
             .expect("deletes");
-        conn.close().await.expect("closes");
+        drop(conn);
 
         let store = SqliteStore::open(&path).await.expect("migrates");
-        assert_eq!(store.grade_list(1).await.expect("grades").len(), 1);
-        assert_eq!(store.student_get(1).await.expect("student").first_name, "A");
+        // Versions 1 and 2 were taken as applied, 3 and 4 ran.
+        assert_eq!(
+            count(
+                &path,
+                "SELECT COUNT(*) FROM schema_migrations WHERE version <= $1",
+                4
+            ),
+            4
+        );
+        assert_eq!(grades_of(&path, 1), 1);
+        assert_eq!(
+            count(
+                &path,
+                "SELECT COUNT(*) FROM students WHERE first_name = $1",
+                "A"
+            ),
+            1
+        );
         let ctx = WriteContext::new("admin", 1);
         let s = store
             .student_add(
@@ -997,10 +953,10 @@ mod tests {
         assert!(store.grade_add(&grade(99), ctx).await.is_err());
         // And cascades still run: removing the student removes its grades.
         store.student_remove(s.id, ctx).await.expect("removes");
-        assert!(matches!(
-            store.grade_get(g.id).await,
-            Err(StoreError::NotFound(_))
-        ));
+        assert_eq!(
+            count(&path, "SELECT COUNT(*) FROM grades WHERE id = $1", g.id),
+            0
+        );
         // The audit entries moved into the change log, first in it, and
         // were sealed into the chain with the entries written since.
         let audit = store
@@ -1018,26 +974,47 @@ mod tests {
         assert_eq!(report.problem, None);
         assert!(report.entries > 2, "{report:?}");
         store.close().await;
+        // Opened again, there is nothing left to migrate.
+        let again = SqliteStore::open(&path).await.expect("reopens");
+        assert_eq!(again.verify_log().await.expect("verifies").problem, None);
+        again.close().await;
     }
 
-    /// Opens the database file `t.db` in `dir` with a plain connection.
-    fn raw(dir: &tempfile::TempDir) -> rusqlite::Connection {
-        rusqlite::Connection::open(dir.path().join("t.db")).expect("opens")
+    /// Opens the database file at `path` with a plain connection.
+    fn raw(path: &std::path::Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).expect("opens")
+    }
+
+    /// What `sql` (a `SELECT COUNT(*)` with one parameter) counts, through
+    /// a connection of its own: only what was committed.
+    fn count(path: &std::path::Path, sql: &str, key: impl rusqlite::ToSql) -> i64 {
+        raw(path)
+            .query_row(sql, [key], |r| r.get(0))
+            .expect("counts")
+    }
+
+    /// How many grades the student has.
+    fn grades_of(path: &std::path::Path, student: i64) -> i64 {
+        count(
+            path,
+            "SELECT COUNT(*) FROM grades WHERE student_id = $1",
+            student,
+        )
     }
 
     #[tokio::test]
     async fn every_write_is_logged_in_order_and_reaches_the_follower_after_its_snapshot() {
-        let (_dir, store, student) = store_with_student().await;
+        let (_dir, _path, store, student) = store_with_student().await;
         #[derive(Default)]
         struct Recorder {
-            snapshot: std::sync::Mutex<Option<crate::Snapshot>>,
-            received: std::sync::Mutex<Vec<crate::ChangeRecord>>,
+            snapshot: std::sync::Mutex<Option<gradebook_store::Snapshot>>,
+            received: std::sync::Mutex<Vec<gradebook_store::ChangeRecord>>,
         }
         impl Follower for Recorder {
-            fn load(&self, snapshot: crate::Snapshot) {
+            fn load(&self, snapshot: gradebook_store::Snapshot) {
                 *self.snapshot.lock().expect("lock") = Some(snapshot);
             }
-            fn apply(&self, batch: &[crate::ChangeRecord]) {
+            fn apply(&self, batch: &[gradebook_store::ChangeRecord]) {
                 self.received.lock().expect("lock").extend_from_slice(batch);
             }
         }
@@ -1081,8 +1058,12 @@ mod tests {
                 "student.remove"
             ]
         );
-        assert!(matches!(&received[2].change, crate::Change::Grade(d) if d.new.is_none()));
-        assert!(matches!(&received[3].change, crate::Change::Student(d) if d.new.is_none()));
+        assert!(
+            matches!(&received[2].change, gradebook_store::Change::Grade(d) if d.new.is_none())
+        );
+        assert!(
+            matches!(&received[3].change, gradebook_store::Change::Student(d) if d.new.is_none())
+        );
 
         // What was logged is what is stored.
         let report = store.verify_log().await.expect("verifies");
@@ -1095,14 +1076,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_edited_or_deleted_entry_breaks_the_chain() {
-        let (dir, store, student) = store_with_student().await;
+        let (_dir, path, store, student) = store_with_student().await;
         let ctx = WriteContext::new("admin", 5);
         for _ in 0..3 {
             store.grade_add(&grade(student), ctx).await.expect("adds");
         }
         assert_eq!(store.verify_log().await.expect("verifies").problem, None);
 
-        let conn = raw(&dir);
+        let conn = raw(&path);
         conn.execute("UPDATE changes SET username = 'mallory' WHERE seq = 5", [])
             .expect("edits");
         let p = store.verify_log().await.expect("verifies").problem;

@@ -1,4 +1,4 @@
-//! The SQLite writes, as the writer thread ([`super::writer`]) runs them:
+//! The SQLite writes, as the writer thread ([`crate::writer`]) runs them:
 //! synchronous, on the batch's transaction, each inside its own savepoint.
 //! An error returned here undoes the write's changes only.
 //!
@@ -7,29 +7,30 @@
 //! order, so positional parameters bind as numbered.
 
 use gradebook_core::{Grade, Promotion, Student, User};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::log::Tx;
-use super::{
-    GradeRow, StudentRow, grade_from_row, no_grade, no_promotion, no_student, no_user,
-    number_taken, student_from_row,
+use gradebook_store::{
+    Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Queued,
+    StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
 };
-use crate::Queued;
+
+use crate::error::{Error, Result, is_unique_violation};
+use crate::log::Tx;
 use crate::{
-    Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Result,
-    StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext, role_from_db,
+    GradeRow, no_grade, no_promotion, no_student, no_user, number_taken, role_from_db,
+    student_from_row,
 };
 
 /// A [`WriteContext`] that the writer thread can own.
 #[derive(Debug)]
-pub(super) struct Context {
-    pub(super) by: String,
-    pub(super) at: i64,
+pub(crate) struct Context {
+    pub(crate) by: String,
+    pub(crate) at: i64,
     request: Option<Request>,
     queued: Option<std::sync::Arc<Queued>>,
 }
 
-/// An owned [`crate::RequestKey`].
+/// An owned [`gradebook_store::RequestKey`].
 struct Request {
     session: Vec<u8>,
     id: String,
@@ -46,7 +47,7 @@ impl std::fmt::Debug for Request {
 
 impl Context {
     /// Copies what the write needs out of `ctx`.
-    pub(super) fn new(ctx: &WriteContext<'_>) -> Self {
+    pub(crate) fn new(ctx: &WriteContext<'_>) -> Self {
         Context {
             by: ctx.by.to_owned(),
             at: ctx.at,
@@ -60,62 +61,32 @@ impl Context {
     }
 
     /// Who is waiting for the write to be queued.
-    pub(super) fn queued(&self) -> Option<std::sync::Arc<Queued>> {
+    pub(crate) fn queued(&self) -> Option<std::sync::Arc<Queued>> {
         self.queued.clone()
     }
 }
 
-/// Whether `e` is a unique (or primary key) constraint violation.
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    e.sqlite_error().is_some_and(|e| {
-        e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    })
-}
-
 /// Turns a unique-constraint violation into `conflict` with `message`.
-fn conflict_on_unique(e: rusqlite::Error, message: impl FnOnce() -> String) -> StoreError {
+fn conflict_on_unique(e: rusqlite::Error, message: impl FnOnce() -> String) -> Error {
     if is_unique_violation(&e) {
-        StoreError::Conflict(message())
+        StoreError::Conflict(message()).into()
     } else {
-        StoreError::Sqlite(e)
+        Error::Sqlite(e)
     }
-}
-
-fn grade_row(r: &Row<'_>) -> rusqlite::Result<GradeRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
-fn student_row(r: &Row<'_>) -> rusqlite::Result<StudentRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
 }
 
 fn promotion_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
     tx.prepare_cached("SELECT id FROM promotions WHERE name = $1")?
         .query_row([name], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| no_promotion(name))
+        .ok_or_else(|| no_promotion(name).into())
 }
 
 fn user_id(tx: &Transaction<'_>, username: &str) -> Result<i64> {
     tx.prepare_cached("SELECT id FROM users WHERE username = $1")?
         .query_row([username], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| no_user(username))
+        .ok_or_else(|| no_user(username).into())
 }
 
 fn student(tx: &Transaction<'_>, id: i64) -> Result<Student> {
@@ -125,10 +96,9 @@ fn student(tx: &Transaction<'_>, id: i64) -> Result<Student> {
         " FROM students s JOIN promotions p ON p.id = s.promotion_id \
          WHERE s.id = $1"
     ))?
-    .query_row([id], student_row)
+    .query_row([id], student_from_row)
     .optional()?
-    .map(student_from_row)
-    .ok_or_else(|| no_student(id))
+    .ok_or_else(|| no_student(id).into())
 }
 
 fn grade(tx: &Transaction<'_>, id: i64) -> Result<Grade> {
@@ -138,14 +108,14 @@ fn grade(tx: &Transaction<'_>, id: i64) -> Result<Grade> {
             grade_columns!(),
             " FROM grades g WHERE g.id = $1"
         ))?
-        .query_row([id], grade_row)
+        .query_row([id], GradeRow::read)
         .optional()?
         .ok_or_else(|| no_grade(id))?;
-    grade_from_row(row)
+    row.into_grade()
 }
 
 /// Records the UDP request a write was made for, with its reply data, in
-/// the write's savepoint (see [`crate::RequestKey`]). Called last, once the
+/// the write's savepoint (see [`gradebook_store::RequestKey`]). Called last, once the
 /// result is known. On error the write is undone; a duplicate is reported
 /// only after the batch commits, so the first copy, and its recorded reply,
 /// is durable by then.
@@ -160,7 +130,7 @@ fn record_request<T: serde::Serialize>(
     let data = serde_json::to_value(result)
         .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
     if !(key.fits)(&data) {
-        return Err(StoreError::TooLarge);
+        return Err(StoreError::TooLarge.into());
     }
     tx.prepare_cached(
         "INSERT INTO udp_requests (session, request_id, at, reply) VALUES ($1, $2, $3, $4)",
@@ -168,9 +138,9 @@ fn record_request<T: serde::Serialize>(
     .execute(params![key.session, key.id, ctx.at, data.to_string()])
     .map_err(|e| {
         if is_unique_violation(&e) {
-            StoreError::Duplicate
+            StoreError::Duplicate.into()
         } else {
-            StoreError::Sqlite(e)
+            Error::Sqlite(e)
         }
     })?;
     Ok(())
@@ -194,13 +164,13 @@ fn log_grade_removals(
 ) -> Result<()> {
     let rows = tx
         .prepare_cached(query)?
-        .query_map([key], grade_row)?
+        .query_map([key], GradeRow::read)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for row in rows {
         tx.append(
             ctx,
             command,
-            Change::Grade(Diff::removed(grade_from_row(row)?)),
+            Change::Grade(Diff::removed(row.into_grade()?)),
         )?;
     }
     Ok(())
@@ -248,7 +218,8 @@ fn check_no_linked_account(tx: &Transaction<'_>, query: &'static str, key: i64) 
     match linked {
         Some(u) => Err(StoreError::Conflict(format!(
             "the account '{u}' is linked to this student: delete the account first"
-        ))),
+        ))
+        .into()),
         None => Ok(()),
     }
 }
@@ -259,7 +230,7 @@ fn count(n: usize) -> u64 {
 
 // Accounts and sessions.
 
-pub(super) fn user_create(
+pub(crate) fn user_create(
     tx: &Tx<'_>,
     user: &User,
     password_hash: &str,
@@ -298,7 +269,7 @@ pub(super) fn user_create(
     Ok(user.clone())
 }
 
-pub(super) fn user_delete(tx: &Tx<'_>, username: &str, ctx: &Context) -> Result<()> {
+pub(crate) fn user_delete(tx: &Tx<'_>, username: &str, ctx: &Context) -> Result<()> {
     let old = user_record(tx, username)?;
     tx.prepare_cached("DELETE FROM users WHERE id = $1")?
         .execute([old.id])?;
@@ -306,7 +277,7 @@ pub(super) fn user_delete(tx: &Tx<'_>, username: &str, ctx: &Context) -> Result<
     record_request(tx, ctx, &nothing())
 }
 
-pub(super) fn user_set_password(
+pub(crate) fn user_set_password(
     tx: &Tx<'_>,
     username: &str,
     password_hash: &str,
@@ -323,7 +294,7 @@ pub(super) fn user_set_password(
     record_request(tx, ctx, &nothing())
 }
 
-pub(super) fn session_create(
+pub(crate) fn session_create(
     tx: &Tx<'_>,
     token_hash: &[u8],
     user_id: i64,
@@ -338,19 +309,19 @@ pub(super) fn session_create(
     Ok(())
 }
 
-pub(super) fn session_touch(tx: &Tx<'_>, token_hash: &[u8], now: i64) -> Result<()> {
+pub(crate) fn session_touch(tx: &Tx<'_>, token_hash: &[u8], now: i64) -> Result<()> {
     tx.prepare_cached("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2")?
         .execute(params![now, token_hash])?;
     Ok(())
 }
 
-pub(super) fn session_delete(tx: &Tx<'_>, token_hash: &[u8], ctx: &Context) -> Result<()> {
+pub(crate) fn session_delete(tx: &Tx<'_>, token_hash: &[u8], ctx: &Context) -> Result<()> {
     tx.prepare_cached("DELETE FROM sessions WHERE token_hash = $1")?
         .execute([token_hash])?;
     record_request(tx, ctx, &nothing())
 }
 
-pub(super) fn sessions_purge(tx: &Tx<'_>, now: i64, idle_before: i64) -> Result<u64> {
+pub(crate) fn sessions_purge(tx: &Tx<'_>, now: i64, idle_before: i64) -> Result<u64> {
     let deleted = tx
         .prepare_cached("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen < $2")?
         .execute([now, idle_before])?;
@@ -359,7 +330,7 @@ pub(super) fn sessions_purge(tx: &Tx<'_>, now: i64, idle_before: i64) -> Result<
 
 // Promotions.
 
-pub(super) fn promotion_create(
+pub(crate) fn promotion_create(
     tx: &Tx<'_>,
     promotion: Promotion,
     created_by: Option<i64>,
@@ -400,7 +371,7 @@ pub(super) fn promotion_create(
     Ok(promotion)
 }
 
-pub(super) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Context) -> Result<()> {
+pub(crate) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Context) -> Result<()> {
     let old = tx
         .prepare_cached(
             "SELECT id, name, year, description, created_by FROM promotions WHERE name = $1",
@@ -426,7 +397,8 @@ pub(super) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Conte
             "promotion '{}' has {} student(s): remove them first, or pass force",
             name.escape_debug(),
             students.len()
-        )));
+        ))
+        .into());
     }
     check_no_linked_account(tx, LINKED_IN_PROMOTION, id)?;
     const COMMAND: &str = "promotion.delete";
@@ -452,7 +424,7 @@ pub(super) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Conte
     record_request(tx, ctx, &nothing())
 }
 
-pub(super) fn promotion_grant(
+pub(crate) fn promotion_grant(
     tx: &Tx<'_>,
     name: &str,
     username: &str,
@@ -474,7 +446,7 @@ pub(super) fn promotion_grant(
     record_request(tx, ctx, &nothing())
 }
 
-pub(super) fn promotion_revoke(
+pub(crate) fn promotion_revoke(
     tx: &Tx<'_>,
     name: &str,
     username: &str,
@@ -532,7 +504,7 @@ fn insert_student(
     })
 }
 
-pub(super) fn student_add(
+pub(crate) fn student_add(
     tx: &Tx<'_>,
     promotion: &str,
     new: &NewStudent,
@@ -547,7 +519,7 @@ pub(super) fn student_add(
     Ok(s)
 }
 
-pub(super) fn student_update(
+pub(crate) fn student_update(
     tx: &Tx<'_>,
     id: i64,
     patch: &StudentPatch,
@@ -595,7 +567,7 @@ pub(super) fn student_update(
     Ok(s)
 }
 
-pub(super) fn student_remove(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
+pub(crate) fn student_remove(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
     let old = student_record(tx, id)?;
     check_no_linked_account(tx, LINKED_TO_STUDENT, id)?;
     const COMMAND: &str = "student.remove";
@@ -642,7 +614,7 @@ fn insert_grade(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<
     })
 }
 
-pub(super) fn grade_add(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+pub(crate) fn grade_add(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
     student(tx, new.student)?;
     let g = insert_grade(tx, new, ctx)?;
     tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))?;
@@ -650,7 +622,7 @@ pub(super) fn grade_add(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> Result<Gr
     Ok(g)
 }
 
-pub(super) fn grade_update(
+pub(crate) fn grade_update(
     tx: &Tx<'_>,
     id: i64,
     patch: &GradePatch,
@@ -689,7 +661,7 @@ pub(super) fn grade_update(
     Ok(g)
 }
 
-pub(super) fn grade_delete(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
+pub(crate) fn grade_delete(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
     let old = grade(tx, id)?;
     tx.prepare_cached("DELETE FROM grades WHERE id = $1")?
         .execute([id])?;
@@ -700,7 +672,7 @@ pub(super) fn grade_delete(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
 // Imports: every row in the one savepoint of the write, so a failing row
 // undoes them all.
 
-pub(super) fn import_students(
+pub(crate) fn import_students(
     tx: &Tx<'_>,
     promotion: &str,
     students: &[(u64, NewStudent)],
@@ -720,15 +692,16 @@ pub(super) fn import_students(
     Ok(added)
 }
 
-pub(super) fn import_grades(tx: &Tx<'_>, grades: &[(u64, NewGrade)], ctx: &Context) -> Result<u64> {
+pub(crate) fn import_grades(tx: &Tx<'_>, grades: &[(u64, NewGrade)], ctx: &Context) -> Result<u64> {
     for (line, new) in grades {
         let g = insert_grade(tx, new, ctx).map_err(|e| match e.sqlite_error_code() {
             // The student was removed since the import was checked.
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
                 "line {line}: student {} was removed during the import",
                 new.student
-            )),
-            _ => StoreError::Sqlite(e),
+            ))
+            .into(),
+            _ => Error::Sqlite(e),
         })?;
         tx.append(ctx, "grade.add", Change::Grade(Diff::added(g)))?;
     }
@@ -739,7 +712,7 @@ pub(super) fn import_grades(tx: &Tx<'_>, grades: &[(u64, NewGrade)], ctx: &Conte
 
 // UDP requests.
 
-pub(super) fn requests_purge(tx: &Tx<'_>, before: i64) -> Result<u64> {
+pub(crate) fn requests_purge(tx: &Tx<'_>, before: i64) -> Result<u64> {
     let deleted = tx
         .prepare_cached("DELETE FROM udp_requests WHERE at < $1")?
         .execute([before])?;

@@ -1,4 +1,4 @@
-//! The change log on SQLite (see [`crate::change`]): appending entries in
+//! The change log on SQLite (see [`gradebook_store::change`]): appending entries in
 //! a write's transaction, sealing entries migrated without a hash, checking
 //! the chain, and the snapshot the in-memory model starts from.
 
@@ -7,17 +7,18 @@ use std::ops::Deref;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{GradeRow, grade_from_row};
-use crate::change::{
+use gradebook_store::change::{
     ChainReport, Change, ChangeRecord, EntityIds, GENESIS, Hash, StoredEntry, verify_chain,
 };
-use crate::{GrantRecord, PromotionRecord, Result, Snapshot, StoreError, StudentRecord};
+use gradebook_store::{GrantRecord, PromotionRecord, Snapshot, StoreError, StudentRecord};
 
-use super::write::Context;
+use crate::error::Result;
+use crate::write::Context;
+use crate::{GradeRow, student_from_row};
 
 /// The end of the chain: the last entry's seq and hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Head {
+pub(crate) struct Head {
     pub seq: i64,
     pub hash: Hash,
 }
@@ -30,7 +31,7 @@ impl Head {
     };
 
     /// The head stored in the database.
-    pub(super) fn read(conn: &Connection) -> Result<Head> {
+    pub(crate) fn read(conn: &Connection) -> Result<Head> {
         let row: Option<(i64, Option<Vec<u8>>)> = conn
             .query_row(
                 "SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1",
@@ -48,28 +49,29 @@ impl Head {
             }),
             Some((seq, None)) => Err(StoreError::Corrupt(format!(
                 "change {seq} has no hash (the log was not sealed)"
-            ))),
+            ))
+            .into()),
         }
     }
 }
 
 /// The entries a batch has appended so far, and where the chain ends.
 #[derive(Debug)]
-pub(super) struct Appended {
+pub(crate) struct Appended {
     pub head: Head,
     pub entries: Vec<ChangeRecord>,
 }
 
 /// Where a write started, to undo its entries if it fails.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Mark {
+pub(crate) struct Mark {
     head: Head,
     entries: usize,
 }
 
 /// A batch's transaction, with the log entries its writes append. Derefs
 /// to the transaction, so writes run their statements on it directly.
-pub(super) struct Tx<'t> {
+pub(crate) struct Tx<'t> {
     tx: &'t Transaction<'t>,
     log: RefCell<Appended>,
 }
@@ -83,7 +85,7 @@ impl<'t> Deref for Tx<'t> {
 
 impl<'t> Tx<'t> {
     /// A batch on `tx` whose chain continues from `head`.
-    pub(super) fn new(tx: &'t Transaction<'t>, head: Head) -> Self {
+    pub(crate) fn new(tx: &'t Transaction<'t>, head: Head) -> Self {
         Tx {
             tx,
             log: RefCell::new(Appended {
@@ -94,7 +96,7 @@ impl<'t> Tx<'t> {
     }
 
     /// Where the log stands, before a write.
-    pub(super) fn mark(&self) -> Mark {
+    pub(crate) fn mark(&self) -> Mark {
         let log = self.log.borrow();
         Mark {
             head: log.head,
@@ -104,19 +106,19 @@ impl<'t> Tx<'t> {
 
     /// Forgets the entries appended since `mark` (their rows are rolled
     /// back with the write's savepoint).
-    pub(super) fn undo(&self, mark: Mark) {
+    pub(crate) fn undo(&self, mark: Mark) {
         let mut log = self.log.borrow_mut();
         log.head = mark.head;
         log.entries.truncate(mark.entries);
     }
 
     /// The entries appended, once the batch is done.
-    pub(super) fn into_appended(self) -> Appended {
+    pub(crate) fn into_appended(self) -> Appended {
         self.log.into_inner()
     }
 
     /// Appends one change, made by `command`, to the log.
-    pub(super) fn append(&self, ctx: &Context, command: &str, change: Change) -> Result<()> {
+    pub(crate) fn append(&self, ctx: &Context, command: &str, change: Change) -> Result<()> {
         let mut ids = change.ids();
         if let (Change::Grade(_), Some(student)) = (&change, ids.student) {
             ids.promotion = self
@@ -206,26 +208,26 @@ const ROW_COLUMNS: &str = "seq, at, username, command, kind, promotion_id, stude
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
-        seq: r.get(0)?,
-        at: r.get(1)?,
-        by: r.get(2)?,
-        command: r.get(3)?,
-        kind: r.get(4)?,
+        seq: r.get("seq")?,
+        at: r.get("at")?,
+        by: r.get("username")?,
+        command: r.get("command")?,
+        kind: r.get("kind")?,
         ids: EntityIds {
-            promotion: r.get(5)?,
-            student: r.get(6)?,
-            grade: r.get(7)?,
+            promotion: r.get("promotion_id")?,
+            student: r.get("student_id")?,
+            grade: r.get("grade_id")?,
         },
-        old: r.get(8)?,
-        new: r.get(9)?,
-        hash: r.get(10)?,
+        old: r.get("old")?,
+        new: r.get("new")?,
+        hash: r.get("hash")?,
     })
 }
 
 /// Computes, in order, the hashes of entries that have none: those moved
 /// over from the audit table by migration 0004. Runs at start-up, before
 /// any write.
-pub(super) fn seal(conn: &mut Connection) -> Result<()> {
+pub(crate) fn seal(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction()?;
     let first: Option<i64> =
         tx.query_row("SELECT MIN(seq) FROM changes WHERE hash IS NULL", [], |r| {
@@ -269,7 +271,7 @@ pub(super) fn seal(conn: &mut Connection) -> Result<()> {
 }
 
 /// Checks the whole chain (see [`verify_chain`]).
-pub(super) fn verify(conn: &Connection) -> Result<ChainReport> {
+pub(crate) fn verify(conn: &Connection) -> Result<ChainReport> {
     // The highest seq ever handed out: entries deleted from the end leave
     // it above the last entry.
     let highest: i64 = conn
@@ -291,17 +293,17 @@ pub(super) fn verify(conn: &Connection) -> Result<ChainReport> {
 }
 
 /// Everything the in-memory model starts from, read in one transaction.
-pub(super) fn snapshot(conn: &mut Connection, head: Head) -> Result<Snapshot> {
+pub(crate) fn snapshot(conn: &mut Connection, head: Head) -> Result<Snapshot> {
     let tx = conn.transaction()?;
     let promotions = tx
         .prepare("SELECT id, name, year, description, created_by FROM promotions ORDER BY id")?
         .query_map([], |r| {
             Ok(PromotionRecord {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                year: r.get(2)?,
-                description: r.get(3)?,
-                created_by: r.get(4)?,
+                id: r.get("id")?,
+                name: r.get("name")?,
+                year: r.get("year")?,
+                description: r.get("description")?,
+                created_by: r.get("created_by")?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -309,28 +311,21 @@ pub(super) fn snapshot(conn: &mut Connection, head: Head) -> Result<Snapshot> {
         .prepare("SELECT promotion_id, user_id FROM grants")?
         .query_map([], |r| {
             Ok(GrantRecord {
-                promotion: r.get(0)?,
-                user: r.get(1)?,
+                promotion: r.get("promotion_id")?,
+                user: r.get("user_id")?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let students = tx
         .prepare(concat!(
-            "SELECT s.promotion_id, ",
+            "SELECT s.promotion_id AS promotion_id, ",
             student_columns!(),
             " FROM students s JOIN promotions p ON p.id = s.promotion_id ORDER BY s.id"
         ))?
         .query_map([], |r| {
             Ok(StudentRecord {
-                promotion_id: r.get(0)?,
-                student: gradebook_core::Student {
-                    id: r.get(1)?,
-                    first_name: r.get(2)?,
-                    last_name: r.get(3)?,
-                    number: r.get(4)?,
-                    email: r.get(5)?,
-                    promotion: r.get(6)?,
-                },
+                promotion_id: r.get("promotion_id")?,
+                student: student_from_row(r)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -343,15 +338,7 @@ pub(super) fn snapshot(conn: &mut Connection, head: Head) -> Result<Snapshot> {
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let row: GradeRow = (
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            );
-            grades.push(grade_from_row(row)?);
+            grades.push(GradeRow::read(r)?.into_grade()?);
         }
     }
     tx.commit()?;

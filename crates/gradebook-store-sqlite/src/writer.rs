@@ -25,8 +25,13 @@ use std::time::Duration;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::log::{self, Head, Tx};
-use crate::{Follower, Queued, Result, StoreError};
+use gradebook_store::{Follower, Queued, StoreError};
+
+use crate::error::{self, Result};
+
+/// What a caller is told.
+type Outcome<T> = gradebook_store::Result<T>;
+use crate::log::{self, Head, Tx};
 
 /// The most writes one transaction takes: bounds how long the first of
 /// them waits for its acknowledgement.
@@ -54,7 +59,7 @@ trait Exclusive: FnOnce(&mut Connection, &mut State) + Send {}
 impl<F: FnOnce(&mut Connection, &mut State) + Send> Exclusive for F {}
 
 /// What the writer thread keeps between batches.
-pub(super) struct State {
+pub(crate) struct State {
     /// Where the change log ends.
     pub head: Head,
     /// Who is told of each committed batch's changes.
@@ -84,8 +89,8 @@ trait Job: Send {
 /// A write and the caller waiting for its result.
 struct Pending<T, F> {
     work: Option<F>,
-    result: Option<Result<T>>,
-    reply: oneshot::Sender<Result<T>>,
+    result: Option<Outcome<T>>,
+    reply: oneshot::Sender<Outcome<T>>,
 }
 
 impl<T, F> Job for Pending<T, F>
@@ -97,11 +102,13 @@ where
         let result = match self.work.take() {
             // A panicking write is undone like a failing one, and the
             // thread goes on with the others.
-            Some(work) => catch_unwind(AssertUnwindSafe(|| work(tx))).unwrap_or_else(|_| {
-                Err(StoreError::Corrupt(
-                    "a write panicked; it was undone".into(),
-                ))
-            }),
+            Some(work) => catch_unwind(AssertUnwindSafe(|| work(tx)))
+                .map(|result| result.map_err(StoreError::from))
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Corrupt(
+                        "a write panicked; it was undone".into(),
+                    ))
+                }),
             None => Err(StoreError::Corrupt("a write was run twice".into())),
         };
         let ok = result.is_ok();
@@ -113,12 +120,12 @@ where
         let result = match (self.result, batch) {
             // A duplicate means "the first copy is durable": not so if its
             // batch (possibly this one) failed.
-            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(StoreError::NotCommitted(e.clone())),
+            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
             // A write that failed changed nothing, whatever became of the
             // batch.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(e)) => Err(StoreError::NotCommitted(e.clone())),
+            (_, Err(e)) => Err(error::not_committed(e)),
             (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
         };
         // The caller may have gone away; the write stands all the same.
@@ -169,7 +176,7 @@ impl Writer {
     /// its result once the batch has committed. An error from `write`
     /// undoes its changes only; if the commit fails, the write fails too.
     /// The write runs even if this future is dropped.
-    pub async fn run<T, F>(&self, write: F) -> Result<T>
+    pub async fn run<T, F>(&self, write: F) -> Outcome<T>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
@@ -180,7 +187,7 @@ impl Writer {
     /// As [`Writer::run`], and tells `queued` once the write is in the
     /// queue: a connection pipelining writes sends the next one only then,
     /// so its writes run in the order it sent them.
-    pub async fn run_queued<T, F>(&self, queued: Option<Arc<Queued>>, write: F) -> Result<T>
+    pub async fn run_queued<T, F>(&self, queued: Option<Arc<Queued>>, write: F) -> Outcome<T>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
@@ -193,7 +200,7 @@ impl Writer {
     }
 
     /// Queues `write`; the receiver gets its result after the commit.
-    fn submit<T, F>(&self, write: F) -> Result<oneshot::Receiver<Result<T>>>
+    fn submit<T, F>(&self, write: F) -> Outcome<oneshot::Receiver<Outcome<T>>>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<T> + Send + 'static,
@@ -212,14 +219,14 @@ impl Writer {
 
     /// Runs `work` on the writer's connection between two batches and
     /// returns its result.
-    pub async fn exclusive<T, F>(&self, work: F) -> Result<T>
+    pub async fn exclusive<T, F>(&self, work: F) -> Outcome<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &mut State) -> Result<T> + Send + 'static,
     {
         let (reply, result) = oneshot::channel();
         let job = move |conn: &mut Connection, state: &mut State| {
-            let _ = reply.send(work(conn, state));
+            let _ = reply.send(work(conn, state).map_err(StoreError::from));
         };
         self.queue
             .send(Message::Exclusive(Box::new(job)))
@@ -407,7 +414,7 @@ mod tests {
         let b = writer
             .submit(|tx| {
                 tx.execute("INSERT INTO t (v) VALUES (3)", [])?;
-                Err::<i64, _>(StoreError::NotFound("no such thing".into()))
+                Err::<i64, _>(StoreError::NotFound("no such thing".into()).into())
             })
             .expect("queues");
         let c = writer.submit(insert(4)).expect("queues");
@@ -452,10 +459,10 @@ mod tests {
         release_first.send(()).expect("lets the first batch go");
         assert_eq!(first.await.expect("answered").expect("ok"), 1);
         let a = a.await.expect("answered");
-        assert!(matches!(a, Err(StoreError::NotCommitted(_))), "{a:?}");
+        assert!(matches!(a, Err(StoreError::NotCommitted { .. })), "{a:?}");
         let orphan = orphan.await.expect("answered");
         assert!(
-            matches!(orphan, Err(StoreError::NotCommitted(_))),
+            matches!(orphan, Err(StoreError::NotCommitted { .. })),
             "{orphan:?}"
         );
         assert_eq!(committed(&path), vec![1]);

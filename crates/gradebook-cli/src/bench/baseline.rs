@@ -4,14 +4,15 @@
 //! bulk insert of grade rows in one transaction (`gradebook bench
 //! --import-grades` runs it beside the CLI's import of the same rows).
 
+//!
+//! They talk to SQLite directly, through rusqlite, with nothing of the
+//! server's store in between: the figures are what the disk and SQLite
+//! give, the floor the server's writes are compared with.
+
 use std::path::Path;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{ConnectOptions, Connection};
-
-use crate::Result;
+type Result<T> = rusqlite::Result<T>;
 
 /// One grade row as the `grades` table holds it: value and coefficient in
 /// integer hundredths (12.25 is 1225).
@@ -85,31 +86,31 @@ fn bulk_insert_into(path: &Path, rows: &[RawGrade]) -> Result<Duration> {
 
 /// Commits `n` single-row transactions into a scratch database at `path`
 /// (created, then removed) and returns how long they took.
-pub async fn single_row_commits(path: &Path, n: u32) -> Result<Duration> {
-    let url = format!("sqlite://{}", path.display());
-    let mut conn = SqliteConnectOptions::from_str(&url)?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .connect()
-        .await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
-        .execute(&mut conn)
-        .await?;
-    let started = Instant::now();
-    for i in 0..n {
-        let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO t (v) VALUES ($1)")
-            .bind(i64::from(i))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-    }
-    let elapsed = started.elapsed();
-    conn.close().await?;
+pub fn single_row_commits(path: &Path, n: u32) -> Result<Duration> {
+    let result = single_row_commits_into(path, n);
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
+    result
+}
+
+fn single_row_commits_into(path: &Path, n: u32) -> Result<Duration> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
+        [],
+    )?;
+    let started = Instant::now();
+    for i in 0..n {
+        let tx = conn.transaction()?;
+        tx.prepare_cached("INSERT INTO t (v) VALUES ($1)")?
+            .execute([i64::from(i)])?;
+        tx.commit()?;
+    }
+    let elapsed = started.elapsed();
+    conn.close().map_err(|(_, e)| e)?;
     Ok(elapsed)
 }
 
@@ -131,6 +132,17 @@ mod tests {
             })
             .collect();
         let took = bulk_insert(&path, &rows).expect("inserts");
+        assert!(took > Duration::ZERO);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).map(Iterator::count).ok(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn single_row_commits_are_timed_and_leave_no_file() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let took = single_row_commits(&dir.path().join("fsync.db"), 5).expect("commits");
         assert!(took > Duration::ZERO);
         assert_eq!(
             std::fs::read_dir(dir.path()).map(Iterator::count).ok(),
