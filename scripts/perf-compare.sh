@@ -3,8 +3,11 @@
 # this machine: redis-benchmark PING (reads), single-row fsync commits
 # (writes). Prints a Markdown table of the figures and their ratios.
 #
-#   scripts/perf-compare.sh            # about 2 minutes
+#   scripts/perf-compare.sh            # about 3 minutes
 #   QUICK=1 scripts/perf-compare.sh    # fewer requests, for a smoke test
+#   OLD=/path/to/old/gradebook scripts/perf-compare.sh
+#                                      # also an older build, side by side,
+#                                      # for the rows that compare with it
 #
 # Needs redis-server and redis-benchmark (Debian: apt-get install
 # redis-server); builds gradebook in release mode.
@@ -20,7 +23,7 @@ command -v redis-server >/dev/null || { echo "needs redis-server (apt-get instal
 cargo build --release -q -p gradebook-cli
 G=$PWD/target/release/gradebook
 WORK=$(mktemp -d)
-PLAIN_PORT=7480 TLS_PORT=7481 REDIS_PORT=7482
+PLAIN_PORT=7480 TLS_PORT=7481 REDIS_PORT=7482 OLD_PORT=7483 SHOW_PORT=7484
 export GRADEBOOK_PASSWORD=perf-compare-password
 cleanup() {
   kill "${PIDS[@]}" 2>/dev/null || true
@@ -37,6 +40,11 @@ PIDS+=($!)
 GRADEBOOK_ADMIN_PASSWORD=$GRADEBOOK_PASSWORD "$G" serve --listen 127.0.0.1:$TLS_PORT \
   --data "$WORK/tls" --log warn >"$WORK/tls.out" 2>&1 &
 PIDS+=($!)
+if [ -n "${OLD:-}" ]; then
+  GRADEBOOK_ADMIN_PASSWORD=$GRADEBOOK_PASSWORD "$OLD" serve --plaintext --listen 127.0.0.1:$OLD_PORT \
+    --data "$WORK/old" --log warn >"$WORK/old.out" 2>&1 &
+  PIDS+=($!)
+fi
 redis-server --port $REDIS_PORT --save '' --appendonly no >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 2
@@ -56,6 +64,22 @@ B16=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -P 16 -n "$N_PIPE" 
 W=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -n "$N_WRITE" --workload write)
 F=$(cd "$WORK" && "$G" bench --json --fsync-baseline 2000)
 M=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -n "$N_READ" --workload read)
+R2=$(redis_rps -n "$N_READ")
+X=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -n "$N_READ" --workload mixed)
+# One connection pipelining 10,000 writes: do they share commits?
+PW=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 1 -P 10000 -n 10000 --workload write)
+if [ -n "${OLD:-}" ]; then
+  XO=$(bench --plaintext --server 127.0.0.1:$OLD_PORT -c 50 -n "$N_READ" --workload mixed)
+  PWO=$(bench --plaintext --server 127.0.0.1:$OLD_PORT -c 1 -P 10000 -n 10000 --workload write)
+fi
+# A read right after a write to its data, in a 5,000 × 20 promotion, on a
+# server of its own (the data set is 100,000 grades).
+GRADEBOOK_ADMIN_PASSWORD=$GRADEBOOK_PASSWORD "$G" serve --plaintext --listen 127.0.0.1:$SHOW_PORT \
+  --data "$WORK/show" --log warn >"$WORK/show.out" 2>&1 &
+PIDS+=($!)
+sleep 1
+A=$(bench --plaintext --server 127.0.0.1:$SHOW_PORT --promotions 1 --students 5000 --grades 20 \
+  --after-write "${ROUNDS:-200}")
 PID_PLAIN=${PIDS[0]}
 RSS_BEFORE=$(awk '/VmRSS/ {print $2}' /proc/$PID_PLAIN/status)
 bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -n "$N_READ" --workload average --idle 10000 \
@@ -72,6 +96,10 @@ RSS_IDLE=$(cat "$WORK/rss")
 
 b1=$(echo "$B1" | rps); t1=$(echo "$T1" | rps); b16=$(echo "$B16" | rps)
 w=$(echo "$W" | rps); f=$(echo "$F" | rps); m=$(echo "$M" | rps); i=$(echo "$I" | rps)
+x=$(echo "$X" | rps); pw=$(echo "$PW" | rps)
+after() { python3 -c "import json,sys; d=json.load(sys.stdin)[\"$1\"]; print(f'{d[\"p50_ms\"]:.3f} ms, {d[\"p50_over_ping\"]:.1f}')"; }
+show=$(echo "$A" | after student.show); avg=$(echo "$A" | after promotion.average)
+ping_ms=$(echo "$A" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ping"]["p50_ms"])')
 p99=$(echo "$B1" | field p99_ms); tp99=$(echo "$T1" | field p99_ms)
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 
@@ -86,4 +114,15 @@ cat <<EOF
 | reads with 10,000 idle connections | $i req/s | without: $b1 req/s | $(ratio "$i" "$b1") | ≥ 0.80 |
 | server memory with 10,000 idle connections | $((RSS_IDLE / 1024)) MB (before: $((RSS_BEFORE / 1024)) MB) | | | < 300 MB |
 | mixed reads (average, show, promotion.average) | $m req/s | | | |
+| 90 % reads + 10 % grade.add, 50 conns | $x req/s | redis PING $R2 req/s | $(ratio "$x" "$R2") | ≥ 0.50 |
+| one connection pipelining 10,000 grade.add | $pw writes/s | | | |
+| after a write, student.show (5,000 × 20 promotion), p50 | ${show%,*} | ping $ping_ms ms | ${show#*, }× | ≤ 40× |
+| after a write, promotion.average (5,000 × 20), p50 | ${avg%,*} | ping $ping_ms ms | ${avg#*, }× | ≤ 40× |
 EOF
+if [ -n "${OLD:-}" ]; then
+  xo=$(echo "$XO" | rps); pwo=$(echo "$PWO" | rps)
+  cat <<EOF
+| 90/10 mixed, $OLD | $xo req/s | redis PING $R2 req/s | $(ratio "$xo" "$R2") | |
+| one connection pipelining 10,000 grade.add: this build / $OLD | $pw / $pwo writes/s | | $(ratio "$pw" "$pwo") | ≥ 5 |
+EOF
+fi
