@@ -45,8 +45,9 @@ pub struct SqliteStore {
 }
 
 // Column lists shared by several queries, each column named as the row
-// readers below ask for it. Macros rather than constants so that `concat!`
-// builds each query as one static string.
+// readers below ask for it (grades, read by the million at start-up, by
+// position: a query selects `grade_columns!` first). Macros rather than
+// constants so that `concat!` builds each query as one static string.
 macro_rules! grade_columns {
     () => {
         "g.id AS id, g.student_id AS student_id, g.subject AS subject, g.value AS value, \
@@ -125,15 +126,18 @@ struct GradeRow {
 }
 
 impl GradeRow {
-    /// Reads the columns of `grade_columns!`.
+    /// Reads the columns of `grade_columns!`, which every query reading
+    /// grades selects first and in that order. By position: a lookup by
+    /// name searches the column names for every value, which made loading
+    /// 1,000,000 grades at start-up take twice as long.
     fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
         Ok(GradeRow {
-            id: r.get("id")?,
-            student: r.get("student_id")?,
-            subject: r.get("subject")?,
-            value: r.get("value")?,
-            coefficient: r.get("coefficient")?,
-            label: r.get("label")?,
+            id: r.get(0)?,
+            student: r.get(1)?,
+            subject: r.get(2)?,
+            value: r.get(3)?,
+            coefficient: r.get(4)?,
+            label: r.get(5)?,
         })
     }
 
