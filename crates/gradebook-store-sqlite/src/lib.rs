@@ -68,6 +68,23 @@ mod write;
 use write::Context;
 
 impl SqliteStore {
+    /// Gives (`given`) or takes away a teacher's grant on a promotion.
+    async fn grant(
+        &self,
+        name: &str,
+        username: &str,
+        given: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<()> {
+        let (name, username) = (name.to_owned(), username.to_owned());
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_grant(tx, &name, &username, given, &ctx)
+            })
+            .await
+    }
+
     /// Opens (creating if needed) the database file at `url`
     /// (`sqlite://path` or `sqlite:path`; not an in-memory database, which
     /// the writer's own connection would not see, and no options after a
@@ -395,13 +412,7 @@ impl Store for SqliteStore {
         username: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()> {
-        let (name, username) = (name.to_owned(), username.to_owned());
-        let ctx = Context::new(&ctx);
-        self.writer
-            .run_queued(ctx.queued(), move |tx| {
-                write::promotion_grant(tx, &name, &username, &ctx)
-            })
-            .await
+        self.grant(name, username, true, ctx).await
     }
 
     async fn promotion_revoke(
@@ -410,13 +421,7 @@ impl Store for SqliteStore {
         username: &str,
         ctx: WriteContext<'_>,
     ) -> Result<()> {
-        let (name, username) = (name.to_owned(), username.to_owned());
-        let ctx = Context::new(&ctx);
-        self.writer
-            .run_queued(ctx.queued(), move |tx| {
-                write::promotion_revoke(tx, &name, &username, &ctx)
-            })
-            .await
+        self.grant(name, username, false, ctx).await
     }
 
     async fn student_add(

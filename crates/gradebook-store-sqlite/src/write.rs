@@ -424,43 +424,41 @@ pub(crate) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Conte
     record_request(tx, ctx, &nothing())
 }
 
+/// Grants a promotion to a teacher (`given`) or takes the grant away; a
+/// grant already as asked changes nothing and logs nothing.
 pub(crate) fn promotion_grant(
     tx: &Tx<'_>,
     name: &str,
     username: &str,
+    given: bool,
     ctx: &Context,
 ) -> Result<()> {
     let grant = GrantRecord {
         promotion: promotion_id(tx, name)?,
         user: user_id(tx, username)?,
     };
-    let added = tx
-        .prepare_cached(
+    let (sql, command) = if given {
+        (
             "INSERT INTO grants (promotion_id, user_id) VALUES ($1, $2) \
              ON CONFLICT (promotion_id, user_id) DO NOTHING",
-        )?
-        .execute([grant.promotion, grant.user])?;
-    if added > 0 {
-        tx.append(ctx, "promotion.grant", Change::Grant(Diff::added(grant)))?;
-    }
-    record_request(tx, ctx, &nothing())
-}
-
-pub(crate) fn promotion_revoke(
-    tx: &Tx<'_>,
-    name: &str,
-    username: &str,
-    ctx: &Context,
-) -> Result<()> {
-    let grant = GrantRecord {
-        promotion: promotion_id(tx, name)?,
-        user: user_id(tx, username)?,
+            "promotion.grant",
+        )
+    } else {
+        (
+            "DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2",
+            "promotion.revoke",
+        )
     };
-    let removed = tx
-        .prepare_cached("DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2")?
+    let changed = tx
+        .prepare_cached(sql)?
         .execute([grant.promotion, grant.user])?;
-    if removed > 0 {
-        tx.append(ctx, "promotion.revoke", Change::Grant(Diff::removed(grant)))?;
+    if changed > 0 {
+        let diff = if given {
+            Diff::added(grant)
+        } else {
+            Diff::removed(grant)
+        };
+        tx.append(ctx, command, Change::Grant(diff))?;
     }
     record_request(tx, ctx, &nothing())
 }
