@@ -49,7 +49,8 @@ use gradebook_proto::codec::write_frame;
 use gradebook_proto::command::{HelloArgs, LoginArgs};
 use gradebook_proto::data::Login;
 use gradebook_proto::{
-    Call, Command, Encoding, FrameCodec, FrameError, Id, Reply, Request, Secret, WireError, call,
+    Call, Command, Encoding, FrameCodec, FrameError, Id, Reply, ReplyStatus, Request, Secret,
+    WireError, call,
 };
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -303,13 +304,28 @@ impl Client {
             .map_err(|_| ClientError::Timeout(timeout))?
     }
 
+    /// Reads the next reply's id and outcome only, skipping its data
+    /// (flushing queued requests first): what a benchmark needs to know.
+    pub async fn recv_status(&mut self) -> Result<ReplyStatus, ClientError> {
+        self.flush().await?;
+        let timeout = self.timeout;
+        let encoding = self.codec.encoding();
+        let frame = tokio::time::timeout(timeout, self.read_frame())
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))??;
+        ReplyStatus::decode(encoding, &frame).map_err(ClientError::Protocol)
+    }
+
     async fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        let frame = self.read_frame().await?;
+        Reply::decode(self.codec.encoding(), &frame).map_err(ClientError::Protocol)
+    }
+
+    /// Reads the next whole frame.
+    async fn read_frame(&mut self) -> Result<BytesMut, ClientError> {
         loop {
             match self.codec.decode(&mut self.input) {
-                Ok(Some(frame)) => {
-                    return Reply::decode(self.codec.encoding(), &frame)
-                        .map_err(ClientError::Protocol);
-                }
+                Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(FrameError::TooLarge { max }) => {
                     return Err(ClientError::Protocol(format!("reply over {max} bytes")));

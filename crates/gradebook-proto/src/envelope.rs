@@ -216,6 +216,46 @@ impl<D: Serialize> Serialize for ReplyOf<'_, D> {
     }
 }
 
+/// What a reply says of its request, without its data: a benchmark
+/// checks each reply this way, as `redis-benchmark` does, so its own
+/// decoding does not crowd the server it measures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyStatus {
+    /// The id of the request this answers.
+    pub id: Option<Id>,
+    /// The error, when the request failed.
+    pub error: Option<WireError>,
+}
+
+impl ReplyStatus {
+    /// Reads one reply's id and outcome from a frame, skipping its data.
+    pub fn decode(encoding: Encoding, frame: &[u8]) -> Result<ReplyStatus, String> {
+        #[derive(Deserialize)]
+        struct Status {
+            #[serde(default)]
+            id: Option<Id>,
+            ok: bool,
+            #[serde(default)]
+            error: Option<WireError>,
+        }
+        let raw: Status = match encoding {
+            Encoding::Json => serde_json::from_slice(frame).map_err(|e| e.to_string())?,
+            Encoding::Msgpack => from_msgpack(frame).map_err(|e| e.to_string())?,
+        };
+        match (raw.ok, raw.error) {
+            (true, None) => Ok(ReplyStatus {
+                id: raw.id,
+                error: None,
+            }),
+            (false, Some(e)) => Ok(ReplyStatus {
+                id: raw.id,
+                error: Some(e),
+            }),
+            _ => Err("reply is neither ok nor an error".into()),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct RawReply {
     #[serde(default)]
@@ -401,5 +441,36 @@ mod tests {
             let m = rmp_serde::to_vec_named(&r).expect("msgpack");
             assert_eq!(Reply::decode(Encoding::Msgpack, &m), Ok(r));
         }
+    }
+
+    #[test]
+    fn a_reply_status_skips_the_data_and_keeps_the_outcome() {
+        let replies = [
+            Reply::ok(
+                Some(Id::Int(7)),
+                json!({"grades": [{"id": 1, "subject": "Réseaux \"RT\""}], "n": 2}),
+            ),
+            Reply::error(
+                Some(Id::Str("b".into())),
+                WireError::not_found("no student 9"),
+            ),
+        ];
+        for r in replies {
+            let expected = ReplyStatus {
+                id: r.id.clone(),
+                error: r.result.clone().err(),
+            };
+            let j = serde_json::to_vec(&r).expect("json");
+            assert_eq!(
+                ReplyStatus::decode(Encoding::Json, &j),
+                Ok(expected.clone())
+            );
+            let m = rmp_serde::to_vec_named(&r).expect("msgpack");
+            assert_eq!(ReplyStatus::decode(Encoding::Msgpack, &m), Ok(expected));
+        }
+        assert!(ReplyStatus::decode(Encoding::Json, br#"{"id": 1, "ok": false}"#).is_err());
+        assert!(
+            ReplyStatus::decode(Encoding::Json, br#"{"id": 1, "ok": true, "data": [}"#).is_err()
+        );
     }
 }

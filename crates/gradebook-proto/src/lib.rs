@@ -24,7 +24,7 @@ mod strict;
 
 pub use codec::{Encoding, FrameCodec, FrameError};
 pub use command::{Call, Command, call};
-pub use envelope::{Id, Reply, ReplyOf, Request};
+pub use envelope::{Id, Reply, ReplyOf, ReplyStatus, Request};
 pub use error::{ErrorCode, LineError, WireError};
 pub use secret::Secret;
 
