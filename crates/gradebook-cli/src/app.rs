@@ -37,6 +37,7 @@ pub fn run(global: Global, command: Command) -> ExitCode {
         Command::Shell(args) => return crate::shell::run(global, args),
         Command::Completions(args) => commands::misc::completions(args.shell),
         Command::Fingerprint(args) => commands::misc::fingerprint(&args.cert),
+        Command::Backup(args) => crate::backup::run(&args, global.json),
         command => runtime().and_then(|rt| {
             let json = global.json;
             let mut ctx = Ctx {
@@ -78,6 +79,7 @@ pub async fn execute(ctx: &mut Ctx, command: Command) -> Result<(), CliError> {
         Command::Shell(_) => Err(CliError::usage("already in the shell")),
         Command::Completions(args) => misc::completions(args.shell),
         Command::Fingerprint(args) => misc::fingerprint(&args.cert),
+        Command::Backup(args) => crate::backup::run(&args, ctx.json),
         Command::Login(args) | Command::Auth(AuthCommand::Login(args)) => {
             auth::login(ctx, args).await
         }

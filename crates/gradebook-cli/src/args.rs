@@ -219,6 +219,15 @@ Examples:
   gradebook completions zsh > ~/.zfunc/_gradebook
   gradebook completions fish > ~/.config/fish/completions/gradebook.fish")]
     Completions(CompletionsArgs),
+    /// Copy a running (or stopped) server's SQLite database, consistently, to a new file.
+    #[command(after_help = "\
+Examples:
+  gradebook backup /var/backups/gradebook-2026-12-01.db --data /var/lib/gradebook
+  gradebook backup nightly.db          the database in ./gradebook-data
+
+Restoring: stop the server, remove DATA/gradebook.db-wal and DATA/gradebook.db-shm
+if they are there, copy the backup to DATA/gradebook.db, start the server.")]
+    Backup(BackupArgs),
     /// Print the SHA-256 fingerprint of a certificate file, as clients see it.
     #[command(after_help = "\
 Example (on the server, to tell users what to expect on first connection):
@@ -723,6 +732,16 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `gradebook backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new file to write (never overwritten).
+    pub file: PathBuf,
+    /// The server's data directory (its database is DATA/gradebook.db).
+    #[arg(long, env = "GRADEBOOK_DATA", default_value = "gradebook-data")]
+    pub data: PathBuf,
 }
 
 /// `gradebook fingerprint`.

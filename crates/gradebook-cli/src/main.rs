@@ -7,6 +7,7 @@
 
 mod app;
 mod args;
+mod backup;
 mod bench;
 mod commands;
 mod config;

@@ -28,7 +28,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GRADEBOOK_DATA", default_value = "gradebook-data")]
     data: PathBuf,
     /// Database URL (default: sqlite://DATA/gradebook.db).
-    #[arg(long, env = "GRADEBOOK_DATABASE")]
+    #[arg(long, env = "GRADEBOOK_DATABASE_URL")]
     database: Option<String>,
     /// Serve without TLS (loopback addresses only, unless --insecure-bind).
     #[arg(long, env = "GRADEBOOK_PLAINTEXT")]

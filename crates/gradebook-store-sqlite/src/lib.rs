@@ -26,11 +26,13 @@ use gradebook_store::{
 };
 use rusqlite::{Connection, OptionalExtension};
 
+mod backup;
 mod error;
 mod migrate;
 mod read;
 mod writer;
 
+pub use backup::{BackupReport, backup};
 use read::Readers;
 use writer::Writer;
 

@@ -4,6 +4,8 @@
 
 mod cli_support;
 
+mod backup;
+
 mod cli_bench;
 mod cli_commands;
 mod cli_csv;
