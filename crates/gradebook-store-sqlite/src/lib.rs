@@ -28,11 +28,13 @@ use rusqlite::{Connection, OptionalExtension};
 
 mod backup;
 mod error;
+mod export;
 mod migrate;
 mod read;
 mod writer;
 
 pub use backup::{BackupReport, backup};
+pub use export::Export;
 use read::Readers;
 use writer::Writer;
 

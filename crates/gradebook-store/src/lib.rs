@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod change;
+pub mod dump;
 mod error;
 
 use async_trait::async_trait;
