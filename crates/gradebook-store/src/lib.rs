@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod change;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod error;
 
 use async_trait::async_trait;

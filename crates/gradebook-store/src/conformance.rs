@@ -1,0 +1,2 @@
+//! The conformance suite: what every backend must do, checked through the
+//! [`crate::Store`] trait only.
