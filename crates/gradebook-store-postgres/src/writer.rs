@@ -70,7 +70,10 @@ enum Message {
 
 /// What the writer task keeps between batches.
 struct State {
-    /// Where the change log ended after this writer's last batch.
+    /// Where the change log ended after this writer's last batch (or the
+    /// follower's snapshot): the follower has every entry up to its seq.
+    /// Only the seq is used; each batch reads the head again under the
+    /// write lock.
     head: Head,
     /// Who is told of each committed batch's changes.
     follower: Option<Arc<dyn Follower>>,

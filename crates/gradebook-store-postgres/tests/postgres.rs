@@ -272,3 +272,34 @@ async fn an_edited_or_deleted_entry_breaks_the_chain() {
     let closed = store.user_count().await;
     assert!(matches!(closed, Err(StoreError::Closed)), "{closed:?}");
 }
+
+#[tokio::test]
+async fn connections_killed_behind_the_stores_back_are_replaced() {
+    let (url, store) = fresh().await;
+    let student = with_student(&store).await;
+    assert_eq!(store.user_count().await.expect("counts"), 1);
+    // The server ends every connection of the store (a restart, a
+    // failover, an administrator).
+    let killed = raw(&url)
+        .await
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'gradebook'",
+            &[],
+        )
+        .await
+        .expect("terminates")
+        .len();
+    assert!(killed >= 2, "the writer's and a reader's: {killed}");
+    // Give the driver a moment to see the sockets close.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Reads and writes go on, on new connections, and the chain with them.
+    assert_eq!(store.user_count().await.expect("counts again"), 1);
+    store
+        .grade_add(&grade(student), WriteContext::new("admin", 3))
+        .await
+        .expect("writes again");
+    let report = store.verify_log().await.expect("verifies");
+    assert_eq!((report.last_seq, report.problem), (4, None));
+    store.close().await;
+}
