@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod change;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod dump;
 mod error;
 

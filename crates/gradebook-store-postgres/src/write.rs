@@ -1,0 +1,794 @@
+//! The PostgreSQL writes, as the writer task ([`crate::writer`]) runs them:
+//! on the batch's transaction, each inside its own savepoint. An error
+//! returned here undoes the write's changes only.
+//!
+//! Each mirrors the SQLite backend's write of the same name, statement for
+//! statement, so that both log the same entries and fail with the same
+//! errors.
+
+use gradebook_core::{Grade, Promotion, Student, User};
+
+use gradebook_store::{
+    Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Queued,
+    StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
+};
+
+use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
+use crate::log::Batch;
+use crate::{
+    grade_from_row, no_grade, no_promotion, no_student, no_user, number_taken, role_from_db,
+    student_from_row,
+};
+
+/// A [`WriteContext`] that the writer task can own.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) by: String,
+    pub(crate) at: i64,
+    request: Option<Request>,
+    queued: Option<std::sync::Arc<Queued>>,
+}
+
+/// An owned [`gradebook_store::RequestKey`].
+struct Request {
+    session: Vec<u8>,
+    id: String,
+    fits: Fits,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// Copies what the write needs out of `ctx`.
+    pub(crate) fn new(ctx: &WriteContext<'_>) -> Self {
+        Context {
+            by: ctx.by.to_owned(),
+            at: ctx.at,
+            request: ctx.request.map(|key| Request {
+                session: key.session.to_vec(),
+                id: key.id.to_owned(),
+                fits: key.fits.clone(),
+            }),
+            queued: ctx.queued.cloned(),
+        }
+    }
+
+    /// Who is waiting for the write to be queued.
+    pub(crate) fn queued(&self) -> Option<std::sync::Arc<Queued>> {
+        self.queued.clone()
+    }
+}
+
+/// Turns a unique-constraint violation into `conflict` with `message`.
+fn conflict_on_unique(e: tokio_postgres::Error, message: impl FnOnce() -> String) -> Error {
+    if is_unique_violation(&e) {
+        StoreError::Conflict(message()).into()
+    } else {
+        Error::Postgres(e)
+    }
+}
+
+async fn promotion_id(tx: &Batch, name: &str) -> Result<i64> {
+    match tx
+        .query_opt("SELECT id FROM promotions WHERE name = $1", &[&name])
+        .await?
+    {
+        Some(r) => Ok(r.try_get(0)?),
+        None => Err(no_promotion(name).into()),
+    }
+}
+
+async fn user_id(tx: &Batch, username: &str) -> Result<i64> {
+    match tx
+        .query_opt("SELECT id FROM users WHERE username = $1", &[&username])
+        .await?
+    {
+        Some(r) => Ok(r.try_get(0)?),
+        None => Err(no_user(username).into()),
+    }
+}
+
+async fn student(tx: &Batch, id: i64) -> Result<Student> {
+    match tx
+        .query_opt(
+            concat!(
+                "SELECT ",
+                student_columns!(),
+                " FROM students s JOIN promotions p ON p.id = s.promotion_id \
+                 WHERE s.id = $1"
+            ),
+            &[&id],
+        )
+        .await?
+    {
+        Some(r) => student_from_row(&r),
+        None => Err(no_student(id).into()),
+    }
+}
+
+async fn grade(tx: &Batch, id: i64) -> Result<Grade> {
+    match tx
+        .query_opt(
+            concat!(
+                "SELECT ",
+                grade_columns!(),
+                " FROM grades g WHERE g.id = $1"
+            ),
+            &[&id],
+        )
+        .await?
+    {
+        Some(r) => grade_from_row(&r),
+        None => Err(no_grade(id).into()),
+    }
+}
+
+/// Records the UDP request a write was made for, with its reply data, in
+/// the write's savepoint (see [`gradebook_store::RequestKey`]). Called
+/// last, once the result is known. On error the write is undone; a
+/// duplicate is reported only after the batch commits, so the first copy,
+/// and its recorded reply, is durable by then.
+async fn record_request<T: serde::Serialize>(tx: &Batch, ctx: &Context, result: &T) -> Result<()> {
+    let Some(key) = &ctx.request else {
+        return Ok(());
+    };
+    let data = serde_json::to_value(result)
+        .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
+    if !(key.fits)(&data) {
+        return Err(StoreError::TooLarge.into());
+    }
+    let inserted = tx
+        .execute(
+            "INSERT INTO udp_requests (session, request_id, at, reply) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (session, request_id) DO NOTHING",
+            &[&key.session, &key.id, &ctx.at, &data.to_string()],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(StoreError::Duplicate.into());
+    }
+    Ok(())
+}
+
+/// The reply data of a write that returns nothing: `{}`.
+fn nothing() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+
+/// Logs the removal of each grade that `query` (keyed by `key`) selects,
+/// under `command`, the command that takes them away: deleting a student or
+/// a promotion leaves a trace of every grade it removed (protocol §4). Run
+/// before the deletion, while the grades still name their promotion.
+async fn log_grade_removals(
+    tx: &mut Batch,
+    ctx: &Context,
+    command: &str,
+    query: &'static str,
+    key: i64,
+) -> Result<()> {
+    let rows = tx.query(query, &[&key]).await?;
+    for row in rows {
+        let g = grade_from_row(&row)?;
+        tx.append(ctx, command, Change::Grade(Diff::removed(g)))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A student as the log records it.
+async fn student_record(tx: &Batch, id: i64) -> Result<StudentRecord> {
+    let promotion_id: i64 = match tx
+        .query_opt("SELECT promotion_id FROM students WHERE id = $1", &[&id])
+        .await?
+    {
+        Some(r) => r.try_get(0)?,
+        None => return Err(no_student(id).into()),
+    };
+    Ok(StudentRecord {
+        promotion_id,
+        student: student(tx, id).await?,
+    })
+}
+
+/// An account as the log records it.
+async fn user_record(tx: &Batch, username: &str) -> Result<UserRecord> {
+    let Some(r) = tx
+        .query_opt(
+            "SELECT id, role, student_id FROM users WHERE username = $1",
+            &[&username],
+        )
+        .await?
+    else {
+        return Err(no_user(username).into());
+    };
+    let role: String = r.try_get(1)?;
+    Ok(UserRecord {
+        id: r.try_get(0)?,
+        username: username.to_owned(),
+        role: role_from_db(&role)?,
+        student: r.try_get(2)?,
+    })
+}
+
+const LINKED_IN_PROMOTION: &str = "SELECT u.username FROM users u \
+     JOIN students s ON s.id = u.student_id WHERE s.promotion_id = $1 LIMIT 1";
+const LINKED_TO_STUDENT: &str = "SELECT u.username FROM users u \
+     JOIN students s ON s.id = u.student_id WHERE s.id = $1 LIMIT 1";
+
+/// Refuses to delete students that a student account still points to.
+async fn check_no_linked_account(tx: &Batch, query: &'static str, key: i64) -> Result<()> {
+    match tx.query_opt(query, &[&key]).await? {
+        Some(r) => {
+            let u: String = r.try_get(0)?;
+            Err(StoreError::Conflict(format!(
+                "the account '{u}' is linked to this student: delete the account first"
+            ))
+            .into())
+        }
+        None => Ok(()),
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+// Accounts and sessions.
+
+pub(crate) async fn user_create(
+    tx: &mut Batch,
+    user: &User,
+    password_hash: &str,
+    ctx: &Context,
+) -> Result<User> {
+    if let Some(id) = user.student {
+        student(tx, id).await?;
+    }
+    let row = tx
+        .query_opt(
+            "INSERT INTO users (username, password_hash, role, student_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[
+                &user.username,
+                &password_hash,
+                &user.role.as_str(),
+                &user.student,
+                &ctx.at,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            conflict_on_unique(e, || {
+                format!(
+                    "a user named '{}' already exists",
+                    user.username.escape_debug()
+                )
+            })
+        })?
+        .ok_or_else(|| StoreError::Corrupt("an insert returned no id".into()))?;
+    let record = UserRecord {
+        id: row.try_get(0)?,
+        username: user.username.clone(),
+        role: user.role,
+        student: user.student,
+    };
+    tx.append(ctx, "user.create", Change::User(Diff::added(record)))
+        .await?;
+    record_request(tx, ctx, user).await?;
+    Ok(user.clone())
+}
+
+pub(crate) async fn user_delete(tx: &mut Batch, username: &str, ctx: &Context) -> Result<()> {
+    let old = user_record(tx, username).await?;
+    tx.execute("DELETE FROM users WHERE id = $1", &[&old.id])
+        .await?;
+    tx.append(ctx, "user.delete", Change::User(Diff::removed(old)))
+        .await?;
+    record_request(tx, ctx, &nothing()).await
+}
+
+pub(crate) async fn user_set_password(
+    tx: &mut Batch,
+    username: &str,
+    password_hash: &str,
+    ctx: &Context,
+) -> Result<()> {
+    let user = user_record(tx, username).await?;
+    tx.execute(
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        &[&password_hash, &user.id],
+    )
+    .await?;
+    tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&user.id])
+        .await?;
+    // The entry says that the password changed, never what to.
+    let change = Diff::updated(user.clone(), user);
+    tx.append(ctx, "user.password", Change::User(change))
+        .await?;
+    record_request(tx, ctx, &nothing()).await
+}
+
+pub(crate) async fn session_create(
+    tx: &mut Batch,
+    token_hash: &[u8],
+    user_id: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO sessions (token_hash, user_id, created_at, last_seen, expires_at) \
+         VALUES ($1, $2, $3, $3, $4)",
+        &[&token_hash, &user_id, &now, &expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn session_touch(tx: &mut Batch, token_hash: &[u8], now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE sessions SET last_seen = $1 WHERE token_hash = $2",
+        &[&now, &token_hash],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn session_delete(tx: &mut Batch, token_hash: &[u8], ctx: &Context) -> Result<()> {
+    tx.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
+        .await?;
+    record_request(tx, ctx, &nothing()).await
+}
+
+pub(crate) async fn sessions_purge(tx: &mut Batch, now: i64, idle_before: i64) -> Result<u64> {
+    Ok(tx
+        .execute(
+            "DELETE FROM sessions WHERE expires_at <= $1 OR last_seen < $2",
+            &[&now, &idle_before],
+        )
+        .await?)
+}
+
+// Promotions.
+
+pub(crate) async fn promotion_create(
+    tx: &mut Batch,
+    promotion: Promotion,
+    created_by: Option<i64>,
+    ctx: &Context,
+) -> Result<Promotion> {
+    let row = tx
+        .query_opt(
+            "INSERT INTO promotions (name, year, description, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[
+                &promotion.name,
+                &promotion.year,
+                &promotion.description,
+                &created_by,
+                &ctx.at,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            conflict_on_unique(e, || {
+                format!(
+                    "a promotion named '{}' already exists",
+                    promotion.name.escape_debug()
+                )
+            })
+        })?
+        .ok_or_else(|| StoreError::Corrupt("an insert returned no id".into()))?;
+    let record = PromotionRecord {
+        id: row.try_get(0)?,
+        name: promotion.name.clone(),
+        year: promotion.year,
+        description: promotion.description.clone(),
+        created_by,
+    };
+    tx.append(
+        ctx,
+        "promotion.create",
+        Change::Promotion(Diff::added(record)),
+    )
+    .await?;
+    record_request(tx, ctx, &promotion).await?;
+    Ok(promotion)
+}
+
+pub(crate) async fn promotion_delete(
+    tx: &mut Batch,
+    name: &str,
+    force: bool,
+    ctx: &Context,
+) -> Result<()> {
+    let Some(r) = tx
+        .query_opt(
+            "SELECT id, name, year, description, created_by FROM promotions WHERE name = $1",
+            &[&name],
+        )
+        .await?
+    else {
+        return Err(no_promotion(name).into());
+    };
+    let old = PromotionRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        year: r.try_get(2)?,
+        description: r.try_get(3)?,
+        created_by: r.try_get(4)?,
+    };
+    let id = old.id;
+    let students = tx
+        .query(
+            "SELECT id FROM students WHERE promotion_id = $1 ORDER BY id",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<Vec<i64>, _>>()?;
+    if !students.is_empty() && !force {
+        return Err(StoreError::Conflict(format!(
+            "promotion '{}' has {} student(s): remove them first, or pass force",
+            name.escape_debug(),
+            students.len()
+        ))
+        .into());
+    }
+    check_no_linked_account(tx, LINKED_IN_PROMOTION, id).await?;
+    const COMMAND: &str = "promotion.delete";
+    log_grade_removals(
+        tx,
+        ctx,
+        COMMAND,
+        concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g JOIN students s ON s.id = g.student_id \
+             WHERE s.promotion_id = $1 ORDER BY g.id"
+        ),
+        id,
+    )
+    .await?;
+    for student in students {
+        let record = student_record(tx, student).await?;
+        tx.append(ctx, COMMAND, Change::Student(Diff::removed(record)))
+            .await?;
+    }
+    tx.execute("DELETE FROM promotions WHERE id = $1", &[&id])
+        .await?;
+    tx.append(ctx, COMMAND, Change::Promotion(Diff::removed(old)))
+        .await?;
+    record_request(tx, ctx, &nothing()).await
+}
+
+/// Grants a promotion to a teacher (`given`) or takes the grant away; a
+/// grant already as asked changes nothing and logs nothing.
+pub(crate) async fn promotion_grant(
+    tx: &mut Batch,
+    name: &str,
+    username: &str,
+    given: bool,
+    ctx: &Context,
+) -> Result<()> {
+    let grant = GrantRecord {
+        promotion: promotion_id(tx, name).await?,
+        user: user_id(tx, username).await?,
+    };
+    let (sql, command) = if given {
+        (
+            "INSERT INTO grants (promotion_id, user_id) VALUES ($1, $2) \
+             ON CONFLICT (promotion_id, user_id) DO NOTHING",
+            "promotion.grant",
+        )
+    } else {
+        (
+            "DELETE FROM grants WHERE promotion_id = $1 AND user_id = $2",
+            "promotion.revoke",
+        )
+    };
+    let changed = tx.execute(sql, &[&grant.promotion, &grant.user]).await?;
+    if changed > 0 {
+        let diff = if given {
+            Diff::added(grant)
+        } else {
+            Diff::removed(grant)
+        };
+        tx.append(ctx, command, Change::Grant(diff)).await?;
+    }
+    record_request(tx, ctx, &nothing()).await
+}
+
+// Students.
+
+/// Inserts a student into promotion `pid` and gives back its record.
+async fn insert_student(
+    tx: &Batch,
+    pid: i64,
+    promotion: &str,
+    new: &NewStudent,
+    ctx: &Context,
+) -> std::result::Result<StudentRecord, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "INSERT INTO students (promotion_id, first_name, last_name, number, email, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &pid,
+                &new.first_name,
+                &new.last_name,
+                &new.number,
+                &new.email,
+                &ctx.at,
+            ],
+        )
+        .await?;
+    // An insert without a conflict returns exactly one row.
+    let id: i64 = match rows.first() {
+        Some(r) => r.try_get(0)?,
+        None => 0,
+    };
+    Ok(StudentRecord {
+        promotion_id: pid,
+        student: Student {
+            id,
+            first_name: new.first_name.clone(),
+            last_name: new.last_name.clone(),
+            number: new.number.clone(),
+            email: new.email.clone(),
+            promotion: promotion.to_owned(),
+        },
+    })
+}
+
+pub(crate) async fn student_add(
+    tx: &mut Batch,
+    promotion: &str,
+    new: &NewStudent,
+    ctx: &Context,
+) -> Result<Student> {
+    let pid = promotion_id(tx, promotion).await?;
+    let record = insert_student(tx, pid, promotion, new, ctx)
+        .await
+        .map_err(|e| conflict_on_unique(e, || number_taken(new.number.as_deref())))?;
+    let s = record.student.clone();
+    tx.append(ctx, "student.add", Change::Student(Diff::added(record)))
+        .await?;
+    record_request(tx, ctx, &s).await?;
+    Ok(s)
+}
+
+pub(crate) async fn student_update(
+    tx: &mut Batch,
+    id: i64,
+    patch: &StudentPatch,
+    ctx: &Context,
+) -> Result<Student> {
+    let old = student_record(tx, id).await?;
+    let mut new = old.clone();
+    if let Some(p) = &patch.promotion {
+        new.promotion_id = promotion_id(tx, p).await?;
+        new.student.promotion = p.clone();
+    }
+    let s = &mut new.student;
+    if let Some(v) = &patch.first_name {
+        s.first_name = v.clone();
+    }
+    if let Some(v) = &patch.last_name {
+        s.last_name = v.clone();
+    }
+    if let Some(v) = &patch.number {
+        s.number = v.clone();
+    }
+    if let Some(v) = &patch.email {
+        s.email = v.clone();
+    }
+    tx.execute(
+        "UPDATE students SET first_name = $1, last_name = $2, number = $3, email = $4, \
+         promotion_id = $5 WHERE id = $6",
+        &[
+            &s.first_name,
+            &s.last_name,
+            &s.number,
+            &s.email,
+            &new.promotion_id,
+            &id,
+        ],
+    )
+    .await
+    .map_err(|e| conflict_on_unique(e, || number_taken(s.number.as_deref())))?;
+    let s = new.student.clone();
+    tx.append(
+        ctx,
+        "student.update",
+        Change::Student(Diff::updated(old, new)),
+    )
+    .await?;
+    record_request(tx, ctx, &s).await?;
+    Ok(s)
+}
+
+pub(crate) async fn student_remove(tx: &mut Batch, id: i64, ctx: &Context) -> Result<()> {
+    let old = student_record(tx, id).await?;
+    check_no_linked_account(tx, LINKED_TO_STUDENT, id).await?;
+    const COMMAND: &str = "student.remove";
+    log_grade_removals(
+        tx,
+        ctx,
+        COMMAND,
+        concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g WHERE g.student_id = $1 ORDER BY g.id"
+        ),
+        id,
+    )
+    .await?;
+    tx.execute("DELETE FROM students WHERE id = $1", &[&id])
+        .await?;
+    tx.append(ctx, COMMAND, Change::Student(Diff::removed(old)))
+        .await?;
+    record_request(tx, ctx, &nothing()).await
+}
+
+// Grades.
+
+/// Inserts a grade (its student exists) and gives it back with its id.
+async fn insert_grade(
+    tx: &Batch,
+    new: &NewGrade,
+    ctx: &Context,
+) -> std::result::Result<Grade, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &new.student,
+                &new.subject,
+                &new.value.to_code(),
+                &i64::from(new.coefficient.hundredths()),
+                &new.label,
+                &ctx.at,
+            ],
+        )
+        .await?;
+    // An insert that did not fail returns exactly one row.
+    let id: i64 = match rows.first() {
+        Some(r) => r.try_get(0)?,
+        None => 0,
+    };
+    Ok(Grade {
+        id,
+        student: new.student,
+        subject: new.subject.clone(),
+        value: new.value,
+        coefficient: new.coefficient,
+        label: new.label.clone(),
+    })
+}
+
+pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+    student(tx, new.student).await?;
+    let g = insert_grade(tx, new, ctx).await?;
+    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
+        .await?;
+    record_request(tx, ctx, &g).await?;
+    Ok(g)
+}
+
+pub(crate) async fn grade_update(
+    tx: &mut Batch,
+    id: i64,
+    patch: &GradePatch,
+    ctx: &Context,
+) -> Result<Grade> {
+    let old = grade(tx, id).await?;
+    let mut g = old.clone();
+    if let Some(v) = patch.value {
+        g.value = v;
+    }
+    if let Some(c) = patch.coefficient {
+        g.coefficient = c;
+    }
+    if let Some(s) = &patch.subject {
+        g.subject = s.clone();
+    }
+    if let Some(l) = &patch.label {
+        g.label = l.clone();
+    }
+    tx.execute(
+        "UPDATE grades SET subject = $1, value = $2, coefficient = $3, label = $4 WHERE id = $5",
+        &[
+            &g.subject,
+            &g.value.to_code(),
+            &i64::from(g.coefficient.hundredths()),
+            &g.label,
+            &id,
+        ],
+    )
+    .await?;
+    tx.append(
+        ctx,
+        "grade.update",
+        Change::Grade(Diff::updated(old, g.clone())),
+    )
+    .await?;
+    record_request(tx, ctx, &g).await?;
+    Ok(g)
+}
+
+pub(crate) async fn grade_delete(tx: &mut Batch, id: i64, ctx: &Context) -> Result<()> {
+    let old = grade(tx, id).await?;
+    tx.execute("DELETE FROM grades WHERE id = $1", &[&id])
+        .await?;
+    tx.append(ctx, "grade.delete", Change::Grade(Diff::removed(old)))
+        .await?;
+    record_request(tx, ctx, &nothing()).await
+}
+
+// Imports: every row in the one savepoint of the write, so a failing row
+// undoes them all.
+
+pub(crate) async fn import_students(
+    tx: &mut Batch,
+    promotion: &str,
+    students: &[(u64, NewStudent)],
+    ctx: &Context,
+) -> Result<u64> {
+    let pid = promotion_id(tx, promotion).await?;
+    for (line, s) in students {
+        let record = insert_student(tx, pid, promotion, s, ctx)
+            .await
+            .map_err(|e| {
+                conflict_on_unique(e, || {
+                    format!("line {line}: {}", number_taken(s.number.as_deref()))
+                })
+            })?;
+        tx.append(ctx, "student.add", Change::Student(Diff::added(record)))
+            .await?;
+    }
+    let added = count(students.len());
+    record_request(tx, ctx, &nothing()).await?;
+    Ok(added)
+}
+
+pub(crate) async fn import_grades(
+    tx: &mut Batch,
+    grades: &[(u64, NewGrade)],
+    ctx: &Context,
+) -> Result<u64> {
+    for (line, new) in grades {
+        let g = insert_grade(tx, new, ctx).await.map_err(|e| {
+            if is_constraint_violation(&e) {
+                // The student was removed since the import was checked.
+                StoreError::Conflict(format!(
+                    "line {line}: student {} was removed during the import",
+                    new.student
+                ))
+                .into()
+            } else {
+                Error::Postgres(e)
+            }
+        })?;
+        tx.append(ctx, "grade.add", Change::Grade(Diff::added(g)))
+            .await?;
+    }
+    let added = count(grades.len());
+    record_request(tx, ctx, &nothing()).await?;
+    Ok(added)
+}
+
+// UDP requests.
+
+pub(crate) async fn requests_purge(tx: &mut Batch, before: i64) -> Result<u64> {
+    Ok(tx
+        .execute("DELETE FROM udp_requests WHERE at < $1", &[&before])
+        .await?)
+}

@@ -1,0 +1,362 @@
+//! Group commit on one writer task: the writes that arrive together share
+//! one transaction and one commit, and each is acknowledged only once that
+//! commit is done.
+//!
+//! Writes are closures sent to a task that takes every write queued, opens
+//! one transaction on its own connection, runs each write inside its own
+//! savepoint (so a failing write undoes only itself), commits once, hands
+//! the entries the writes appended to the change log to the follower, and
+//! only then tells each caller its result. While it commits, the next
+//! writes queue up, so batches grow exactly when the commit is the
+//! bottleneck.
+//!
+//! Several servers may write to one database. Each batch therefore starts
+//! by taking a transaction-level advisory lock ([`WRITE_LOCK`]) and reading
+//! the chain's head (last seq and hash) again under it, so that entries
+//! written by another server are continued, never forked or numbered
+//! twice. The cost: one more statement per batch (two round trips, the
+//! lock and the head, both cheap: the head is the last row of the
+//! primary key's index), and writers on different servers never overlap,
+//! which the change log's single chain needs anyway. Entries another
+//! server appended since this one's last batch are read back and handed to
+//! the follower first, so that it still sees every entry, in order.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use deadpool_postgres::{Object, Pool};
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+
+use gradebook_store::{ChangeRecord, Follower, Queued, StoreError};
+
+use crate::error::{self, Result};
+use crate::log::{self, Batch, Head};
+
+/// A boxed future that a write returns.
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a caller is told.
+type Outcome<T> = gradebook_store::Result<T>;
+
+/// The most writes one transaction takes: bounds how long the first of
+/// them waits for its acknowledgement.
+const MAX_BATCH: usize = 1024;
+
+/// The advisory lock every write transaction takes first (a constant of
+/// this application's own, distinct from the migrations').
+pub(crate) const WRITE_LOCK: i64 = 0x6772_6164_6562_0001;
+
+/// The channel whose listeners are told, with the last seq as payload,
+/// of each committed batch that appended to the change log.
+pub(crate) const CHANNEL: &str = "gradebook_changes";
+
+/// The writer: a queue to the task that owns the writing connection.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    queue: mpsc::UnboundedSender<Message>,
+}
+
+enum Message {
+    /// A write to run in the next batch.
+    Job(Box<dyn Job>),
+    /// Take a snapshot for a new follower between two batches, and follow.
+    Follow(Arc<dyn Follower>, oneshot::Sender<Outcome<()>>),
+    /// Commit what is queued before this, stop, and say so.
+    Close(oneshot::Sender<()>),
+}
+
+/// What the writer task keeps between batches.
+struct State {
+    /// Where the change log ended after this writer's last batch (or the
+    /// follower's snapshot): the follower has every entry up to its seq.
+    /// Only the seq is used; each batch reads the head again under the
+    /// write lock.
+    head: Head,
+    /// Who is told of each committed batch's changes.
+    follower: Option<Arc<dyn Follower>>,
+}
+
+/// One write, as the task sees it: run now, report after the commit.
+trait Job: Send {
+    /// Runs the write inside its savepoint; whether it succeeded (and so
+    /// is kept).
+    fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, bool>;
+    /// Tells the caller the outcome, now that the batch has committed
+    /// (`Ok`) or failed to.
+    fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>);
+}
+
+/// A write and the caller waiting for its result.
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Outcome<T>>,
+    reply: oneshot::Sender<Outcome<T>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: for<'a> FnOnce(&'a mut Batch) -> BoxFuture<'a, Result<T>> + Send,
+{
+    fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let result = match self.work.take() {
+                // A panicking write is undone like a failing one, and the
+                // task goes on with the others.
+                Some(work) => match AssertUnwindSafe(work(batch)).catch_unwind().await {
+                    Ok(result) => result.map_err(StoreError::from),
+                    Err(_) => Err(StoreError::Corrupt(
+                        "a write panicked; it was undone".into(),
+                    )),
+                },
+                None => Err(StoreError::Corrupt("a write was run twice".into())),
+            };
+            let ok = result.is_ok();
+            self.result = Some(result);
+            ok
+        })
+    }
+
+    fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>) {
+        let result = match (self.result, batch) {
+            // A duplicate means "the first copy is durable": not so if its
+            // batch (possibly this one) failed.
+            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
+            // A write that failed changed nothing, whatever became of the
+            // batch.
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (_, Err(e)) => Err(error::not_committed(e)),
+            (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
+        };
+        // The caller may have gone away; the write stands all the same.
+        let _ = self.reply.send(result);
+    }
+}
+
+impl Writer {
+    /// Starts the writer task on `pool` (its own connections), with the
+    /// chain ending at `head`.
+    pub(crate) fn start(pool: Pool, head: Head) -> Self {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let state = State {
+            head,
+            follower: None,
+        };
+        tokio::spawn(serve(pool, state, jobs));
+        Writer { queue }
+    }
+
+    /// Runs `write` in the next batch, in its own savepoint, and returns
+    /// its result once the batch has committed. An error from `write`
+    /// undoes its changes only; if the commit fails, the write fails too.
+    /// The write runs even if this future is dropped.
+    pub(crate) async fn run<T, F>(&self, write: F) -> Outcome<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Batch) -> BoxFuture<'a, Result<T>> + Send + 'static,
+    {
+        self.submit(write)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// As [`Writer::run`], and tells `queued` once the write is in the
+    /// queue: a connection pipelining writes sends the next one only then,
+    /// so its writes run in the order it sent them.
+    pub(crate) async fn run_queued<T, F>(&self, queued: Option<Arc<Queued>>, write: F) -> Outcome<T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Batch) -> BoxFuture<'a, Result<T>> + Send + 'static,
+    {
+        let result = self.submit(write);
+        if let Some(q) = queued {
+            q.tell();
+        }
+        result?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues `write`; the receiver gets its result after the commit.
+    fn submit<T, F>(&self, write: F) -> Outcome<oneshot::Receiver<Outcome<T>>>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Batch) -> BoxFuture<'a, Result<T>> + Send + 'static,
+    {
+        let (reply, result) = oneshot::channel();
+        let job = Pending {
+            work: Some(write),
+            result: None,
+            reply,
+        };
+        self.queue
+            .send(Message::Job(Box::new(job)))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(result)
+    }
+
+    /// Gives `follower` a snapshot, taken between two batches, and every
+    /// batch committed after it.
+    pub(crate) async fn follow(&self, follower: Arc<dyn Follower>) -> Outcome<()> {
+        let (reply, result) = oneshot::channel();
+        self.queue
+            .send(Message::Follow(follower, reply))
+            .map_err(|_| StoreError::Closed)?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits the writes queued so far and stops the task. Writes sent
+    /// afterwards fail with [`StoreError::Closed`].
+    pub(crate) async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).is_ok() {
+            let _ = closed.await;
+        }
+    }
+}
+
+/// The writer task: one batch after another until closed, or until the
+/// [`Writer`] is gone.
+async fn serve(pool: Pool, mut state: State, mut jobs: mpsc::UnboundedReceiver<Message>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut closing = None;
+    while closing.is_none() {
+        let mut follow = None;
+        match jobs.recv().await {
+            Some(Message::Job(job)) => batch.push(job),
+            Some(Message::Follow(f, reply)) => follow = Some((f, reply)),
+            Some(Message::Close(done)) => closing = Some(done),
+            None => break,
+        }
+        while closing.is_none() && follow.is_none() && batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(Message::Job(job)) => batch.push(job),
+                Ok(Message::Follow(f, reply)) => follow = Some((f, reply)),
+                Ok(Message::Close(done)) => closing = Some(done),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&pool, &mut state, &mut batch).await;
+        }
+        // After the writes queued before it.
+        if let Some((follower, reply)) = follow {
+            let _ = reply.send(start_following(&pool, &mut state, follower).await);
+        }
+    }
+    jobs.close();
+    pool.close();
+    if let Some(done) = closing {
+        let _ = done.send(());
+    }
+}
+
+/// Loads `follower` with a snapshot and makes it the one told of batches.
+async fn start_following(
+    pool: &Pool,
+    state: &mut State,
+    follower: Arc<dyn Follower>,
+) -> Outcome<()> {
+    let mut client = pool.get().await.map_err(error::from_pool)?;
+    let snapshot = log::snapshot(&mut client).await?;
+    state.head.seq = snapshot.seq;
+    follower.load(snapshot);
+    state.follower = Some(follower);
+    Ok(())
+}
+
+/// Runs `jobs` in one transaction, each in its own savepoint, commits,
+/// hands the changes they logged to the follower, and then reports to each.
+async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>) {
+    let outcome = match pool.get().await {
+        Ok(client) => {
+            let mut batch = Batch::new(client);
+            match run_transaction(&mut batch, state, jobs).await {
+                Ok(missed) => {
+                    let Batch { head, entries, .. } = batch;
+                    state.head = head;
+                    Ok((missed, entries))
+                }
+                Err(e) => {
+                    discard(batch.into_client()).await;
+                    Err(StoreError::from(e))
+                }
+            }
+        }
+        Err(e) => Err(error::from_pool(e)),
+    };
+    let outcome = outcome.map(|(mut missed, entries)| {
+        // Before any write of the batch is acknowledged: a client that
+        // reads after its `ok` sees its write.
+        if let Some(follower) = &state.follower {
+            missed.extend(entries);
+            if !missed.is_empty()
+                && std::panic::catch_unwind(AssertUnwindSafe(|| follower.apply(&missed))).is_err()
+            {
+                tracing::error!("applying committed changes panicked");
+            }
+        }
+    });
+    if let Err(e) = &outcome {
+        tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
+    }
+    for job in jobs.drain(..) {
+        job.report(outcome.as_ref().map(|_| ()));
+    }
+}
+
+/// The batch's transaction: the lock, the head, every write in its
+/// savepoint, the notification, the commit. Returns the entries other
+/// servers appended since this writer's last batch (for the follower).
+async fn run_transaction(
+    batch: &mut Batch,
+    state: &State,
+    jobs: &mut [Box<dyn Job>],
+) -> Result<Vec<ChangeRecord>> {
+    batch.client().batch_execute("BEGIN").await?;
+    batch
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await?;
+    let head = Head::read(batch.client()).await?;
+    let missed = if state.follower.is_some() && head.seq > state.head.seq {
+        log::after(batch.client(), state.head.seq, head.seq - state.head.seq).await?
+    } else {
+        Vec::new()
+    };
+    batch.head = head;
+    for job in jobs {
+        batch.client().batch_execute("SAVEPOINT write").await?;
+        let mark = batch.mark();
+        if job.run(batch).await {
+            batch.client().batch_execute("RELEASE write").await?;
+        } else {
+            batch.undo(mark);
+            batch
+                .client()
+                .batch_execute("ROLLBACK TO write; RELEASE write")
+                .await?;
+        }
+    }
+    if !batch.entries.is_empty() {
+        let last = batch.head.seq;
+        batch
+            .execute(
+                "UPDATE changes_highest SET seq = GREATEST(seq, $1)",
+                &[&last],
+            )
+            .await?;
+        batch
+            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.to_string()])
+            .await?;
+    }
+    batch.client().batch_execute("COMMIT").await?;
+    Ok(missed)
+}
+
+/// After a failed batch: rolls its transaction back, or, if even that
+/// fails, takes the connection out of the pool so it is never reused.
+async fn discard(client: Object) {
+    if client.is_closed() || client.batch_execute("ROLLBACK").await.is_err() {
+        drop(Object::take(client));
+    }
+}
