@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradebook_core::{Role, User};
 use gradebook_store::{Store, WriteContext};
+use gradebook_store_postgres::PostgresStore;
 use gradebook_store_sqlite::SqliteStore;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -87,10 +88,15 @@ impl Server {
         let store: Arc<dyn Store> = match &config.database {
             None => Arc::new(SqliteStore::open(&config.data_dir.join("gradebook.db")).await?),
             Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::connect(url).await?),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Arc::new(PostgresStore::connect(url).await?)
+            }
             Some(url) => {
+                // Only the scheme: the rest may hold a password.
                 let scheme = url.split(':').next().unwrap_or_default();
                 return Err(StartError::Config(format!(
-                    "database '{scheme}:…' is not supported yet: use sqlite://PATH"
+                    "database '{scheme}:…' is not supported: use sqlite://PATH or \
+                     postgres://USER@HOST/DB"
                 )));
             }
         };

@@ -226,20 +226,19 @@ async fn an_entry_edited_behind_the_servers_back_is_found() {
     let dir = server.stop().await;
 
     // A grade of 8 rewritten as 18 in its log entry.
-    let db = rusqlite::Connection::open(dir.path().join("gradebook.db")).expect("opens");
-    let edited: i64 = db
-        .query_row(
-            "SELECT seq FROM changes WHERE kind = 'grade' ORDER BY seq LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .expect("a grade entry");
-    db.execute(
-        "UPDATE changes SET new = replace(new, '\"value\":8.0', '\"value\":18.0') WHERE seq = $1",
-        [edited],
+    let edited = common::behind_the_servers_back(
+        dir.path(),
+        "SELECT seq FROM changes WHERE kind = 'grade' AND seq > $1 ORDER BY seq LIMIT 1",
+        0,
     )
-    .expect("edits");
-    drop(db);
+    .await
+    .expect("a grade entry");
+    common::behind_the_servers_back(
+        dir.path(),
+        "UPDATE changes SET new = replace(new, '\"value\":8.0', '\"value\":18.0') WHERE seq = $1",
+        edited,
+    )
+    .await;
 
     let server =
         TestServer::start_in(dir, gradebook_server::TlsMode::Off, Default::default()).await;

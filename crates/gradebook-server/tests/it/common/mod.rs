@@ -21,6 +21,60 @@ use tokio_util::sync::CancellationToken;
 /// The first admin's password in every test server.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
+/// Which backend the test servers use: unset or `sqlite` for SQLite in
+/// the server's data directory, `postgres` for a fresh database on the
+/// throwaway PostgreSQL server that `GRADEBOOK_TEST_POSTGRES` names
+/// (`scripts/test` starts one and runs this suite on both).
+pub const BACKEND_VAR: &str = "GRADEBOOK_TEST_BACKEND";
+
+/// The database URL of a test server started in `dir`: none (SQLite in
+/// the directory) or, on PostgreSQL, a fresh database the first time,
+/// remembered in the directory so that a restart in it finds its data.
+async fn database_for(dir: &std::path::Path) -> Option<String> {
+    match std::env::var(BACKEND_VAR).as_deref() {
+        Err(_) | Ok("sqlite") => None,
+        Ok("postgres") => {
+            let remembered = dir.join("test-database-url");
+            if let Ok(url) = std::fs::read_to_string(&remembered) {
+                return Some(url);
+            }
+            let admin = gradebook_store_postgres::testing::admin_url();
+            let url = gradebook_store_postgres::testing::fresh_database(&admin).await;
+            std::fs::write(&remembered, &url).expect("remembers the database");
+            Some(url)
+        }
+        Ok(other) => panic!("{BACKEND_VAR}={other}: use sqlite or postgres"),
+    }
+}
+
+/// Runs `sql` on the database of a (stopped) test server started in
+/// `dir`, behind the server's back, on whichever backend it uses: SQL
+/// that both SQLite and PostgreSQL read, with one integer parameter `$1`.
+/// Gives the first column of the first row, if the statement returns
+/// rows and it is an integer.
+pub async fn behind_the_servers_back(dir: &std::path::Path, sql: &str, param: i64) -> Option<i64> {
+    match std::fs::read_to_string(dir.join("test-database-url")) {
+        Err(_) => {
+            let db = rusqlite::Connection::open(dir.join("gradebook.db")).expect("opens");
+            let mut stmt = db.prepare(sql).expect("prepares");
+            let mut rows = stmt.query([param]).expect("runs");
+            rows.next()
+                .expect("reads")
+                .and_then(|r| r.get::<_, i64>(0).ok())
+        }
+        Ok(url) => {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connects");
+            let task = tokio::spawn(connection);
+            let rows = client.query(sql, &[&param]).await.expect("runs");
+            drop(client);
+            let _ = task.await;
+            rows.first().and_then(|r| r.try_get::<_, i64>(0).ok())
+        }
+    }
+}
+
 /// A running server; stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -62,8 +116,26 @@ impl TestServer {
         Self::launch(dir, tls, limits, Clock::system()).await
     }
 
+    /// A server on SQLite in `dir`, whatever the suite's backend: for
+    /// tests of SQLite's own data directory (a full disk).
+    pub async fn start_sqlite_in(dir: TempDir, tls: TlsMode, limits: Limits) -> TestServer {
+        Self::launch_on(dir, None, tls, limits, Clock::system()).await
+    }
+
     async fn launch(dir: TempDir, tls: TlsMode, limits: Limits, clock: Clock) -> TestServer {
+        let database = database_for(dir.path()).await;
+        Self::launch_on(dir, database, tls, limits, clock).await
+    }
+
+    async fn launch_on(
+        dir: TempDir,
+        database: Option<String>,
+        tls: TlsMode,
+        limits: Limits,
+        clock: Clock,
+    ) -> TestServer {
         let mut config = Config::new(dir.path());
+        config.database = database;
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.tls = tls;
         config.admin_password = Some(Secret::new(ADMIN_PASSWORD));
@@ -82,6 +154,12 @@ impl TestServer {
             shutdown,
             task: Some(task),
         }
+    }
+
+    /// Whether this server's data is on PostgreSQL (`scripts/test` runs
+    /// the suite a second time so).
+    pub fn on_postgres() -> bool {
+        std::env::var(BACKEND_VAR).is_ok_and(|b| b == "postgres")
     }
 
     /// Moves the server's manual clock forward, waking what waits on it.
