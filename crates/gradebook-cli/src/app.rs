@@ -38,6 +38,9 @@ pub fn run(global: Global, command: Command) -> ExitCode {
         Command::Completions(args) => commands::misc::completions(args.shell),
         Command::Fingerprint(args) => commands::misc::fingerprint(&args.cert),
         Command::Backup(args) => crate::backup::run(&args, global.json),
+        Command::Migrate(args) => {
+            runtime().and_then(|rt| rt.block_on(crate::migrate::run(&args, global.json)))
+        }
         command => runtime().and_then(|rt| {
             let json = global.json;
             let mut ctx = Ctx {
@@ -80,6 +83,7 @@ pub async fn execute(ctx: &mut Ctx, command: Command) -> Result<(), CliError> {
         Command::Completions(args) => misc::completions(args.shell),
         Command::Fingerprint(args) => misc::fingerprint(&args.cert),
         Command::Backup(args) => crate::backup::run(&args, ctx.json),
+        Command::Migrate(args) => crate::migrate::run(&args, ctx.json).await,
         Command::Login(args) | Command::Auth(AuthCommand::Login(args)) => {
             auth::login(ctx, args).await
         }

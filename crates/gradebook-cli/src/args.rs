@@ -228,6 +228,17 @@ Examples:
 Restoring: stop the server, remove DATA/gradebook.db-wal and DATA/gradebook.db-shm
 if they are there, copy the backup to DATA/gradebook.db, start the server.")]
     Backup(BackupArgs),
+    /// Copy a stopped server's SQLite data into an empty PostgreSQL database, and verify the copy.
+    #[command(after_help = "\
+Example:
+  gradebook migrate --data /var/lib/gradebook --to postgres://gradebook@db.example.org/gradebook
+
+Stop the server first. Everything is copied in one transaction (accounts and their
+password hashes, sessions, promotions, grants, students, grades, their ids, the change
+log with its hash chain) and committed only once the counts and the chain match the
+source's; a target that holds anything is refused and left untouched. Then start
+servers with --database and the same URL.")]
+    Migrate(MigrateArgs),
     /// Print the SHA-256 fingerprint of a certificate file, as clients see it.
     #[command(after_help = "\
 Example (on the server, to tell users what to expect on first connection):
@@ -742,6 +753,17 @@ pub struct BackupArgs {
     /// The server's data directory (its database is DATA/gradebook.db).
     #[arg(long, env = "GRADEBOOK_DATA", default_value = "gradebook-data")]
     pub data: PathBuf,
+}
+
+/// `gradebook migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The stopped server's data directory (its database is DATA/gradebook.db).
+    #[arg(long, env = "GRADEBOOK_DATA", default_value = "gradebook-data")]
+    pub data: PathBuf,
+    /// The empty PostgreSQL database to copy into: postgres://USER@HOST[:PORT]/DB.
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// `gradebook fingerprint`.

@@ -16,6 +16,7 @@ mod error;
 mod export;
 mod import;
 mod input;
+mod migrate;
 mod output;
 mod pipeline;
 mod serve;

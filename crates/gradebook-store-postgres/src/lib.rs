@@ -31,6 +31,7 @@ use gradebook_store::{
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 mod error;
+mod import;
 mod migrate;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -57,6 +58,7 @@ macro_rules! student_columns {
 mod log;
 mod write;
 
+pub use import::Import;
 use log::Head;
 use write::Context;
 use writer::{BoxFuture, Writer};

@@ -14,4 +14,5 @@ mod cli_tls;
 mod cli_transport;
 mod cli_ux;
 mod client_calls;
+mod migrate;
 mod serve;
