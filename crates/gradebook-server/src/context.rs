@@ -22,7 +22,7 @@ pub struct State {
     /// The store.
     pub store: Arc<dyn Store>,
     /// Live sessions.
-    pub sessions: Sessions,
+    pub sessions: Arc<Sessions>,
     /// Password hashing and login throttling.
     pub auth: Auth,
     /// Limits and timeouts.

@@ -34,6 +34,15 @@ pub async fn execute(state: &State, mut command: Command, from: Origin<'_>) -> O
 
     // The session: the envelope's token, else the connection's own.
     let public = facts(&command).is_public();
+    // With several servers on one database, first apply every change
+    // committed (anywhere) before this request arrived: the session check,
+    // the permission check and the reply all see what was acknowledged.
+    if !public
+        && state.store.shared()
+        && let Err(e) = state.store.sync().await
+    {
+        return Outcome::refused(crate::error::from_store(e));
+    }
     let token_hash = token
         .map(session::hash_token)
         .or(connection_session.copied());

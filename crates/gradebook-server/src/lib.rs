@@ -27,6 +27,7 @@ mod error;
 pub mod facts;
 mod handler;
 mod listener;
+mod memory;
 mod model;
 mod permission;
 mod session;

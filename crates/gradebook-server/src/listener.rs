@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{self, Auth};
 use crate::config::{Config, TlsMode};
 use crate::context::State;
+use crate::memory::Memory;
 use crate::model::Model;
 use crate::session::Sessions;
 use crate::{connection, tls, udp};
@@ -109,8 +110,14 @@ impl Server {
         bootstrap_admin(store.as_ref(), &auth, &config).await?;
         // Loads what is stored and follows every change from here on.
         let model = Model::new();
+        let sessions = Arc::new(Sessions::new(config.clock.clone()));
         let loading = std::time::Instant::now();
-        store.follow(model.clone()).await?;
+        store
+            .follow(Arc::new(Memory {
+                model: model.clone(),
+                sessions: sessions.clone(),
+            }))
+            .await?;
         tracing::info!(
             grades = model.read().grade_count(),
             seq = model.read().seq(),
@@ -138,7 +145,7 @@ impl Server {
             })?;
         let state = Arc::new(State {
             store,
-            sessions: Sessions::new(config.clock.clone()),
+            sessions,
             auth,
             limits: config.limits.clone(),
             tls: tls.is_some(),

@@ -382,6 +382,8 @@ impl Inner {
                     self.remove_user(old);
                 }
             }
+            // Not data: `memory::Memory` gives it to the session cache.
+            Change::Session(_) => {}
         }
     }
 

@@ -33,6 +33,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 mod error;
 mod import;
 mod migrate;
+mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod writer;
@@ -60,6 +61,7 @@ mod write;
 
 pub use import::Import;
 use log::Head;
+use tail::{Barrier, Delivery};
 use write::Context;
 use writer::{BoxFuture, Writer};
 
@@ -107,6 +109,14 @@ impl Drop for SingleServer {
 pub struct PostgresStore {
     writer: Arc<Writer>,
     readers: Pool,
+    /// The one door to the follower (the writer's batches, the tail's).
+    delivery: Arc<Delivery>,
+    /// Where linearizable reads wait.
+    barrier: Arc<Barrier>,
+    /// The connection settings, for the tail's own connection.
+    config: tokio_postgres::Config,
+    /// The tail, once a follower follows.
+    tail: Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// Runs a write on the writer task, telling the context's `queued` once it
@@ -142,9 +152,14 @@ impl PostgresStore {
             migrate::run(&mut client).await?;
             Head::read(&client).await?
         };
+        let delivery = Arc::new(Delivery::new(readers.clone()));
         Ok(PostgresStore {
-            writer: Arc::new(Writer::start(writers, head)),
+            writer: Arc::new(Writer::start(writers, head, delivery.clone())),
             readers,
+            delivery,
+            barrier: Arc::new(Barrier::new()),
+            config,
+            tail: Arc::default(),
         })
     }
 
@@ -592,7 +607,27 @@ impl Store for PostgresStore {
     async fn follow(&self, follower: Arc<dyn Follower>) -> Result<()> {
         // On the writer task, between batches: no batch falls between the
         // snapshot and the first one the follower receives.
-        self.writer.follow(follower).await
+        self.writer.follow(follower).await?;
+        // Then other servers' writes too, as they commit.
+        let tail = tail::spawn(
+            self.config.clone(),
+            self.delivery.clone(),
+            self.readers.clone(),
+        );
+        if let Ok(mut slot) = self.tail.lock()
+            && let Some(old) = slot.replace(tail)
+        {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn sync(&self) -> Result<()> {
+        Ok(self.barrier.wait(&self.delivery, &self.readers).await?)
     }
 
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>> {
@@ -708,6 +743,9 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        if let Some(tail) = self.tail.lock().ok().and_then(|mut t| t.take()) {
+            tail.abort();
+        }
         self.readers.close();
         self.writer.close().await;
     }

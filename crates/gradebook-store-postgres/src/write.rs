@@ -10,7 +10,7 @@ use gradebook_core::{Grade, Promotion, Student, User};
 
 use gradebook_store::{
     Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Queued,
-    StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
+    SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
 };
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
@@ -340,9 +340,27 @@ pub(crate) async fn session_touch(tx: &mut Batch, token_hash: &[u8], now: i64) -
 }
 
 pub(crate) async fn session_delete(tx: &mut Batch, token_hash: &[u8], ctx: &Context) -> Result<()> {
-    tx.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])
+    let user = tx
+        .query_opt(
+            "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id",
+            &[&token_hash],
+        )
         .await?;
+    // Logged, so that every server sharing the data drops it too.
+    if let Some(row) = user {
+        let end = SessionEnd {
+            user: row.try_get(0)?,
+            token_sha256: hex(token_hash),
+        };
+        tx.append(ctx, "auth.logout", Change::Session(Diff::removed(end)))
+            .await?;
+    }
     record_request(tx, ctx, &nothing()).await
+}
+
+/// Bytes in lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) async fn sessions_purge(tx: &mut Batch, now: i64, idle_before: i64) -> Result<u64> {

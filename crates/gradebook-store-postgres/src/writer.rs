@@ -17,9 +17,10 @@
 //! twice. The cost: one more statement per batch (two round trips, the
 //! lock and the head, both cheap: the head is the last row of the
 //! primary key's index), and writers on different servers never overlap,
-//! which the change log's single chain needs anyway. Entries another
-//! server appended since this one's last batch are read back and handed to
-//! the follower first, so that it still sees every entry, in order.
+//! which the change log's single chain needs anyway. The batch's entries
+//! reach the follower through [`Delivery`], which reads first any entries
+//! other servers committed before them, so that it sees every entry, in
+//! order, once.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -30,10 +31,11 @@ use deadpool_postgres::{Object, Pool};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
-use gradebook_store::{ChangeRecord, Follower, Queued, StoreError};
+use gradebook_store::{Follower, Queued, StoreError};
 
 use crate::error::{self, Result};
 use crate::log::{self, Batch, Head};
+use crate::tail::Delivery;
 
 /// A boxed future that a write returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -70,13 +72,11 @@ enum Message {
 
 /// What the writer task keeps between batches.
 struct State {
-    /// Where the change log ended after this writer's last batch (or the
-    /// follower's snapshot): the follower has every entry up to its seq.
-    /// Only the seq is used; each batch reads the head again under the
-    /// write lock.
+    /// Where the change log ended after this writer's last batch. Each
+    /// batch reads the head again under the write lock.
     head: Head,
-    /// Who is told of each committed batch's changes.
-    follower: Option<Arc<dyn Follower>>,
+    /// The one door to the follower, shared with the tail.
+    delivery: Arc<Delivery>,
 }
 
 /// One write, as the task sees it: run now, report after the commit.
@@ -140,12 +140,9 @@ where
 impl Writer {
     /// Starts the writer task on `pool` (its own connections), with the
     /// chain ending at `head`.
-    pub(crate) fn start(pool: Pool, head: Head) -> Self {
+    pub(crate) fn start(pool: Pool, head: Head, delivery: Arc<Delivery>) -> Self {
         let (queue, jobs) = mpsc::unbounded_channel();
-        let state = State {
-            head,
-            follower: None,
-        };
+        let state = State { head, delivery };
         tokio::spawn(serve(pool, state, jobs));
         Writer { queue }
     }
@@ -257,12 +254,11 @@ async fn start_following(
     state: &mut State,
     follower: Arc<dyn Follower>,
 ) -> Outcome<()> {
-    let mut client = pool.get().await.map_err(error::from_pool)?;
-    let snapshot = log::snapshot(&mut client).await?;
-    state.head.seq = snapshot.seq;
-    follower.load(snapshot);
-    state.follower = Some(follower);
-    Ok(())
+    let read = async {
+        let mut client = pool.get().await.map_err(error::from_pool)?;
+        log::snapshot(&mut client).await
+    };
+    Ok(state.delivery.follow(follower, read).await?)
 }
 
 /// Runs `jobs` in one transaction, each in its own savepoint, commits,
@@ -271,11 +267,11 @@ async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>)
     let outcome = match pool.get().await {
         Ok(client) => {
             let mut batch = Batch::new(client);
-            match run_transaction(&mut batch, state, jobs).await {
-                Ok(missed) => {
+            match run_transaction(&mut batch, jobs).await {
+                Ok(()) => {
                     let Batch { head, entries, .. } = batch;
                     state.head = head;
-                    Ok((missed, entries))
+                    Ok(entries)
                 }
                 Err(e) => {
                     discard(batch.into_client()).await;
@@ -285,18 +281,17 @@ async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>)
         }
         Err(e) => Err(error::from_pool(e)),
     };
-    let outcome = outcome.map(|(mut missed, entries)| {
-        // Before any write of the batch is acknowledged: a client that
-        // reads after its `ok` sees its write.
-        if let Some(follower) = &state.follower {
-            missed.extend(entries);
-            if !missed.is_empty()
-                && std::panic::catch_unwind(AssertUnwindSafe(|| follower.apply(&missed))).is_err()
-            {
-                tracing::error!("applying committed changes panicked");
-            }
-        }
-    });
+    // Before any write of the batch is acknowledged: a client that reads
+    // after its `ok` sees its write. Entries other servers committed
+    // before this batch are read from the log and given first.
+    let outcome = match outcome {
+        Ok(entries) => state
+            .delivery
+            .deliver(entries)
+            .await
+            .map_err(StoreError::from),
+        Err(e) => Err(e),
+    };
     if let Err(e) = &outcome {
         tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
     }
@@ -306,24 +301,13 @@ async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>)
 }
 
 /// The batch's transaction: the lock, the head, every write in its
-/// savepoint, the notification, the commit. Returns the entries other
-/// servers appended since this writer's last batch (for the follower).
-async fn run_transaction(
-    batch: &mut Batch,
-    state: &State,
-    jobs: &mut [Box<dyn Job>],
-) -> Result<Vec<ChangeRecord>> {
+/// savepoint, the notification, the commit.
+async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     batch.client().batch_execute("BEGIN").await?;
     batch
         .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await?;
-    let head = Head::read(batch.client()).await?;
-    let missed = if state.follower.is_some() && head.seq > state.head.seq {
-        log::after(batch.client(), state.head.seq, head.seq - state.head.seq).await?
-    } else {
-        Vec::new()
-    };
-    batch.head = head;
+    batch.head = Head::read(batch.client()).await?;
     for job in jobs {
         batch.client().batch_execute("SAVEPOINT write").await?;
         let mark = batch.mark();
@@ -350,7 +334,7 @@ async fn run_transaction(
             .await?;
     }
     batch.client().batch_execute("COMMIT").await?;
-    Ok(missed)
+    Ok(())
 }
 
 /// After a failed batch: rolls its transaction back, or, if even that

@@ -163,8 +163,10 @@ async fn two_stores_on_one_database_keep_one_chain_and_the_follower_misses_nothi
         let report = store.verify_log().await.expect("verifies");
         assert_eq!((report.last_seq, report.problem), (9, None));
     }
-    // `a`'s follower got its own entries and, before each of its batches,
-    // those `b` wrote since: every one, in order, with no gap.
+    // Once `a` has synced, its follower has every entry, its own and
+    // `b`'s (given before `a`'s next batch, by the tail, or by the sync):
+    // each once, in order, with no gap.
+    a.sync().await.expect("syncs");
     let seqs: Vec<i64> = recorder
         .received
         .lock()
@@ -172,12 +174,12 @@ async fn two_stores_on_one_database_keep_one_chain_and_the_follower_misses_nothi
         .iter()
         .map(|r| r.seq)
         .collect();
-    assert_eq!(seqs, [4, 5, 6, 7, 8]);
+    assert_eq!(seqs, [4, 5, 6, 7, 8, 9]);
     // What the log holds reads back as the follower received it.
     let tail = b.changes_after(3, 100).await.expect("reads");
     assert_eq!(tail.len(), 6);
     assert_eq!(
-        &tail[..5],
+        &tail[..],
         &recorder.received.lock().expect("lock")[..],
         "changes_after decodes as the writer records"
     );
@@ -302,4 +304,38 @@ async fn connections_killed_behind_the_stores_back_are_replaced() {
     let report = store.verify_log().await.expect("verifies");
     assert_eq!((report.last_seq, report.problem), (4, None));
     store.close().await;
+}
+
+#[tokio::test]
+async fn a_follower_learns_another_servers_writes_without_writing_itself() {
+    let (url, a) = fresh().await;
+    let student = with_student(&a).await;
+    let b = PostgresStore::connect(&url).await.expect("second server");
+    #[derive(Default)]
+    struct Seqs(Mutex<Vec<i64>>);
+    impl Follower for Seqs {
+        fn load(&self, _: Snapshot) {}
+        fn apply(&self, batch: &[ChangeRecord]) {
+            self.0
+                .lock()
+                .expect("lock")
+                .extend(batch.iter().map(|r| r.seq));
+        }
+    }
+    let seqs = Arc::new(Seqs::default());
+    a.follow(seqs.clone()).await.expect("follows");
+    let ctx = WriteContext::new("admin", 5);
+    for _ in 0..3 {
+        b.grade_add(&grade(student), ctx).await.expect("adds");
+    }
+    // The tail, woken by b's notifications, brings them without `a`
+    // writing or syncing (the notification only wakes it: what it applies
+    // is read from the log).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seqs.0.lock().expect("lock").len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*seqs.0.lock().expect("lock"), [4, 5, 6]);
+    a.close().await;
+    b.close().await;
 }

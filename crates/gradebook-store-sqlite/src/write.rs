@@ -11,7 +11,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use gradebook_store::{
     Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Queued,
-    StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
+    SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
 };
 
 use crate::error::{Error, Result, is_unique_violation};
@@ -316,8 +316,18 @@ pub(crate) fn session_touch(tx: &Tx<'_>, token_hash: &[u8], now: i64) -> Result<
 }
 
 pub(crate) fn session_delete(tx: &Tx<'_>, token_hash: &[u8], ctx: &Context) -> Result<()> {
-    tx.prepare_cached("DELETE FROM sessions WHERE token_hash = $1")?
-        .execute([token_hash])?;
+    let user: Option<i64> = tx
+        .prepare_cached("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")?
+        .query_row([token_hash], |r| r.get(0))
+        .optional()?;
+    // Logged, so that every server sharing the data drops it too.
+    if let Some(user) = user {
+        let end = SessionEnd {
+            user,
+            token_sha256: hex::encode(token_hash),
+        };
+        tx.append(ctx, "auth.logout", Change::Session(Diff::removed(end)))?;
+    }
     record_request(tx, ctx, &nothing())
 }
 

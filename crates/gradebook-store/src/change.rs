@@ -107,6 +107,17 @@ pub struct UserRecord {
     pub student: Option<i64>,
 }
 
+/// A session as the log records its end (`auth.logout`): whose, and the
+/// SHA-256 of its token in hex, which is what the servers know it by (the
+/// token itself is never stored). Every server drops it from its cache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// The account's id.
+    pub user: i64,
+    /// The SHA-256 of the token, in hex.
+    pub token_sha256: String,
+}
+
 /// One entity's change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -120,6 +131,8 @@ pub enum Change {
     Grade(Diff<Grade>),
     /// An account created, deleted, or its password changed (old = new).
     User(Diff<UserRecord>),
+    /// A session ended by its user (old only).
+    Session(Diff<SessionEnd>),
 }
 
 /// The ids an entry is about, for filters (`audit.list --student`).
@@ -142,6 +155,7 @@ impl Change {
             Change::Student(_) => "student",
             Change::Grade(_) => "grade",
             Change::User(_) => "user",
+            Change::Session(_) => "session",
         }
     }
 
@@ -159,6 +173,7 @@ impl Change {
             Change::Student(d) => sides(d),
             Change::Grade(d) => sides(d),
             Change::User(d) => sides(d),
+            Change::Session(d) => sides(d),
         }
     }
 
@@ -184,6 +199,7 @@ impl Change {
             "student" => Change::Student(diff(old, new)?),
             "grade" => Change::Grade(diff(old, new)?),
             "user" => Change::User(diff(old, new)?),
+            "session" => Change::Session(diff(old, new)?),
             _ => return None,
         })
     }
@@ -215,6 +231,7 @@ impl Change {
                 student: d.latest().and_then(|u| u.student),
                 ..EntityIds::default()
             },
+            Change::Session(_) => EntityIds::default(),
         }
     }
 }

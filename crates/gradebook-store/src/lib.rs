@@ -24,7 +24,7 @@ pub use gradebook_core::{NewGrade, NewStudent};
 
 pub use change::{
     ChainProblem, ChainReport, Change, ChangeRecord, Diff, Follower, GrantRecord, PromotionRecord,
-    StudentRecord, UserRecord,
+    SessionEnd, StudentRecord, UserRecord,
 };
 pub use error::{StoreError, Unavailable};
 
@@ -387,6 +387,21 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>>;
     /// Forgets the UDP requests recorded before `before` (Unix seconds).
     async fn requests_purge(&self, before: i64) -> Result<u64>;
+
+    /// Whether several servers may share this backend's data, so that a
+    /// request must [`Store::sync`] before it reads (PostgreSQL), or this
+    /// server is its only writer and its memory always current (SQLite).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Returns once the follower has applied every change committed,
+    /// by any server, before this call: what a read waits for so that it
+    /// reflects every write already acknowledged anywhere. Nothing to wait
+    /// for when this server is the only writer.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Closes the backend cleanly (checkpoints, connections).
     async fn close(&self);

@@ -112,7 +112,7 @@ pub async fn logout(state: &State, caller: &Caller) -> Handled {
         .session_delete(&session.token_hash, caller.write()?)
         .await
         .map_err(from_store)?;
-    state.sessions.revoke(&session.token_hash);
+    // The cache dropped the session as the change was applied (`memory`).
     let (data, _) = done()?;
     Ok((data, Effect::LoggedOut))
 }
@@ -168,20 +168,13 @@ pub async fn user_delete(state: &State, args: UsernameArgs, caller: &Caller) -> 
             "you cannot delete your own account: log in as another admin",
         ));
     }
-    let target = state
-        .store
-        .user_credentials(&args.username)
-        .await
-        .map_err(from_store)?
-        .ok_or_else(|| {
-            WireError::not_found(format!("no user named '{}'", args.username.escape_debug()))
-        })?;
+    // `not_found` from the store when there is no such account.
     state
         .store
         .user_delete(&args.username, caller.write()?)
         .await
         .map_err(from_store)?;
-    state.sessions.revoke_user(target.user_id);
+    // Its sessions ended as the change was applied (`memory`).
     done()
 }
 
@@ -220,9 +213,9 @@ pub async fn user_password(state: &State, args: UserPasswordArgs, caller: &Calle
         .user_set_password(&target_name, &hash, caller.write()?)
         .await
         .map_err(from_store)?;
-    // Every session of the account ends, this one included when it is
-    // one's own: whoever knew the old password is logged out.
-    state.sessions.revoke_user(target.user_id);
+    // Every session of the account ended as the change was applied
+    // (`memory`), this one included when it is one's own: whoever knew the
+    // old password is logged out.
     let (data, _) = done()?;
     Ok((data, if own { Effect::LoggedOut } else { Effect::None }))
 }

@@ -1,0 +1,279 @@
+//! Keeping a server's follower (its in-memory model) current with every
+//! server's writes, not only its own.
+//!
+//! [`Delivery`] is the one door to the follower: the writer task hands it
+//! each committed batch, the tail hands it what other servers wrote, and
+//! [`Delivery::catch_up`] fills any gap from the change log. It gives each
+//! entry once, in seq order, whoever brings it: entries already given are
+//! skipped, and entries past a gap wait for the gap to be read first.
+//!
+//! The tail ([`spawn`]) listens on the `gradebook_changes` channel, whose
+//! notifications carry only a seq, one per committed batch. A notification
+//! is only a wake-up: what is applied is always read from the log, so a
+//! notification lost (PostgreSQL drops them while the listener reconnects)
+//! costs time, never a change. After each (re)connection, and every
+//! [`POLL`] besides, the tail reads the highest seq and catches up.
+//!
+//! [`Barrier`] makes reads linearizable across servers: before a request
+//! is served, one query reads the highest committed seq, and the request
+//! waits until the follower has applied it. Requests that arrive while a
+//! check runs share the next one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use gradebook_store::{ChangeRecord, Follower, Snapshot, StoreError};
+use tokio::sync::Mutex;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::error::{self, Result};
+use crate::log;
+use crate::writer::CHANNEL;
+
+/// How often the tail checks the log even without a notification.
+const POLL: Duration = Duration::from_secs(1);
+
+/// How long the tail waits before reconnecting after its connection broke.
+const RECONNECT: Duration = Duration::from_millis(500);
+
+/// Entries read from the log per query while catching up.
+const PAGE: i64 = 1000;
+
+/// The follower, and the last seq it was given.
+pub(crate) struct Delivery {
+    given: Mutex<Given>,
+    /// The last seq given, readable without the lock.
+    seq: AtomicI64,
+    /// Connections to read the log with.
+    readers: Pool,
+}
+
+struct Given {
+    seq: i64,
+    follower: Option<Arc<dyn Follower>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("seq", &self.seq.load(Ordering::Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    pub(crate) fn new(readers: Pool) -> Self {
+        Delivery {
+            given: Mutex::new(Given {
+                seq: 0,
+                follower: None,
+            }),
+            seq: AtomicI64::new(0),
+            readers,
+        }
+    }
+
+    /// The last seq the follower was given.
+    pub(crate) fn seq(&self) -> i64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Gives `follower` the data as of `snapshot` (read while the lock is
+    /// held, so nothing is delivered between the read and the load), and
+    /// from then on every entry after it.
+    pub(crate) async fn follow<F>(&self, follower: Arc<dyn Follower>, read: F) -> Result<()>
+    where
+        F: std::future::Future<Output = Result<Snapshot>>,
+    {
+        let mut given = self.given.lock().await;
+        let snapshot = read.await?;
+        let seq = snapshot.seq;
+        follower.load(snapshot);
+        given.follower = Some(follower);
+        given.seq = seq;
+        self.seq.store(seq, Ordering::Release);
+        Ok(())
+    }
+
+    /// Gives the follower the committed `entries` (in seq order) it has
+    /// not had, reading first any entries between what it had and them.
+    pub(crate) async fn deliver(&self, entries: Vec<ChangeRecord>) -> Result<()> {
+        let Some(first) = entries.first().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let mut given = self.given.lock().await;
+        if given.follower.is_none() {
+            return Ok(());
+        }
+        if first > given.seq + 1 {
+            self.read_up_to(&mut given, first - 1).await?;
+        }
+        let fresh: Vec<ChangeRecord> = entries.into_iter().filter(|e| e.seq > given.seq).collect();
+        self.give(&mut given, &fresh);
+        Ok(())
+    }
+
+    /// Brings the follower up to at least `target`, reading the log.
+    pub(crate) async fn catch_up(&self, target: i64) -> Result<()> {
+        if self.seq() >= target {
+            return Ok(());
+        }
+        let mut given = self.given.lock().await;
+        if given.follower.is_none() {
+            return Ok(());
+        }
+        self.read_up_to(&mut given, target).await
+    }
+
+    async fn read_up_to(&self, given: &mut Given, target: i64) -> Result<()> {
+        let client = self.readers.get().await.map_err(error::from_pool)?;
+        while given.seq < target {
+            let page = log::after(&client, given.seq, PAGE.min(target - given.seq)).await?;
+            match page.first() {
+                Some(e) if e.seq == given.seq + 1 => self.give(given, &page),
+                // Entries are committed in seq order under the write lock:
+                // a hole means an entry was deleted behind the servers'
+                // backs. Never skip it silently.
+                Some(e) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the change log jumps from {} to {}: an entry is missing",
+                        given.seq, e.seq
+                    ))
+                    .into());
+                }
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the change log ends at {} but its highest seq is {target}",
+                        given.seq
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn give(&self, given: &mut Given, entries: &[ChangeRecord]) {
+        let (Some(follower), Some(last)) = (&given.follower, entries.last()) else {
+            return;
+        };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| follower.apply(entries)))
+            .is_err()
+        {
+            tracing::error!("applying committed changes panicked");
+        }
+        given.seq = last.seq;
+        self.seq.store(last.seq, Ordering::Release);
+    }
+}
+
+/// The highest seq committed, as a new statement sees it.
+async fn highest(readers: &Pool) -> Result<i64> {
+    let client = readers.get().await.map_err(error::from_pool)?;
+    let row = client
+        .query_one("SELECT seq FROM changes_highest", &[])
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Starts the tail: until aborted, it keeps `delivery` current with the
+/// entries other servers commit.
+pub(crate) fn spawn(
+    config: tokio_postgres::Config,
+    delivery: Arc<Delivery>,
+    readers: Pool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = listen(&config, &delivery, &readers).await {
+                tracing::warn!(error = %StoreError::from(e), "the change-log listener stopped; reconnecting");
+            }
+            tokio::time::sleep(RECONNECT).await;
+        }
+    })
+}
+
+/// One connection's worth of listening: returns when it breaks.
+async fn listen(
+    config: &tokio_postgres::Config,
+    delivery: &Delivery,
+    readers: &Pool,
+) -> Result<()> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<i64>();
+    let messages = tokio::spawn(async move {
+        let mut stream = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    // The payload is a seq; anything else still wakes.
+                    let _ = wake.send(n.payload().parse().unwrap_or(i64::MAX));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Whatever was committed before LISTEN took effect.
+    delivery.catch_up(highest(readers).await?).await?;
+    loop {
+        tokio::select! {
+            seq = woken.recv() => match seq {
+                Some(seq) if seq <= delivery.seq() => {}
+                Some(_) => delivery.catch_up(highest(readers).await?).await?,
+                None => break,
+            },
+            () = tokio::time::sleep(POLL) => {
+                delivery.catch_up(highest(readers).await?).await?;
+            }
+        }
+    }
+    drop(client);
+    match messages.await {
+        Ok(Err(e)) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Makes a request wait until this server has applied every change
+/// committed before it arrived (see the module's documentation).
+#[derive(Debug)]
+pub(crate) struct Barrier {
+    /// One check at a time.
+    lock: Mutex<()>,
+    /// The number of checks started.
+    started: AtomicU64,
+    /// The number of the last check completed.
+    completed: AtomicU64,
+}
+
+impl Barrier {
+    pub(crate) fn new() -> Self {
+        Barrier {
+            lock: Mutex::new(()),
+            started: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns once `delivery` has applied everything committed before
+    /// this call.
+    pub(crate) async fn wait(&self, delivery: &Delivery, readers: &Pool) -> Result<()> {
+        // Checks numbered above this one read the log after this call.
+        let arrived = self.started.load(Ordering::Acquire);
+        let _one_at_a_time = self.lock.lock().await;
+        if self.completed.load(Ordering::Acquire) > arrived {
+            return Ok(());
+        }
+        let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        let target = highest(readers).await?;
+        delivery.catch_up(target).await?;
+        self.completed.store(number, Ordering::Release);
+        Ok(())
+    }
+}
