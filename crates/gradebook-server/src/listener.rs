@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use gradebook_core::{Role, User};
 use gradebook_store::{Store, WriteContext};
-use gradebook_store_postgres::{PostgresStore, SingleServer};
+use gradebook_store_postgres::PostgresStore;
 use gradebook_store_sqlite::SqliteStore;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -51,8 +51,6 @@ pub struct Server {
     udp: UdpSocket,
     tls: Option<TlsAcceptor>,
     state: Arc<State>,
-    /// On PostgreSQL, this server's claim to serve the database alone.
-    claim: Option<SingleServer>,
 }
 
 impl std::fmt::Debug for Server {
@@ -88,14 +86,11 @@ impl Server {
             ),
             source,
         })?;
-        let mut claim = None;
         let store: Arc<dyn Store> = match &config.database {
             None => Arc::new(SqliteStore::open(&config.data_dir.join("gradebook.db")).await?),
             Some(url) if url.starts_with("sqlite:") => Arc::new(SqliteStore::connect(url).await?),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                let store = PostgresStore::connect(url).await?;
-                claim = Some(PostgresStore::claim_single_server(url).await?);
-                Arc::new(store)
+                Arc::new(PostgresStore::connect(url).await?)
             }
             Some(url) => {
                 // Only the scheme: the rest may hold a password.
@@ -158,7 +153,6 @@ impl Server {
             udp,
             tls,
             state,
-            claim,
         })
     }
 
@@ -191,7 +185,6 @@ impl Server {
             udp,
             tls,
             state,
-            claim,
         } = self;
         let tracker = TaskTracker::new();
         let slots = Arc::new(Semaphore::new(state.limits.max_connections));
@@ -243,10 +236,6 @@ impl Server {
             tracing::warn!("some connections did not finish in time");
         }
         state.store.close().await;
-        // After the store closed: the next server may take over at once.
-        if let Some(claim) = claim {
-            claim.release().await;
-        }
         tracing::info!("stopped");
     }
 }

@@ -72,38 +72,6 @@ const READERS: usize = 8;
 /// reported unavailable.
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The advisory lock a server holds while it serves a database alone (see
-/// [`PostgresStore::claim_single_server`]).
-const SINGLE_SERVER_LOCK: i64 = 0x6772_6164_6562_0002;
-
-/// A server's claim on a database; released when dropped (or when its
-/// connection ends).
-#[derive(Debug)]
-pub struct SingleServer {
-    client: tokio_postgres::Client,
-    connection: tokio::task::JoinHandle<()>,
-}
-
-impl SingleServer {
-    /// Gives the claim up now (dropping it gives it up too, once
-    /// PostgreSQL notices the connection closed).
-    pub async fn release(self) {
-        if let Err(e) = self
-            .client
-            .execute("SELECT pg_advisory_unlock($1)", &[&SINGLE_SERVER_LOCK])
-            .await
-        {
-            tracing::warn!(error = %e, "giving up the server's claim failed; closing its connection");
-        }
-    }
-}
-
-impl Drop for SingleServer {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
-}
-
 /// The PostgreSQL store. Clones share the same pools and writer.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -169,39 +137,6 @@ impl PostgresStore {
     pub async fn changes_after(&self, seq: i64, limit: i64) -> Result<Vec<ChangeRecord>> {
         let client = self.reader().await?;
         Ok(log::after(&client, seq, limit).await?)
-    }
-
-    /// Claims the database for this server alone, for as long as the
-    /// returned guard lives: a session-level advisory lock on a connection
-    /// of its own. Refused ([`StoreError::Conflict`]) while another server
-    /// holds it. Each server's in-memory model learns other servers'
-    /// writes only when it writes itself, so until the model tails the
-    /// change log, a second server would serve stale reads: it must not
-    /// start.
-    pub async fn claim_single_server(url: &str) -> Result<SingleServer> {
-        let config = parse_url(url)?;
-        let (client, connection) = config
-            .connect(NoTls)
-            .await
-            .map_err(|e| error::from_postgres(&e))?;
-        let connection = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "the connection holding the server's claim ended");
-            }
-        });
-        let claimed: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&SINGLE_SERVER_LOCK])
-            .await
-            .and_then(|r| r.try_get(0))
-            .map_err(|e| error::from_postgres(&e))?;
-        if !claimed {
-            return Err(StoreError::Conflict(
-                "another gradebook server is serving this database: several servers on one \
-                 PostgreSQL database are not supported yet (see docs/deployment.md)"
-                    .into(),
-            ));
-        }
-        Ok(SingleServer { client, connection })
     }
 
     /// A connection from the readers' pool.

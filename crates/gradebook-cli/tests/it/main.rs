@@ -15,5 +15,5 @@ mod cli_transport;
 mod cli_ux;
 mod client_calls;
 mod migrate;
-mod postgres;
 mod serve;
+mod two_servers;
