@@ -121,9 +121,14 @@ pub struct BenchArgs {
     #[arg(long)]
     keep: bool,
     /// Instead of the server: time this many single-row commits with
-    /// synchronous=FULL in a scratch SQLite file of the current directory.
+    /// synchronous=FULL in a scratch SQLite file of the current directory
+    /// (or, with --database, in a scratch table of that PostgreSQL database).
     #[arg(long, value_name = "N")]
     fsync_baseline: Option<u32>,
+    /// With --fsync-baseline: the PostgreSQL database to time commits in
+    /// (postgres://USER@HOST/DB), instead of a scratch SQLite file.
+    #[arg(long, value_name = "URL", requires = "fsync_baseline")]
+    database: Option<String>,
     /// Instead of the load: time the CLI's import of N grades from a CSV file
     /// (`gradebook import grades`, under the saved session of `gradebook
     /// login`) into a scratch promotion, then a raw insert of the same rows
@@ -203,7 +208,19 @@ pub fn run(global: Global, args: BenchArgs) -> ExitCode {
         }
     };
     if let Some(n) = args.fsync_baseline {
-        return fsync_baseline(n, target.json);
+        return match &args.database {
+            None => fsync_baseline(n, target.json),
+            Some(url) => {
+                let took = runtime.block_on(baseline::postgres_single_row_commits(url, n.max(1)));
+                report_baseline(
+                    "commit-baseline",
+                    "PostgreSQL single-row commits",
+                    n,
+                    took,
+                    target.json,
+                )
+            }
+        };
     }
     if let Some(grades) = args.import_grades {
         if global.udp {
@@ -249,17 +266,36 @@ pub fn run(global: Global, args: BenchArgs) -> ExitCode {
 /// against.
 fn fsync_baseline(n: u32, json: bool) -> ExitCode {
     let path = PathBuf::from(format!("gradebook-fsync-baseline-{}.db", random_tag()));
-    match baseline::single_row_commits(&path, n.max(1)) {
+    let took = baseline::single_row_commits(&path, n.max(1)).map_err(|e| e.to_string());
+    report_baseline(
+        "fsync-baseline",
+        "fsync baseline: single-row commits (synchronous=FULL)",
+        n,
+        took,
+        json,
+    )
+}
+
+/// Prints a baseline's rate (`--json`: one line for scripts).
+fn report_baseline(
+    workload: &str,
+    what: &str,
+    n: u32,
+    took: Result<Duration, String>,
+    json: bool,
+) -> ExitCode {
+    match took {
         Ok(took) => {
-            let rate = f64::from(n.max(1)) / took.as_secs_f64().max(1e-9);
+            let n = n.max(1);
+            let rate = f64::from(n) / took.as_secs_f64().max(1e-9);
             if json {
                 println!(
                     "{}",
-                    json!({"workload": "fsync-baseline", "requests": n, "seconds": took.as_secs_f64(), "rps": rate})
+                    json!({"workload": workload, "requests": n, "seconds": took.as_secs_f64(), "rps": rate})
                 );
             } else {
                 println!(
-                    "fsync baseline: {n} single-row commits (synchronous=FULL) in {:.2} s: {rate:.0} commits/s",
+                    "{what}: {n} in {:.2} s: {rate:.0} commits/s",
                     took.as_secs_f64()
                 );
             }

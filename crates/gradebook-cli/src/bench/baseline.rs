@@ -114,6 +114,45 @@ fn single_row_commits_into(path: &Path, n: u32) -> Result<Duration> {
     Ok(elapsed)
 }
 
+/// Times `n` single-row commits into a scratch table (created, then
+/// dropped) of the PostgreSQL database at `url`: the reference for durable
+/// writes on PostgreSQL, as [`single_row_commits`] is on SQLite. Each
+/// INSERT is its own transaction, committed as PostgreSQL commits
+/// (`synchronous_commit` as the server is configured).
+pub async fn postgres_single_row_commits(
+    url: &str,
+    n: u32,
+) -> std::result::Result<Duration, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to the PostgreSQL database: {e}"))?;
+    let connection = tokio::spawn(connection);
+    let table = format!("gradebook_commit_baseline_{}", std::process::id());
+    let run = async {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 v BIGINT NOT NULL)"
+            ))
+            .await?;
+        let insert = client
+            .prepare(&format!("INSERT INTO {table} (v) VALUES ($1)"))
+            .await?;
+        let started = Instant::now();
+        for i in 0..n {
+            client.execute(&insert, &[&i64::from(i)]).await?;
+        }
+        Ok::<Duration, tokio_postgres::Error>(started.elapsed())
+    };
+    let result = run.await.map_err(|e| e.to_string());
+    let _ = client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await;
+    drop(client);
+    let _ = connection.await;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

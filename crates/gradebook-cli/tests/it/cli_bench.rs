@@ -66,6 +66,39 @@ fn the_fsync_baseline_reports_a_rate() {
     assert!(r["rps"].as_f64().is_some_and(|x| x > 0.0), "{r}");
 }
 
+#[tokio::test]
+async fn the_postgres_commit_baseline_reports_a_rate_and_leaves_nothing() {
+    use gradebook_store_postgres::testing::{admin_url, fresh_database};
+    let url = fresh_database(&admin_url()).await;
+    let server = Server::plaintext();
+    let u = User::new(&server);
+    let out = u.run(&[
+        "bench",
+        "--json",
+        "--fsync-baseline",
+        "20",
+        "--database",
+        &url,
+    ]);
+    let r = out.json();
+    assert_eq!(r["workload"], "commit-baseline");
+    assert_eq!(r["requests"], 20);
+    assert!(r["rps"].as_f64().is_some_and(|x| x > 0.0), "{r}");
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    tokio::spawn(connection);
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'gradebook_commit_baseline%'",
+            &[],
+        )
+        .await
+        .expect("counts")
+        .get(0);
+    assert_eq!(left, 0, "the scratch table was dropped");
+}
+
 #[test]
 fn the_import_bench_times_the_cli_import_beside_a_raw_insert_and_cleans_up() {
     let server = Server::plaintext();
