@@ -62,6 +62,10 @@ pub(crate) struct Mark {
 /// entries its writes append.
 pub(crate) struct Batch {
     client: Object,
+    /// Students' promotions read during the current write (cleared before
+    /// each): a grade's write checks its student and logs its promotion
+    /// with one query, not two.
+    promotions: std::collections::HashMap<i64, i64>,
     /// Where the chain ends, after the writes run so far.
     pub(crate) head: Head,
     /// The entries the writes run so far appended.
@@ -82,6 +86,7 @@ impl Batch {
     pub(crate) fn new(client: Object) -> Self {
         Batch {
             client,
+            promotions: std::collections::HashMap::new(),
             head: Head::EMPTY,
             entries: Vec::new(),
         }
@@ -127,6 +132,30 @@ impl Batch {
         self.client.execute(&stmt, params).await
     }
 
+    /// The promotion of `student`, if the student exists (read once per
+    /// write).
+    pub(crate) async fn promotion_of(&mut self, student: i64) -> Result<Option<i64>> {
+        if let Some(p) = self.promotions.get(&student) {
+            return Ok(Some(*p));
+        }
+        let row = self
+            .query_opt(
+                "SELECT promotion_id FROM students WHERE id = $1",
+                &[&student],
+            )
+            .await?;
+        let promotion = row.map(|r| r.try_get::<_, i64>(0)).transpose()?;
+        if let Some(p) = promotion {
+            self.promotions.insert(student, p);
+        }
+        Ok(promotion)
+    }
+
+    /// Forgets what the previous write read (see `promotions`).
+    pub(crate) fn next_write(&mut self) {
+        self.promotions.clear();
+    }
+
     /// Where the log stands, before a write.
     pub(crate) fn mark(&self) -> Mark {
         Mark {
@@ -151,16 +180,7 @@ impl Batch {
     ) -> Result<()> {
         let mut ids = change.ids();
         if let (Change::Grade(_), Some(student)) = (&change, ids.student) {
-            ids.promotion = match self
-                .query_opt(
-                    "SELECT promotion_id FROM students WHERE id = $1",
-                    &[&student],
-                )
-                .await?
-            {
-                Some(r) => Some(r.try_get(0)?),
-                None => None,
-            };
+            ids.promotion = self.promotion_of(student).await?;
         }
         let (old, new) = change
             .to_json()

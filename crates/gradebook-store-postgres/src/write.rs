@@ -693,7 +693,10 @@ async fn insert_grade(
 }
 
 pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
-    student(tx, new.student).await?;
+    // The student exists; its promotion, read here, is what the log needs.
+    if tx.promotion_of(new.student).await?.is_none() {
+        return Err(no_student(new.student).into());
+    }
     let g = insert_grade(tx, new, ctx).await?;
     tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
         .await?;

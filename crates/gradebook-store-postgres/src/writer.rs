@@ -308,18 +308,31 @@ async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result
         .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await?;
     batch.head = Head::read(batch.client()).await?;
+    // Each write in its savepoint; releasing one and opening the next go
+    // in one round trip.
+    let mut open = false;
     for job in jobs {
-        batch.client().batch_execute("SAVEPOINT write").await?;
+        if !open {
+            batch.client().batch_execute("SAVEPOINT write").await?;
+        }
+        batch.next_write();
         let mark = batch.mark();
         if job.run(batch).await {
-            batch.client().batch_execute("RELEASE write").await?;
+            batch
+                .client()
+                .batch_execute("RELEASE write; SAVEPOINT write")
+                .await?;
         } else {
             batch.undo(mark);
             batch
                 .client()
-                .batch_execute("ROLLBACK TO write; RELEASE write")
+                .batch_execute("ROLLBACK TO write; RELEASE write; SAVEPOINT write")
                 .await?;
         }
+        open = true;
+    }
+    if open {
+        batch.client().batch_execute("RELEASE write").await?;
     }
     if !batch.entries.is_empty() {
         let last = batch.head.seq;
