@@ -41,7 +41,12 @@ pub async fn execute(state: &State, mut command: Command, from: Origin<'_>) -> O
         && state.store.shared()
         && let Err(e) = state.store.sync().await
     {
-        return Outcome::refused(crate::error::from_store(e));
+        tracing::error!(error = %e, "cannot check that this server's data is current");
+        return Outcome::refused(WireError::new(
+            ErrorCode::Unavailable,
+            "the database cannot be reached, so this server cannot be sure its data is \
+             current: try again later",
+        ));
     }
     let token_hash = token
         .map(session::hash_token)
