@@ -8,14 +8,15 @@
 //! server 400 MB larger that way). An unknown user costs the same as a wrong password:
 //! a dummy hash is verified, and both get the same error.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use gradebook_proto::{Secret, WireError};
+
+use gradebook_store::Store;
+use gradebook_store::throttle::{addr_key, user_key};
 
 use crate::clock::Clock;
 
@@ -23,12 +24,6 @@ use crate::clock::Clock;
 pub const PASSWORD_MIN_CHARS: usize = 10;
 /// See [`PASSWORD_MIN_CHARS`].
 pub const PASSWORD_MAX_BYTES: usize = 1024;
-
-/// Failed logins allowed per window, per username and per address.
-const MAX_FAILURES: u32 = 5;
-const WINDOW: Duration = Duration::from_secs(60);
-/// Past the limit, each further failure doubles the wait, up to this.
-const MAX_BLOCK: Duration = Duration::from_secs(15 * 60);
 
 /// Threads that run hashes.
 const HASHING_THREADS: usize = 2;
@@ -38,21 +33,7 @@ const HASHING_THREADS: usize = 2;
 pub struct Auth {
     hashing: Hashers,
     dummy_hash: String,
-    failures: Mutex<HashMap<Key, Failures>>,
     clock: Clock,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    User(String),
-    Addr(IpAddr),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    window_start: Instant,
-    count: u32,
-    blocked_until: Option<Instant>,
 }
 
 /// Checks a new password against the policy.
@@ -84,7 +65,6 @@ impl Auth {
         Ok(Auth {
             hashing: Hashers::start(HASHING_THREADS)?,
             dummy_hash,
-            failures: Mutex::new(HashMap::new()),
             clock,
         })
     }
@@ -117,73 +97,50 @@ impl Auth {
     }
 
     /// Refuses a login attempt while its username or address is throttled.
-    pub fn check_throttle(&self, username: &str, addr: Option<IpAddr>) -> Result<(), WireError> {
-        let now = self.clock.now();
-        let failures = self.lock();
-        for key in keys(username, addr) {
-            if let Some(f) = failures.get(&key)
-                && let Some(until) = f.blocked_until
-                && until > now
-            {
-                let secs = (until - now).as_secs().max(1);
-                return Err(WireError::new(
-                    gradebook_proto::ErrorCode::RateLimited,
-                    format!("too many failed logins: try again in {secs} s"),
-                ));
-            }
+    /// The failures are counted in the store, so every server sharing it
+    /// counts them together (see `gradebook_store::throttle`).
+    pub async fn check_throttle(
+        &self,
+        store: &dyn Store,
+        username: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), WireError> {
+        let wait = store
+            .login_wait(&keys(username, addr), self.clock.unix_now())
+            .await
+            .map_err(crate::error::from_store)?;
+        match wait {
+            Some(secs) => Err(WireError::new(
+                gradebook_proto::ErrorCode::RateLimited,
+                format!("too many failed logins: try again in {secs} s"),
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Counts a failed login against the username and the address.
-    pub fn record_failure(&self, username: &str, addr: Option<IpAddr>) {
-        let now = self.clock.now();
-        let mut failures = self.lock();
-        if failures.len() > 100_000 {
-            // Bound the memory an attacker spraying names can make us use.
-            failures.retain(|_, f| now.duration_since(f.window_start) < WINDOW * 16);
-        }
-        for key in keys(username, addr) {
-            let f = failures.entry(key).or_insert(Failures {
-                window_start: now,
-                count: 0,
-                blocked_until: None,
-            });
-            let blocked = f.blocked_until.is_some_and(|u| u > now);
-            // A fresh window only after a quiet one: failures keep counting
-            // (and the wait keeps growing) while an attacker keeps trying.
-            let quiet = f
-                .blocked_until
-                .is_none_or(|u| now.duration_since(u) > WINDOW);
-            if !blocked && quiet && now.duration_since(f.window_start) > WINDOW {
-                f.window_start = now;
-                f.count = 0;
-                f.blocked_until = None;
-            }
-            f.count += 1;
-            if f.count >= MAX_FAILURES {
-                // The 5th failure closes the rest of the minute; each one
-                // after that (once allowed again) doubles the wait.
-                let excess = (f.count - MAX_FAILURES).min(16);
-                let wait = (Duration::from_secs(1) * 2u32.pow(excess)).min(MAX_BLOCK);
-                let window_end = f.window_start + WINDOW;
-                f.blocked_until = Some((now + wait).max(window_end));
-            }
+    /// Counts a failed login against the username and the address. A store
+    /// that cannot count it is logged; the login fails all the same.
+    pub async fn record_failure(&self, store: &dyn Store, username: &str, addr: Option<IpAddr>) {
+        if let Err(e) = store
+            .login_failed(&keys(username, addr), self.clock.unix_now())
+            .await
+        {
+            tracing::error!(error = %e, "a failed login could not be counted");
         }
     }
 
     /// Forgets the failures of a username after a successful login.
-    pub fn record_success(&self, username: &str) {
-        self.lock().remove(&Key::User(username.to_owned()));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Failures>> {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner())
+    pub async fn record_success(&self, store: &dyn Store, username: &str) {
+        if let Err(e) = store.login_succeeded(&user_key(username)).await {
+            tracing::error!(error = %e, "a successful login's past failures could not be forgotten");
+        }
     }
 }
 
-fn keys(username: &str, addr: Option<IpAddr>) -> impl Iterator<Item = Key> {
-    std::iter::once(Key::User(username.to_owned())).chain(addr.map(Key::Addr))
+fn keys(username: &str, addr: Option<IpAddr>) -> Vec<String> {
+    std::iter::once(user_key(username))
+        .chain(addr.map(addr_key))
+        .collect()
 }
 
 /// Argon2's working memory (19 MiB with the parameters in use), kept by
@@ -338,15 +295,6 @@ impl Hashers {
 mod tests {
     use super::*;
 
-    fn auth() -> Auth {
-        Auth {
-            hashing: Hashers::start(1).expect("a hashing thread"),
-            dummy_hash: String::new(),
-            failures: Mutex::new(HashMap::new()),
-            clock: Clock::manual(),
-        }
-    }
-
     #[test]
     fn a_hash_verifies_its_password_only_and_reads_hashes_made_before() {
         let mut memory = Memory::default();
@@ -369,57 +317,5 @@ mod tests {
         assert!(!verify_with(&mut memory, b"x", "not a hash"));
         let greedy = phc.replace("m=19456", "m=4194304");
         assert!(!verify_with(&mut memory, b"correct horse battery", &greedy));
-    }
-
-    #[test]
-    fn five_failures_close_the_minute_for_the_name_and_the_address() {
-        let a = auth();
-        let addr: IpAddr = [10, 0, 0, 1].into();
-        for _ in 0..4 {
-            a.record_failure("alice", Some(addr));
-            assert!(a.check_throttle("alice", Some(addr)).is_ok());
-        }
-        a.record_failure("alice", Some(addr));
-        let e = a
-            .check_throttle("alice", None)
-            .expect_err("the name is throttled");
-        assert_eq!(e.code, gradebook_proto::ErrorCode::RateLimited);
-        assert!(
-            e.message.contains("5") || e.message.contains("6"),
-            "{}",
-            e.message
-        );
-        // The address too, whatever name it tries next.
-        assert!(a.check_throttle("bob", Some(addr)).is_err());
-        // Another address with another name is not affected.
-        assert!(a.check_throttle("bob", Some([10, 0, 0, 2].into())).is_ok());
-        // A success forgets the name's failures (not the address's).
-        a.record_success("alice");
-        assert!(a.check_throttle("alice", None).is_ok());
-    }
-
-    #[test]
-    fn each_failure_past_the_limit_doubles_the_wait() {
-        let a = auth();
-        let second = Duration::from_secs(1);
-        for _ in 0..5 {
-            a.record_failure("alice", None);
-        }
-        a.clock.advance(WINDOW - second);
-        assert!(a.check_throttle("alice", None).is_err());
-        a.clock.advance(second);
-        assert!(a.check_throttle("alice", None).is_ok());
-        // Still counting: the next failures wait 2 s, then 4 s.
-        for wait in [2, 4] {
-            a.record_failure("alice", None);
-            a.clock.advance(second * (wait - 1));
-            assert!(a.check_throttle("alice", None).is_err(), "{wait} s");
-            a.clock.advance(second);
-            assert!(a.check_throttle("alice", None).is_ok(), "{wait} s");
-        }
-        // After a quiet minute, a failure starts a fresh count.
-        a.clock.advance(WINDOW + second);
-        a.record_failure("alice", None);
-        assert!(a.check_throttle("alice", None).is_ok());
     }
 }

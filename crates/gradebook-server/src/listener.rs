@@ -362,5 +362,8 @@ async fn purge_sessions(state: Arc<State>, shutdown: CancellationToken) {
         if let Err(e) = state.store.requests_purge(now - UDP_REQUESTS_KEPT).await {
             tracing::warn!(error = %e, "could not purge old UDP requests");
         }
+        if let Err(e) = state.store.login_failures_purge(now).await {
+            tracing::warn!(error = %e, "could not purge old login failures");
+        }
     }
 }

@@ -656,6 +656,39 @@ impl Store for PostgresStore {
         Ok(report?)
     }
 
+    async fn login_wait(&self, keys: &[String], now: i64) -> Result<Option<i64>> {
+        let client = self.reader().await?;
+        let read = async {
+            let stmt = client
+                .prepare_cached("SELECT max(blocked_until) FROM login_failures WHERE key = ANY($1)")
+                .await?;
+            let until: Option<i64> = client.query_one(&stmt, &[&keys]).await?.try_get(0)?;
+            Ok::<_, error::Error>(until.filter(|u| *u > now).map(|u| (u - now).max(1)))
+        };
+        Ok(read.await?)
+    }
+
+    async fn login_failed(&self, keys: &[String], now: i64) -> Result<()> {
+        let keys = keys.to_vec();
+        self.bookkeeping(move |tx| {
+            Box::pin(async move { write::login_failed(tx, &keys, now).await })
+        })
+        .await
+    }
+
+    async fn login_succeeded(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.bookkeeping(move |tx| Box::pin(async move { write::login_succeeded(tx, &key).await }))
+            .await
+    }
+
+    async fn login_failures_purge(&self, now: i64) -> Result<u64> {
+        self.bookkeeping(move |tx| {
+            Box::pin(async move { write::login_failures_purge(tx, now).await })
+        })
+        .await
+    }
+
     async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>> {
         let client = self.reader().await?;
         let read = async {

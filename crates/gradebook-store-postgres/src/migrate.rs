@@ -25,11 +25,18 @@ struct Migration {
 }
 
 /// Every migration, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "login failures",
+        sql: include_str!("../migrations/0002_login_failures.sql"),
+    },
+];
 
 /// Takes the migrations' lock, in the current transaction.
 async fn lock(tx: &deadpool_postgres::Transaction<'_>) -> Result<()> {

@@ -19,6 +19,7 @@ use crate::{
     grade_from_row, no_grade, no_promotion, no_student, no_user, number_taken, role_from_db,
     student_from_row,
 };
+use gradebook_store::throttle::Strikes;
 
 /// A [`WriteContext`] that the writer task can own.
 #[derive(Debug)]
@@ -811,5 +812,54 @@ pub(crate) async fn import_grades(
 pub(crate) async fn requests_purge(tx: &mut Batch, before: i64) -> Result<u64> {
     Ok(tx
         .execute("DELETE FROM udp_requests WHERE at < $1", &[&before])
+        .await?)
+}
+
+// Login throttling (no change-log entry: failures are not data).
+
+pub(crate) async fn login_failed(tx: &mut Batch, keys: &[String], now: i64) -> Result<()> {
+    for key in keys {
+        // Locks the key's row: two servers counting at once add up.
+        let previous = match tx
+            .query_opt(
+                "SELECT window_start, count, blocked_until FROM login_failures \
+                 WHERE key = $1 FOR UPDATE",
+                &[key],
+            )
+            .await?
+        {
+            Some(r) => Some(Strikes {
+                window_start: r.try_get(0)?,
+                count: r.try_get(1)?,
+                blocked_until: r.try_get(2)?,
+            }),
+            None => None,
+        };
+        let s = Strikes::after_failure(previous, now);
+        tx.execute(
+            "INSERT INTO login_failures (key, window_start, count, blocked_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET \
+             window_start = excluded.window_start, count = excluded.count, \
+             blocked_until = excluded.blocked_until",
+            &[key, &s.window_start, &s.count, &s.blocked_until],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn login_succeeded(tx: &mut Batch, key: &str) -> Result<()> {
+    tx.execute("DELETE FROM login_failures WHERE key = $1", &[&key])
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn login_failures_purge(tx: &mut Batch, now: i64) -> Result<u64> {
+    let before = now - 16 * gradebook_store::throttle::WINDOW;
+    Ok(tx
+        .execute(
+            "DELETE FROM login_failures WHERE COALESCE(blocked_until, window_start) < $1",
+            &[&before],
+        )
         .await?)
 }

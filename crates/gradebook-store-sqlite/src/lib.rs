@@ -591,6 +591,47 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn login_wait(&self, keys: &[String], now: i64) -> Result<Option<i64>> {
+        let keys = keys.to_vec();
+        self.readers
+            .read(move |conn| {
+                let mut longest = None;
+                for key in &keys {
+                    let until: Option<Option<i64>> = conn
+                        .prepare_cached("SELECT blocked_until FROM login_failures WHERE key = $1")?
+                        .query_row([key], |r| r.get(0))
+                        .optional()?;
+                    let wait = until
+                        .flatten()
+                        .filter(|u| *u > now)
+                        .map(|u| (u - now).max(1));
+                    longest = longest.max(wait);
+                }
+                Ok(longest)
+            })
+            .await
+    }
+
+    async fn login_failed(&self, keys: &[String], now: i64) -> Result<()> {
+        let keys = keys.to_vec();
+        self.writer
+            .run(move |tx| write::login_failed(tx, &keys, now))
+            .await
+    }
+
+    async fn login_succeeded(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        self.writer
+            .run(move |tx| write::login_succeeded(tx, &key))
+            .await
+    }
+
+    async fn login_failures_purge(&self, now: i64) -> Result<u64> {
+        self.writer
+            .run(move |tx| write::login_failures_purge(tx, now))
+            .await
+    }
+
     async fn request_reply(&self, session: &[u8], id: &str) -> Result<Option<String>> {
         let (session, id) = (session.to_vec(), id.to_owned());
         self.readers

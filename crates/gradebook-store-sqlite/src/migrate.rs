@@ -49,6 +49,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "change log",
         sql: include_str!("../migrations/0004_change_log.sql"),
     },
+    Migration {
+        version: 5,
+        description: "login failures",
+        sql: include_str!("../migrations/0005_login_failures.sql"),
+    },
 ];
 
 /// Brings the schema of the database on `conn` up to date.
@@ -164,9 +169,9 @@ pub(crate) mod tests {
     fn a_new_database_gets_every_migration_once() {
         let mut conn = Connection::open_in_memory().expect("opens");
         run(&mut conn).expect("migrates");
-        assert_eq!(versions(&conn), [1, 2, 3, 4]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4, 5]);
         run(&mut conn).expect("a second run does nothing");
-        assert_eq!(versions(&conn), [1, 2, 3, 4]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4, 5]);
         let entries: i64 = conn
             .query_row("SELECT COUNT(*) FROM changes", [], |r| r.get(0))
             .expect("the change log exists");

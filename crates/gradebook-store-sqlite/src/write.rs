@@ -20,6 +20,7 @@ use crate::{
     GradeRow, no_grade, no_promotion, no_student, no_user, number_taken, role_from_db,
     student_from_row,
 };
+use gradebook_store::throttle::Strikes;
 
 /// A [`WriteContext`] that the writer thread can own.
 #[derive(Debug)]
@@ -724,5 +725,48 @@ pub(crate) fn requests_purge(tx: &Tx<'_>, before: i64) -> Result<u64> {
     let deleted = tx
         .prepare_cached("DELETE FROM udp_requests WHERE at < $1")?
         .execute([before])?;
+    Ok(count(deleted))
+}
+
+// Login throttling (no change-log entry: failures are not data).
+
+pub(crate) fn login_failed(tx: &Tx<'_>, keys: &[String], now: i64) -> Result<()> {
+    for key in keys {
+        let previous = tx
+            .prepare_cached(
+                "SELECT window_start, count, blocked_until FROM login_failures WHERE key = $1",
+            )?
+            .query_row([key], |r| {
+                Ok(Strikes {
+                    window_start: r.get(0)?,
+                    count: r.get(1)?,
+                    blocked_until: r.get(2)?,
+                })
+            })
+            .optional()?;
+        let s = Strikes::after_failure(previous, now);
+        tx.prepare_cached(
+            "INSERT INTO login_failures (key, window_start, count, blocked_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET \
+             window_start = excluded.window_start, count = excluded.count, \
+             blocked_until = excluded.blocked_until",
+        )?
+        .execute(params![key, s.window_start, s.count, s.blocked_until])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn login_succeeded(tx: &Tx<'_>, key: &str) -> Result<()> {
+    tx.prepare_cached("DELETE FROM login_failures WHERE key = $1")?
+        .execute([key])?;
+    Ok(())
+}
+
+pub(crate) fn login_failures_purge(tx: &Tx<'_>, now: i64) -> Result<u64> {
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM login_failures WHERE COALESCE(blocked_until, window_start) < $1",
+        )?
+        .execute([now - 16 * gradebook_store::throttle::WINDOW])?;
     Ok(count(deleted))
 }

@@ -47,7 +47,8 @@ macro_rules! conformance_tests {
             the_chain_of_an_intact_log_checks_out,
             a_request_key_is_recorded_once,
             a_reply_that_does_not_fit_changes_nothing,
-            ids_are_never_reused
+            ids_are_never_reused,
+            login_failures_are_counted_in_the_store
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {
@@ -1035,4 +1036,75 @@ pub async fn ids_are_never_reused(store: Arc<dyn Store>) {
     };
     assert!(q2 > q1, "{q2} after {q1}");
     store.close().await;
+}
+
+/// Login failures: counted per key, the fifth blocks for the rest of the
+/// minute, a success forgets the name's, and the purge forgets old ones.
+pub async fn login_failures_are_counted_in_the_store(store: Arc<dyn Store>) {
+    use crate::throttle::{WINDOW, addr_key, user_key};
+    let name = user_key("alice");
+    let addr = addr_key([10, 0, 0, 1].into());
+    let both = [name.clone(), addr.clone()];
+    let t = 1_000_000;
+    for i in 0..4 {
+        store.login_failed(&both, t + i).await.expect("counted");
+        assert_eq!(store.login_wait(&both, t + i).await.expect("read"), None);
+    }
+    store.login_failed(&both, t + 4).await.expect("counted");
+    assert_eq!(
+        store
+            .login_wait(std::slice::from_ref(&name), t + 4)
+            .await
+            .expect("read"),
+        Some(WINDOW - 4)
+    );
+    // The address too, with another name.
+    let other = [user_key("bob"), addr.clone()];
+    assert!(
+        store
+            .login_wait(&other, t + 10)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .login_wait(&[user_key("bob")], t + 10)
+            .await
+            .expect("read"),
+        None
+    );
+    // A success forgets the name's failures, not the address's.
+    store.login_succeeded(&name).await.expect("forgotten");
+    assert_eq!(
+        store
+            .login_wait(std::slice::from_ref(&name), t + 10)
+            .await
+            .expect("read"),
+        None
+    );
+    assert!(
+        store
+            .login_wait(std::slice::from_ref(&addr), t + 10)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    // Past the window, free; long after, the row goes.
+    assert_eq!(
+        store.login_wait(&both, t + WINDOW).await.expect("read"),
+        None
+    );
+    assert_eq!(
+        store.login_failures_purge(t + 10).await.expect("purged"),
+        0,
+        "nothing recent is purged"
+    );
+    assert_eq!(
+        store
+            .login_failures_purge(t + 20 * WINDOW)
+            .await
+            .expect("purged"),
+        1
+    );
 }

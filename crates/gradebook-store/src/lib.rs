@@ -17,6 +17,7 @@ pub mod change;
 pub mod conformance;
 pub mod dump;
 mod error;
+pub mod throttle;
 
 use async_trait::async_trait;
 use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
@@ -379,6 +380,19 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>>;
     /// Checks the log's hash chain from its first entry to its last.
     async fn verify_log(&self) -> Result<ChainReport>;
+
+    // Login throttling (protocol §7), counted in the database so that every
+    // server sharing it counts together (see [`throttle`]).
+
+    /// How many seconds the most blocked of `keys` must still wait at
+    /// `now`, if any is blocked.
+    async fn login_wait(&self, keys: &[String], now: i64) -> Result<Option<i64>>;
+    /// Counts a failed login at `now` against each of `keys`.
+    async fn login_failed(&self, keys: &[String], now: i64) -> Result<()>;
+    /// Forgets `key`'s failures (a successful login).
+    async fn login_succeeded(&self, key: &str) -> Result<()>;
+    /// Forgets the failures that no longer matter at `now`.
+    async fn login_failures_purge(&self, now: i64) -> Result<u64>;
 
     // UDP requests (protocol §6).
 

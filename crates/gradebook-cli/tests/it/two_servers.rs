@@ -86,7 +86,7 @@ async fn a_write_acknowledged_by_one_server_is_read_at_once_from_the_other() {
 }
 
 #[tokio::test]
-async fn a_session_opened_on_one_server_works_and_ends_on_the_other() {
+async fn sessions_and_login_failures_are_shared_by_the_servers() {
     let (a, b, _) = two_servers().await;
     let mut to_a = a.client().await;
     let login = to_a
@@ -106,6 +106,23 @@ async fn a_session_opened_on_one_server_works_and_ends_on_the_other() {
         .await
         .expect_err("the session ended");
     assert!(refused.to_string().contains("unauthenticated"), "{refused}");
+
+    // Failed logins count on every server: five through A, and B refuses
+    // the sixth attempt before looking at its password.
+    for _ in 0..5 {
+        let mut c = a.client().await;
+        let e = c
+            .login("mallory", "not-the-password")
+            .await
+            .expect_err("no such account");
+        assert!(e.to_string().contains("unauthenticated"), "{e}");
+    }
+    let mut c = b.client().await;
+    let e = c
+        .login("mallory", "not-the-password")
+        .await
+        .expect_err("throttled");
+    assert!(e.to_string().contains("rate_limited"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

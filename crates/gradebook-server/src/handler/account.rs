@@ -49,7 +49,11 @@ pub fn hello(args: HelloArgs, caller: &Caller) -> Handled {
 
 pub async fn login(state: &State, args: LoginArgs, caller: &Caller) -> Handled {
     let addr = Some(caller.peer.ip());
-    state.auth.check_throttle(&args.username, addr)?;
+    let store = state.store.as_ref();
+    state
+        .auth
+        .check_throttle(store, &args.username, addr)
+        .await?;
     // An over-long password cannot be anyone's (the policy caps them), and
     // hashing megabytes would be a cheap way to load the server.
     let credentials = if args.password.expose().len() > auth::PASSWORD_MAX_BYTES {
@@ -69,11 +73,11 @@ pub async fn login(state: &State, args: LoginArgs, caller: &Caller) -> Handled {
         )
         .await;
     let Some(credentials) = credentials.filter(|_| ok) else {
-        state.auth.record_failure(&args.username, addr);
+        state.auth.record_failure(store, &args.username, addr).await;
         tracing::info!(peer = %caller.peer, "failed login");
         return Err(auth::login_failed());
     };
-    state.auth.record_success(&args.username);
+    state.auth.record_success(store, &args.username).await;
     let token = session::new_token().map_err(|e| {
         tracing::error!(error = %e, "no randomness for a session token");
         WireError::internal()
