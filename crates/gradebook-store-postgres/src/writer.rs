@@ -285,11 +285,16 @@ async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>)
     // after its `ok` sees its write. Entries other servers committed
     // before this batch are read from the log and given first.
     let outcome = match outcome {
-        Ok(entries) => state
-            .delivery
-            .deliver(entries)
-            .await
-            .map_err(StoreError::from),
+        Ok(entries) => {
+            // Committed whatever happens here: the writes are acknowledged.
+            // Should the entries not reach the follower (a gap that could
+            // not be read), the tail and the next request's sync read them
+            // again from the log.
+            if let Err(e) = state.delivery.deliver(entries).await {
+                tracing::error!(error = %StoreError::from(e), "committed changes could not be applied yet");
+            }
+            Ok(())
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = &outcome {
