@@ -60,7 +60,6 @@ mod log;
 mod write;
 
 pub use import::Import;
-use log::Head;
 use tail::{Barrier, Delivery};
 use write::Context;
 use writer::{BoxFuture, Writer};
@@ -118,7 +117,7 @@ impl PostgresStore {
         let head = {
             let mut client = writers.get().await.map_err(error::from_pool)?;
             migrate::run(&mut client).await?;
-            Head::read(&client).await?
+            log::head(&client).await?
         };
         let delivery = Arc::new(Delivery::new(readers.clone()));
         Ok(PostgresStore {

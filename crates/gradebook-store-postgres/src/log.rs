@@ -9,7 +9,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use gradebook_store::change::{
-    ChainReport, Change, ChangeRecord, EntityIds, GENESIS, Hash, StoredEntry, verify_chain,
+    ChainReport, Change, ChangeRecord, EntityIds, Head, StoredEntry, verify_chain,
 };
 use gradebook_store::{GrantRecord, PromotionRecord, Snapshot, StoreError, StudentRecord};
 
@@ -17,38 +17,16 @@ use crate::error::Result;
 use crate::write::Context;
 use crate::{grade_from_row, student_from_row};
 
-/// The end of the chain: the last entry's seq and hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub seq: i64,
-    pub hash: Hash,
-}
-
-impl Head {
-    /// The head of an empty log.
-    pub(crate) const EMPTY: Head = Head {
-        seq: 0,
-        hash: GENESIS,
+/// The head stored in the database, as the current transaction (or
+/// statement) on `client` sees it.
+pub(crate) async fn head(client: &Object) -> Result<Head> {
+    let stmt = client
+        .prepare_cached("SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1")
+        .await?;
+    let Some(row) = client.query_opt(&stmt, &[]).await? else {
+        return Ok(Head::EMPTY);
     };
-
-    /// The head stored in the database, as the current transaction (or
-    /// statement) on `client` sees it.
-    pub(crate) async fn read(client: &Object) -> Result<Head> {
-        let stmt = client
-            .prepare_cached("SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1")
-            .await?;
-        let Some(row) = client.query_opt(&stmt, &[]).await? else {
-            return Ok(Head::EMPTY);
-        };
-        let seq: i64 = row.try_get(0)?;
-        let hash: Vec<u8> = row.try_get(1)?;
-        Ok(Head {
-            seq,
-            hash: hash.try_into().map_err(|_| {
-                StoreError::Corrupt(format!("change {seq} has a hash of the wrong length"))
-            })?,
-        })
-    }
+    Ok(Head::stored(row.try_get(0)?, row.try_get(1)?)?)
 }
 
 /// Where a write started, to undo its entries if it fails.
@@ -182,49 +160,28 @@ impl Batch {
         if let (Change::Grade(_), Some(student)) = (&change, ids.student) {
             ids.promotion = self.promotion_of(student).await?;
         }
-        let (old, new) = change
-            .to_json()
-            .map_err(|e| StoreError::Corrupt(format!("unserialisable change: {e}")))?;
-        let seq = self.head.seq + 1;
-        let kind = change.kind();
-        let entry = StoredEntry {
-            seq,
-            at: ctx.at,
-            by: &ctx.by,
-            command,
-            kind,
-            ids,
-            old: old.as_deref(),
-            new: new.as_deref(),
-        };
-        let hash = entry.hash(&self.head.hash);
+        let next = self.head.next(ctx.at, &ctx.by, command, change, ids)?;
         self.execute(
             "INSERT INTO changes (seq, at, username, command, kind, promotion_id, \
              student_id, grade_id, old, new, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             &[
-                &seq,
+                &next.head.seq,
                 &ctx.at,
                 &ctx.by,
                 &command,
-                &kind,
-                &ids.promotion,
-                &ids.student,
-                &ids.grade,
-                &old,
-                &new,
-                &&hash[..],
+                &next.kind,
+                &next.ids.promotion,
+                &next.ids.student,
+                &next.ids.grade,
+                &next.old,
+                &next.new,
+                &&next.head.hash[..],
             ],
         )
         .await?;
-        self.head = Head { seq, hash };
-        self.entries.push(ChangeRecord {
-            seq,
-            at: ctx.at,
-            by: ctx.by.clone(),
-            command: command.to_owned(),
-            change,
-        });
+        self.head = next.head;
+        self.entries.push(next.record);
         Ok(())
     }
 }

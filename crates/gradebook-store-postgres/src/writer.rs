@@ -34,8 +34,9 @@ use tokio::sync::{mpsc, oneshot};
 use gradebook_store::{Follower, Queued, StoreError};
 
 use crate::error::{self, Result};
-use crate::log::{self, Batch, Head};
+use crate::log::{self, Batch};
 use crate::tail::Delivery;
+use gradebook_store::change::Head;
 
 /// A boxed future that a write returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -312,7 +313,7 @@ async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result
     batch
         .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await?;
-    batch.head = Head::read(batch.client()).await?;
+    batch.head = log::head(batch.client()).await?;
     // Each write in its savepoint; releasing one and opening the next go
     // in one round trip.
     let mut open = false;

@@ -8,7 +8,7 @@ use std::ops::Deref;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use gradebook_store::change::{
-    ChainReport, Change, ChangeRecord, EntityIds, GENESIS, Hash, StoredEntry, verify_chain,
+    ChainReport, Change, ChangeRecord, EntityIds, GENESIS, Hash, Head, StoredEntry, verify_chain,
 };
 use gradebook_store::{GrantRecord, PromotionRecord, Snapshot, StoreError, StudentRecord};
 
@@ -16,42 +16,22 @@ use crate::error::Result;
 use crate::write::Context;
 use crate::{GradeRow, student_from_row};
 
-/// The end of the chain: the last entry's seq and hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Head {
-    pub seq: i64,
-    pub hash: Hash,
-}
-
-impl Head {
-    /// The head of an empty log.
-    const EMPTY: Head = Head {
-        seq: 0,
-        hash: GENESIS,
-    };
-
-    /// The head stored in the database.
-    pub(crate) fn read(conn: &Connection) -> Result<Head> {
-        let row: Option<(i64, Option<Vec<u8>>)> = conn
-            .query_row(
-                "SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            None => Ok(Head::EMPTY),
-            Some((seq, Some(hash))) => Ok(Head {
-                seq,
-                hash: hash.try_into().map_err(|_| {
-                    StoreError::Corrupt(format!("change {seq} has a hash of the wrong length"))
-                })?,
-            }),
-            Some((seq, None)) => Err(StoreError::Corrupt(format!(
-                "change {seq} has no hash (the log was not sealed)"
-            ))
-            .into()),
-        }
+/// The head stored in the database.
+pub(crate) fn head(conn: &Connection) -> Result<Head> {
+    let row: Option<(i64, Option<Vec<u8>>)> = conn
+        .query_row(
+            "SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match row {
+        None => Ok(Head::EMPTY),
+        Some((seq, Some(hash))) => Ok(Head::stored(seq, hash)?),
+        Some((seq, None)) => Err(StoreError::Corrupt(format!(
+            "change {seq} has no hash (the log was not sealed)"
+        ))
+        .into()),
     }
 }
 
@@ -127,23 +107,8 @@ impl<'t> Tx<'t> {
                 .query_row([student], |r| r.get(0))
                 .optional()?;
         }
-        let (old, new) = change
-            .to_json()
-            .map_err(|e| StoreError::Corrupt(format!("unserialisable change: {e}")))?;
         let mut log = self.log.borrow_mut();
-        let seq = log.head.seq + 1;
-        let kind = change.kind();
-        let entry = StoredEntry {
-            seq,
-            at: ctx.at,
-            by: &ctx.by,
-            command,
-            kind,
-            ids,
-            old: old.as_deref(),
-            new: new.as_deref(),
-        };
-        let hash = entry.hash(&log.head.hash);
+        let next = log.head.next(ctx.at, &ctx.by, command, change, ids)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO changes (seq, at, username, command, kind, promotion_id, \
@@ -151,26 +116,20 @@ impl<'t> Tx<'t> {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )?
             .execute(params![
-                seq,
+                next.head.seq,
                 ctx.at,
                 ctx.by,
                 command,
-                kind,
-                ids.promotion,
-                ids.student,
-                ids.grade,
-                old,
-                new,
-                &hash[..]
+                next.kind,
+                next.ids.promotion,
+                next.ids.student,
+                next.ids.grade,
+                next.old,
+                next.new,
+                &next.head.hash[..]
             ])?;
-        log.head = Head { seq, hash };
-        log.entries.push(ChangeRecord {
-            seq,
-            at: ctx.at,
-            by: ctx.by.clone(),
-            command: command.to_owned(),
-            change,
-        });
+        log.head = next.head;
+        log.entries.push(next.record);
         Ok(())
     }
 }

@@ -36,7 +36,8 @@ use crate::error::{self, Result};
 
 /// What a caller is told.
 type Outcome<T> = gradebook_store::Result<T>;
-use crate::log::{self, Head, Tx};
+use crate::log::{self, Tx};
+use gradebook_store::change::Head;
 
 /// The most writes one transaction takes: bounds how long the first of
 /// them waits for its acknowledgement.
@@ -168,7 +169,7 @@ impl Writer {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         log::seal(&mut conn)?;
         let state = State {
-            head: Head::read(&conn)?,
+            head: log::head(&conn)?,
             follower: None,
         };
         let checkpointer = Checkpointer::start(path)?;

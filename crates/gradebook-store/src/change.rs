@@ -268,6 +268,94 @@ pub type Hash = [u8; 32];
 /// The hash before the first entry.
 pub const GENESIS: Hash = [0; 32];
 
+/// The end of the chain: the last entry's seq and hash. Each backend keeps
+/// one per write transaction and appends through [`Head::next`], so every
+/// backend chains entries the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The last entry's seq (0 for an empty log).
+    pub seq: i64,
+    /// The last entry's hash ([`GENESIS`] for an empty log).
+    pub hash: Hash,
+}
+
+/// The entry that follows a [`Head`]: its stored columns, and the record a
+/// follower receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextEntry {
+    /// The chain's end once the entry is stored: its seq and hash.
+    pub head: Head,
+    /// The entity's kind.
+    pub kind: &'static str,
+    /// The ids it is about.
+    pub ids: EntityIds,
+    /// The entity before, as JSON.
+    pub old: Option<String>,
+    /// The entity after, as JSON.
+    pub new: Option<String>,
+    /// The entry as followers receive it.
+    pub record: ChangeRecord,
+}
+
+impl Head {
+    /// The head of an empty log.
+    pub const EMPTY: Head = Head {
+        seq: 0,
+        hash: GENESIS,
+    };
+
+    /// The head read from storage: entry `seq` with its stored hash.
+    pub fn stored(seq: i64, hash: Vec<u8>) -> Result<Head, crate::StoreError> {
+        let hash = hash.try_into().map_err(|_| {
+            crate::StoreError::Corrupt(format!("change {seq} has a hash of the wrong length"))
+        })?;
+        Ok(Head { seq, hash })
+    }
+
+    /// The entry after this head recording `change`, made by `by` at `at`
+    /// with `command`, about `ids` (the backend fills in what the change
+    /// alone does not say, such as a grade's promotion).
+    pub fn next(
+        &self,
+        at: i64,
+        by: &str,
+        command: &str,
+        change: Change,
+        ids: EntityIds,
+    ) -> Result<NextEntry, crate::StoreError> {
+        let (old, new) = change
+            .to_json()
+            .map_err(|e| crate::StoreError::Corrupt(format!("unserialisable change: {e}")))?;
+        let seq = self.seq + 1;
+        let kind = change.kind();
+        let hash = StoredEntry {
+            seq,
+            at,
+            by,
+            command,
+            kind,
+            ids,
+            old: old.as_deref(),
+            new: new.as_deref(),
+        }
+        .hash(&self.hash);
+        Ok(NextEntry {
+            head: Head { seq, hash },
+            kind,
+            ids,
+            old,
+            new,
+            record: ChangeRecord {
+                seq,
+                at,
+                by: by.to_owned(),
+                command: command.to_owned(),
+                change,
+            },
+        })
+    }
+}
+
 /// An entry's fields as stored, which its hash covers.
 #[derive(Debug, Clone, Copy)]
 pub struct StoredEntry<'a> {
