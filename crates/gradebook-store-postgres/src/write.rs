@@ -9,8 +9,8 @@
 use gradebook_core::{Grade, Promotion, Student, User};
 
 use gradebook_store::{
-    Change, Diff, Fits, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, Queued,
-    SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord, WriteContext,
+    Change, Diff, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, SessionEnd,
+    StoreError, StudentPatch, StudentRecord, UserRecord,
 };
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
@@ -21,50 +21,8 @@ use crate::{
 };
 use gradebook_store::throttle::Strikes;
 
-/// A [`WriteContext`] that the writer task can own.
-#[derive(Debug)]
-pub(crate) struct Context {
-    pub(crate) by: String,
-    pub(crate) at: i64,
-    request: Option<Request>,
-    queued: Option<std::sync::Arc<Queued>>,
-}
-
-/// An owned [`gradebook_store::RequestKey`].
-struct Request {
-    session: Vec<u8>,
-    id: String,
-    fits: Fits,
-}
-
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Context {
-    /// Copies what the write needs out of `ctx`.
-    pub(crate) fn new(ctx: &WriteContext<'_>) -> Self {
-        Context {
-            by: ctx.by.to_owned(),
-            at: ctx.at,
-            request: ctx.request.map(|key| Request {
-                session: key.session.to_vec(),
-                id: key.id.to_owned(),
-                fits: key.fits.clone(),
-            }),
-            queued: ctx.queued.cloned(),
-        }
-    }
-
-    /// Who is waiting for the write to be queued.
-    pub(crate) fn queued(&self) -> Option<std::sync::Arc<Queued>> {
-        self.queued.clone()
-    }
-}
+/// What a write is told (who, when, its UDP request), owned by the writer.
+pub(crate) use gradebook_store::OwnedContext as Context;
 
 /// Turns a unique-constraint violation into `conflict` with `message`.
 fn conflict_on_unique(e: tokio_postgres::Error, message: impl FnOnce() -> String) -> Error {
@@ -136,19 +94,14 @@ async fn grade(tx: &Batch, id: i64) -> Result<Grade> {
 /// duplicate is reported only after the batch commits, so the first copy,
 /// and its recorded reply, is durable by then.
 async fn record_request<T: serde::Serialize>(tx: &Batch, ctx: &Context, result: &T) -> Result<()> {
-    let Some(key) = &ctx.request else {
+    let Some(row) = ctx.request_row(result)? else {
         return Ok(());
     };
-    let data = serde_json::to_value(result)
-        .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
-    if !(key.fits)(&data) {
-        return Err(StoreError::TooLarge.into());
-    }
     let inserted = tx
         .execute(
             "INSERT INTO udp_requests (session, request_id, at, reply) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (session, request_id) DO NOTHING",
-            &[&key.session, &key.id, &ctx.at, &data.to_string()],
+            &[&row.session, &row.id, &ctx.at, &row.reply],
         )
         .await?;
     if inserted == 0 {

@@ -208,6 +208,86 @@ impl<'a> WriteContext<'a> {
     }
 }
 
+/// A [`WriteContext`] that a backend's writer thread or task can own, with
+/// what it takes to record the write's UDP request (the same in every
+/// backend: only the row's `INSERT` differs).
+#[derive(Debug)]
+pub struct OwnedContext {
+    /// Who makes the change.
+    pub by: String,
+    /// When (Unix seconds).
+    pub at: i64,
+    request: Option<OwnedRequest>,
+    queued: Option<std::sync::Arc<Queued>>,
+}
+
+/// An owned [`RequestKey`].
+struct OwnedRequest {
+    session: Vec<u8>,
+    id: String,
+    fits: Fits,
+}
+
+impl std::fmt::Debug for OwnedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedRequest")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The UDP request row to store with a write: its key and reply data.
+#[derive(Debug)]
+pub struct RequestRow<'a> {
+    /// The SHA-256 of the session's token.
+    pub session: &'a [u8],
+    /// The request id, as JSON text.
+    pub id: &'a str,
+    /// The reply's data, as JSON text.
+    pub reply: String,
+}
+
+impl OwnedContext {
+    /// Copies what the write needs out of `ctx`.
+    pub fn new(ctx: &WriteContext<'_>) -> Self {
+        OwnedContext {
+            by: ctx.by.to_owned(),
+            at: ctx.at,
+            request: ctx.request.map(|key| OwnedRequest {
+                session: key.session.to_vec(),
+                id: key.id.to_owned(),
+                fits: key.fits.clone(),
+            }),
+            queued: ctx.queued.cloned(),
+        }
+    }
+
+    /// Who is waiting for the write to be queued.
+    pub fn queued(&self) -> Option<std::sync::Arc<Queued>> {
+        self.queued.clone()
+    }
+
+    /// The row recording this write's UDP request, whose reply data is
+    /// `result`: none without a request; [`StoreError::TooLarge`] when the
+    /// reply would not fit its datagram (the write must then change
+    /// nothing).
+    pub fn request_row<T: serde::Serialize>(&self, result: &T) -> Result<Option<RequestRow<'_>>> {
+        let Some(key) = &self.request else {
+            return Ok(None);
+        };
+        let data = serde_json::to_value(result)
+            .map_err(|e| StoreError::Corrupt(format!("unserialisable result: {e}")))?;
+        if !(key.fits)(&data) {
+            return Err(StoreError::TooLarge);
+        }
+        Ok(Some(RequestRow {
+            session: &key.session,
+            id: &key.id,
+            reply: data.to_string(),
+        }))
+    }
+}
+
 /// One audit entry: a grade change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
