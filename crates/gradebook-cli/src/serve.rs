@@ -27,7 +27,8 @@ pub struct ServeArgs {
     /// Data directory: SQLite database, generated TLS certificate and key.
     #[arg(long, env = "GRADEBOOK_DATA", default_value = "gradebook-data")]
     data: PathBuf,
-    /// Database URL (default: sqlite://DATA/gradebook.db).
+    /// Database URL: sqlite://PATH (default: sqlite://DATA/gradebook.db) or
+    /// postgres://USER@HOST[:PORT]/DB (several servers may share one).
     #[arg(long, env = "GRADEBOOK_DATABASE_URL")]
     database: Option<String>,
     /// Serve without TLS (loopback addresses only, unless --insecure-bind).
