@@ -343,7 +343,8 @@ pub enum PromotionCommand {
     #[command(after_help = "\
 Examples:
   gradebook promotion create RT2-2026 --year 2026
-  gradebook promotion create RT1-2027 --description \"Réseaux et télécoms, 1st year\"")]
+  gradebook promotion create RT1-2027 --description \"Réseaux et télécoms, 1st year\"
+  gradebook promotion create RT2-2026 --publication manual    grades hidden until published")]
     Create {
         /// Its unique name (1–64 characters).
         name: String,
@@ -353,6 +354,45 @@ Examples:
         /// A description.
         #[arg(long)]
         description: Option<String>,
+        /// When new grades become visible to students: immediate (default) or manual (once published).
+        #[arg(long, value_name = "MODE")]
+        publication: Option<String>,
+    },
+    /// Change a promotion's year, description or publication mode.
+    #[command(after_help = "\
+Examples:
+  gradebook promotion update RT2-2026 --publication manual
+  gradebook promotion update RT2-2026 --year 2027 --clear-description")]
+    Update {
+        /// The promotion's name.
+        name: String,
+        /// New year.
+        #[arg(long, allow_negative_numbers = true, conflicts_with = "clear_year")]
+        year: Option<i64>,
+        /// Remove the year.
+        #[arg(long)]
+        clear_year: bool,
+        /// New description.
+        #[arg(long, conflicts_with = "clear_description")]
+        description: Option<String>,
+        /// Remove the description.
+        #[arg(long)]
+        clear_description: bool,
+        /// immediate (new grades visible at once) or manual (visible once published).
+        #[arg(long, value_name = "MODE")]
+        publication: Option<String>,
+    },
+    /// Freeze a promotion's students and grades (after the jury); reads still work.
+    #[command(after_help = "Example:\n  gradebook promotion lock RT2-2026")]
+    Lock {
+        /// The promotion's name.
+        name: String,
+    },
+    /// Let a locked promotion change again (admin).
+    #[command(after_help = "Example:\n  gradebook promotion unlock RT2-2026")]
+    Unlock {
+        /// The promotion's name.
+        name: String,
     },
     /// List promotions (a teacher sees theirs).
     #[command(after_help = "Example:\n  gradebook promotion list")]
@@ -557,6 +597,38 @@ Examples:
         /// The grade's id.
         id: i64,
     },
+    /// Make a promotion's grades visible to their students: all, or one subject's, one label's, or by id.
+    #[command(after_help = "\
+Examples:
+  gradebook grade publish RT2-2026 --subject Networks --label Midterm
+  gradebook grade publish RT2-2026 --ids 31,32,40
+  gradebook grade publish RT2-2026                    every grade of the promotion")]
+    Publish {
+        #[command(flatten)]
+        which: GradeSelectionArgs,
+    },
+    /// Hide a promotion's grades from their students again.
+    #[command(after_help = "Example:\n  gradebook grade unpublish RT2-2026 --subject Networks")]
+    Unpublish {
+        #[command(flatten)]
+        which: GradeSelectionArgs,
+    },
+}
+
+/// Which grades `grade publish` and `grade unpublish` change.
+#[derive(Debug, clap::Args)]
+pub struct GradeSelectionArgs {
+    /// The promotion's name.
+    pub promotion: String,
+    /// Only this subject's grades.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only grades with this label.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Only these grades (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Option<Vec<i64>>,
 }
 
 /// `gradebook audit ...`.

@@ -476,6 +476,7 @@ async fn build(c: &mut Client, args: &BenchArgs, tag: &str) -> Result<DataSet, C
             name: p.clone(),
             year: Some(2026),
             description: None,
+            publication: None,
         }))?);
     }
     expect_ok(c, created).await?;

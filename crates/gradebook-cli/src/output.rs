@@ -91,6 +91,16 @@ pub fn grade_value(v: &GradeValue) -> String {
     }
 }
 
+/// A grade's value as a table shows it: [`grade_value`], marked when its
+/// student cannot see it yet.
+pub fn grade_cell(g: &gradebook_proto::data::Grade) -> String {
+    if g.published {
+        grade_value(&g.value)
+    } else {
+        format!("{} (unpublished)", grade_value(&g.value))
+    }
+}
+
 /// A coefficient with two decimals.
 pub fn coefficient(c: &Coefficient) -> String {
     fmt2(c.to_f64())

@@ -37,6 +37,7 @@ fn fixture() -> (Vec<Student>, Vec<Grade>) {
         value: GradeValue::Abs,
         coefficient: Coefficient::default(),
         label: None,
+        published: true,
     }];
     (students, grades)
 }

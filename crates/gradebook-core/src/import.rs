@@ -997,6 +997,7 @@ mod tests {
                 value: g.value,
                 coefficient: g.coefficient,
                 label: g.label.clone(),
+                published: true,
             })
             .collect();
         let again = plan_grades(&layout, &lines, "P", &students, &grades);

@@ -22,7 +22,7 @@ pub use average::{
     Average, SubjectAverage, Summary, Tally, student_average, student_summaries, subject_averages,
 };
 pub use explain::{Explanation, explain};
-pub use model::{Grade, NewGrade, NewStudent, Promotion, Student, User};
+pub use model::{Changed, Grade, NewGrade, NewStudent, Promotion, Publication, Student, User};
 pub use rank::competition_ranks;
 pub use role::Role;
 pub use stats::{HISTOGRAM_BINS, Statistics, statistics};

@@ -18,6 +18,75 @@ pub struct Promotion {
     pub description: Option<String>,
     /// How many students it has.
     pub students: u64,
+    /// When its new grades become visible to their students.
+    #[serde(default)]
+    pub publication: Publication,
+    /// Whether its students and grades are frozen (protocol §9).
+    #[serde(default)]
+    pub locked: bool,
+}
+
+impl Promotion {
+    /// A new promotion named `name`: no year, no description, no student,
+    /// published immediately, unlocked.
+    pub fn new(name: impl Into<String>) -> Self {
+        Promotion {
+            name: name.into(),
+            year: None,
+            description: None,
+            students: 0,
+            publication: Publication::default(),
+            locked: false,
+        }
+    }
+}
+
+/// When a promotion's new grades become visible to their students
+/// (protocol §9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Publication {
+    /// As soon as they are written.
+    #[default]
+    Immediate,
+    /// Once a teacher publishes them.
+    Manual,
+}
+
+impl Publication {
+    /// The mode as the wire and the database spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Publication::Immediate => "immediate",
+            Publication::Manual => "manual",
+        }
+    }
+
+    /// Whether a grade written now is visible at once.
+    pub fn publishes_new_grades(self) -> bool {
+        self == Publication::Immediate
+    }
+}
+
+impl std::str::FromStr for Publication {
+    type Err = crate::ValueError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "immediate" => Ok(Publication::Immediate),
+            "manual" => Ok(Publication::Manual),
+            other => Err(crate::ValueError(format!(
+                "publication must be \"immediate\" or \"manual\", not '{}'",
+                other.escape_debug()
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Publication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A student.
@@ -55,6 +124,22 @@ pub struct Grade {
     /// A label such as "Midterm".
     #[serde(default)]
     pub label: Option<String>,
+    /// Whether its student may see it (protocol §9). Entries of the change
+    /// log written before publication existed lack it: they were visible.
+    #[serde(default = "visible")]
+    pub published: bool,
+}
+
+fn visible() -> bool {
+    true
+}
+
+/// What `grade.publish` and `grade.unpublish` reply: how many grades
+/// changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// Grades whose `published` flag changed.
+    pub changed: u64,
 }
 
 /// An account, as shown to clients (never a password or its hash).

@@ -90,6 +90,34 @@ args!(
         year: Option<i64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publication: Option<String>,
+    }
+);
+args!(
+    /// `promotion.update`: only the fields given change; `year` and
+    /// `description` may be set to null to clear them.
+    PromotionUpdateArgs {
+        name: String,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        year: Option<Option<i64>>,
+        #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+        description: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publication: Option<String>,
+    }
+);
+args!(
+    /// `grade.publish` and `grade.unpublish`: a promotion's grades, all of
+    /// them or those of one subject and/or label, or the grades `ids`.
+    PublishArgs {
+        promotion: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ids: Option<Vec<i64>>,
     }
 );
 args!(
@@ -363,6 +391,16 @@ commands! {
     "promotion.grant" => PromotionGrant(GrantArgs) -> data::Done,
     /// Takes a promotion back from a teacher.
     "promotion.revoke" => PromotionRevoke(GrantArgs) -> data::Done,
+    /// Changes a promotion's year, description or publication mode.
+    "promotion.update" => PromotionUpdate(PromotionUpdateArgs) -> data::Promotion,
+    /// Freezes a promotion's students and grades.
+    "promotion.lock" => PromotionLock(PromotionArgs) -> data::Promotion,
+    /// Lets a locked promotion's students and grades change again.
+    "promotion.unlock" => PromotionUnlock(PromotionArgs) -> data::Promotion,
+    /// Makes grades visible to their students.
+    "grade.publish" => GradePublish(PublishArgs) -> data::Changed,
+    /// Hides grades from their students again.
+    "grade.unpublish" => GradeUnpublish(PublishArgs) -> data::Changed,
     /// A promotion's average and statistics.
     "promotion.average" => PromotionAverage(PromotionArgs) -> data::PromotionAverage,
     /// Per-subject statistics of a promotion.
@@ -430,7 +468,8 @@ mod tests {
             Command::PromotionCreate(PromotionCreateArgs {
                 name: "RT2-2026".into(),
                 year: Some(2026),
-                description: None
+                description: None,
+                publication: None,
             })
         );
         assert_eq!(c.name(), "promotion.create");

@@ -3,7 +3,9 @@
 //! refuses unknown fields.
 
 /// The values that the replies' fields hold.
-pub use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+pub use gradebook_core::{
+    Changed, Coefficient, Grade, GradeValue, Promotion, Publication, Role, Student, User,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::Secret;
@@ -111,6 +113,12 @@ pub struct PromotionShow {
     /// Its description, if given.
     #[serde(default)]
     pub description: Option<String>,
+    /// When its new grades become visible.
+    #[serde(default)]
+    pub publication: Publication,
+    /// Whether its students and grades are frozen.
+    #[serde(default)]
+    pub locked: bool,
     /// Its students by rank, then those without an average by name.
     pub students: Vec<RankedStudent>,
 }

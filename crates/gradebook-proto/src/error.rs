@@ -31,6 +31,8 @@ pub enum ErrorCode {
     InsecureTransport,
     /// Too many failed logins or requests.
     RateLimited,
+    /// The promotion is locked: its students and grades cannot change.
+    Locked,
     /// Storage is full or unreachable: nothing was written, the server is
     /// still up; retry later.
     Unavailable,
@@ -53,6 +55,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::InsecureTransport => "insecure_transport",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Locked => "locked",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use gradebook_core::Role;
 use gradebook_proto::{Encoding, Secret, WireError};
 use gradebook_store::{Queued, RequestKey, Store, WriteContext};
 use serde_json::Value;
@@ -13,7 +14,7 @@ use crate::auth::Auth;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::handler::{self, Data};
-use crate::model::Model;
+use crate::model::{Model, Scope};
 use crate::session::{Session, Sessions, TokenHash};
 
 /// What every request can reach: storage, sessions, authentication.
@@ -111,6 +112,15 @@ impl Caller {
             }),
             queued: self.queued.as_ref(),
         })
+    }
+
+    /// Which grades this caller may read (protocol §9): a student, only
+    /// published ones; teachers and admins, all of them.
+    pub fn scope(&self) -> Scope {
+        match self.session.as_deref().map(|s| s.user.role) {
+            Some(Role::Admin | Role::Teacher) => Scope::All,
+            Some(Role::Student) | None => Scope::Published,
+        }
     }
 
     /// The session of a command that the permission check let through

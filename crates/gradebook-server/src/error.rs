@@ -22,6 +22,7 @@ pub fn from_store(e: StoreError) -> WireError {
     match e {
         StoreError::NotFound(m) => WireError::not_found(m),
         StoreError::Conflict(m) => WireError::conflict(m),
+        StoreError::Locked(m) => WireError::new(gradebook_proto::ErrorCode::Locked, m),
         other => {
             tracing::error!(error = %other, "storage failure");
             WireError::internal()

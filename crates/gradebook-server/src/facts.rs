@@ -182,6 +182,15 @@ pub fn facts(command: &Command) -> Facts<'_> {
         C::PromotionGrant(a) | C::PromotionRevoke(a) => {
             revoking([Allow, Deny, Deny], Promotion(&a.name))
         }
+        C::PromotionUpdate(a) => write([Allow, Managed, Deny], Promotion(&a.name)),
+        // A teacher of the promotion may lock it; only an admin unlocks
+        // (protocol §9). Locked promotions refuse changes in the store,
+        // in the order writes commit.
+        C::PromotionLock(a) => write([Allow, Managed, Deny], Promotion(&a.name)),
+        C::PromotionUnlock(a) => write([Allow, Deny, Deny], Promotion(&a.name)),
+        C::GradePublish(a) | C::GradeUnpublish(a) => {
+            write([Allow, Managed, Deny], Promotion(&a.promotion))
+        }
         C::PromotionAverage(a) | C::PromotionSubjects(a) => {
             read([Allow, Managed, OwnPromotion], Promotion(&a.name))
         }
@@ -247,6 +256,11 @@ mod tests {
             "promotion.delete",
             "promotion.grant",
             "promotion.revoke",
+            "promotion.update",
+            "promotion.lock",
+            "promotion.unlock",
+            "grade.publish",
+            "grade.unpublish",
             "student.add",
             "student.update",
             "student.remove",
@@ -270,6 +284,11 @@ mod tests {
         // permission against the data without it.
         let ahead = [
             "promotion.create",
+            "promotion.update",
+            "promotion.lock",
+            "promotion.unlock",
+            "grade.publish",
+            "grade.unpublish",
             "student.add",
             "grade.add",
             "grade.update",

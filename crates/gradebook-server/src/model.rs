@@ -13,6 +13,12 @@
 //!   first read after a change touched that promotion, once, and shared by
 //!   every read until the next such change.
 //!
+//! Publication (protocol §9): a student reads only their promotion's
+//! published grades, and figures computed as if the others did not exist;
+//! teachers and admins read everything. So each student keeps two sets of
+//! running sums and each promotion two sets of figures, one per [`Scope`];
+//! where every grade is published the two agree.
+//!
 //! Grades are the bulk of the memory: each is 48 bytes in its student's
 //! list plus an entry in the grade index, with subjects and labels shared
 //! (interned) rather than repeated.
@@ -80,6 +86,29 @@ impl Follower for Model {
 /// A read-locked view of the model.
 pub struct View<'a>(RwLockReadGuard<'a, Inner>);
 
+/// Which grades a reader may see (protocol §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every grade, published or not: teachers and admins.
+    All,
+    /// Published grades only, as if the others did not exist: students.
+    Published,
+}
+
+impl Scope {
+    const fn index(self) -> usize {
+        match self {
+            Scope::All => 0,
+            Scope::Published => 1,
+        }
+    }
+
+    /// Whether a grade with this flag is in the scope.
+    pub fn sees(self, published: bool) -> bool {
+        published || self == Scope::All
+    }
+}
+
 /// A grade as the model keeps it: its student is the list it is in.
 #[derive(Debug, Clone)]
 struct StoredGrade {
@@ -88,6 +117,7 @@ struct StoredGrade {
     label: Option<Arc<str>>,
     value: GradeValue,
     coefficient: Coefficient,
+    published: bool,
 }
 
 impl StoredGrade {
@@ -99,6 +129,35 @@ impl StoredGrade {
             value: self.value,
             coefficient: self.coefficient,
             label: self.label.as_deref().map(str::to_owned),
+            published: self.published,
+        }
+    }
+}
+
+/// Running sums over some of a student's grades: overall and per subject.
+#[derive(Debug, Default)]
+struct Sums {
+    overall: Tally,
+    /// By subject, in byte order, as `subject_averages` gives them.
+    subjects: BTreeMap<Arc<str>, Tally>,
+}
+
+impl Sums {
+    fn add(&mut self, grade: &StoredGrade) {
+        self.overall.add(grade.value, grade.coefficient);
+        self.subjects
+            .entry(grade.subject.clone())
+            .or_default()
+            .add(grade.value, grade.coefficient);
+    }
+
+    fn remove(&mut self, grade: &StoredGrade) {
+        self.overall.remove(grade.value, grade.coefficient);
+        if let Some(tally) = self.subjects.get_mut(&grade.subject) {
+            tally.remove(grade.value, grade.coefficient);
+            if tally.grades() == 0 {
+                self.subjects.remove(&grade.subject);
+            }
         }
     }
 }
@@ -109,9 +168,8 @@ pub struct StudentState {
     record: StudentRecord,
     /// By id.
     grades: Vec<StoredGrade>,
-    overall: Tally,
-    /// By subject, in byte order, as `subject_averages` gives them.
-    subjects: BTreeMap<Arc<str>, Tally>,
+    /// Over every grade, and over the published ones ([`Scope`]).
+    sums: [Sums; 2],
 }
 
 impl StudentState {
@@ -119,8 +177,7 @@ impl StudentState {
         StudentState {
             record,
             grades: Vec::new(),
-            overall: Tally::default(),
-            subjects: BTreeMap::new(),
+            sums: Default::default(),
         }
     }
 
@@ -129,27 +186,37 @@ impl StudentState {
         &self.record.student
     }
 
-    /// The student's grades, by id.
-    pub fn grades(&self) -> impl Iterator<Item = Grade> + '_ {
+    /// The student's grades in `scope`, by id.
+    pub fn grades(&self, scope: Scope) -> impl Iterator<Item = Grade> + '_ {
         let id = self.record.student.id;
-        self.grades.iter().map(move |g| g.to_grade(id))
-    }
-
-    /// The student's grades as `(id, subject, value, coefficient)`, by id.
-    pub fn grade_values(&self) -> impl Iterator<Item = (i64, &str, GradeValue, Coefficient)> {
         self.grades
             .iter()
+            .filter(move |g| scope.sees(g.published))
+            .map(move |g| g.to_grade(id))
+    }
+
+    /// The student's grades in `scope` as `(id, subject, value,
+    /// coefficient)`, by id.
+    pub fn grade_values(
+        &self,
+        scope: Scope,
+    ) -> impl Iterator<Item = (i64, &str, GradeValue, Coefficient)> {
+        self.grades
+            .iter()
+            .filter(move |g| scope.sees(g.published))
             .map(|g| (g.id, &*g.subject, g.value, g.coefficient))
     }
 
-    /// The overall average.
-    pub fn summary(&self) -> Summary {
-        self.overall.summary()
+    /// The overall average over the grades in `scope`.
+    pub fn summary(&self, scope: Scope) -> Summary {
+        self.sums[scope.index()].overall.summary()
     }
 
-    /// The average in each subject, by subject name.
-    pub fn subject_averages(&self) -> Vec<SubjectAverage> {
-        self.subjects
+    /// The average in each subject over the grades in `scope`, by subject
+    /// name.
+    pub fn subject_averages(&self, scope: Scope) -> Vec<SubjectAverage> {
+        self.sums[scope.index()]
+            .subjects
             .iter()
             .map(|(subject, tally)| SubjectAverage {
                 subject: subject.to_string(),
@@ -159,11 +226,10 @@ impl StudentState {
     }
 
     fn add(&mut self, grade: StoredGrade) {
-        self.overall.add(grade.value, grade.coefficient);
-        self.subjects
-            .entry(grade.subject.clone())
-            .or_default()
-            .add(grade.value, grade.coefficient);
+        self.sums[Scope::All.index()].add(&grade);
+        if grade.published {
+            self.sums[Scope::Published.index()].add(&grade);
+        }
         // Ids grow, so a new grade nearly always goes last.
         let at = self.grades.partition_point(|g| g.id < grade.id);
         self.grades.insert(at, grade);
@@ -172,12 +238,9 @@ impl StudentState {
     fn remove(&mut self, id: i64) -> Option<StoredGrade> {
         let at = self.grades.binary_search_by_key(&id, |g| g.id).ok()?;
         let grade = self.grades.remove(at);
-        self.overall.remove(grade.value, grade.coefficient);
-        if let Some(tally) = self.subjects.get_mut(&grade.subject) {
-            tally.remove(grade.value, grade.coefficient);
-            if tally.grades() == 0 {
-                self.subjects.remove(&grade.subject);
-            }
+        self.sums[Scope::All.index()].remove(&grade);
+        if grade.published {
+            self.sums[Scope::Published.index()].remove(&grade);
         }
         Some(grade)
     }
@@ -199,8 +262,10 @@ pub struct PromotionState {
     /// Teachers granted it.
     managers: HashSet<i64>,
     roster: BTreeSet<RosterKey>,
-    figures: Mutex<Option<Arc<Figures>>>,
-    subjects: Mutex<Option<Arc<SubjectStatistics>>>,
+    /// Per [`Scope`], once computed.
+    figures: [Mutex<Option<Arc<Figures>>>; 2],
+    /// Per [`Scope`], once computed.
+    subjects: [Mutex<Option<Arc<SubjectStatistics>>>; 2],
 }
 
 impl PromotionState {
@@ -209,8 +274,8 @@ impl PromotionState {
             record,
             managers: HashSet::new(),
             roster: BTreeSet::new(),
-            figures: Mutex::new(None),
-            subjects: Mutex::new(None),
+            figures: Default::default(),
+            subjects: Default::default(),
         }
     }
 
@@ -221,6 +286,8 @@ impl PromotionState {
             year: self.record.year,
             description: self.record.description.clone(),
             students: self.roster.len() as u64,
+            publication: self.record.publication,
+            locked: self.record.locked,
         }
     }
 
@@ -241,8 +308,12 @@ impl PromotionState {
 
     /// Forgets what was computed from its students and grades.
     fn touch(&mut self) {
-        *lock(&mut self.figures) = None;
-        *lock(&mut self.subjects) = None;
+        for slot in &mut self.figures {
+            *lock(slot) = None;
+        }
+        for slot in &mut self.subjects {
+            *lock(slot) = None;
+        }
     }
 }
 
@@ -347,14 +418,12 @@ impl Inner {
 
     fn apply(&mut self, change: &Change) {
         match change {
-            Change::Promotion(d) => {
-                if let Some(old) = &d.old {
-                    self.remove_promotion(old.id);
-                }
-                if let Some(new) = &d.new {
-                    self.add_promotion(new.clone());
-                }
-            }
+            Change::Promotion(Diff { old, new }) => match (old, new) {
+                (None, Some(new)) => self.add_promotion(new.clone()),
+                (Some(_), Some(new)) => self.update_promotion(new),
+                (Some(old), None) => self.remove_promotion(old.id),
+                (None, None) => {}
+            },
             Change::Grant(d) => {
                 if let Some(old) = &d.old {
                     self.grant(old, false);
@@ -397,6 +466,19 @@ impl Inner {
         self.by_name.insert(record.name.clone(), record.id);
         self.promotions
             .insert(record.id, PromotionState::new(record));
+    }
+
+    /// A promotion's own fields changed (year, description, publication
+    /// mode, lock): its students and figures stay.
+    fn update_promotion(&mut self, new: &PromotionRecord) {
+        let Some(p) = self.promotions.get_mut(&new.id) else {
+            return self.add_promotion(new.clone());
+        };
+        if p.record.name != new.name {
+            self.by_name.remove(&p.record.name);
+            self.by_name.insert(new.name.clone(), new.id);
+        }
+        p.record = new.clone();
     }
 
     fn remove_promotion(&mut self, id: i64) {
@@ -474,7 +556,7 @@ impl Inner {
         }
         // The per-subject sums share the subjects' names: dropped first, so
         // the last grade of a subject releases its name.
-        drop(state.subjects);
+        drop(state.sums);
         for g in state.grades {
             self.grade_owner.remove(&g.id);
             self.release(g);
@@ -492,6 +574,7 @@ impl Inner {
             label: g.label.as_deref().map(|l| self.names.get(l)),
             value: g.value,
             coefficient: g.coefficient,
+            published: g.published,
         };
         let Some(student) = self.students.get_mut(&g.student) else {
             tracing::error!(
@@ -606,11 +689,11 @@ impl View<'_> {
             .and_then(|id| self.0.students.get(id))
     }
 
-    /// The promotion's figures, computed now if a change touched it since
-    /// they were last computed. Concurrent readers wait for one
-    /// computation rather than each doing their own.
-    pub fn figures(&self, promotion: &PromotionState) -> Arc<Figures> {
-        let mut slot = guard(&promotion.figures);
+    /// The promotion's figures over the grades in `scope`, computed now if
+    /// a change touched it since they were last computed. Concurrent
+    /// readers wait for one computation rather than each doing their own.
+    pub fn figures(&self, promotion: &PromotionState, scope: Scope) -> Arc<Figures> {
+        let mut slot = guard(&promotion.figures[scope.index()]);
         if let Some(f) = &*slot {
             return f.clone();
         }
@@ -621,7 +704,7 @@ impl View<'_> {
                 self.0
                     .students
                     .get(id)
-                    .map_or_else(|| Tally::default().summary(), StudentState::summary)
+                    .map_or_else(|| Tally::default().summary(), |s| s.summary(scope))
             })
             .collect();
         let averages: Vec<Option<Average>> = summaries.iter().map(|s| s.average).collect();
@@ -644,16 +727,21 @@ impl View<'_> {
         figures
     }
 
-    /// Statistics per subject over the students' averages in it, by
-    /// subject name; computed as [`View::figures`] is.
-    pub fn subject_statistics(&self, promotion: &PromotionState) -> Arc<SubjectStatistics> {
-        let mut slot = guard(&promotion.subjects);
+    /// Statistics per subject over the students' averages in it (over the
+    /// grades in `scope`), by subject name; computed as [`View::figures`]
+    /// is.
+    pub fn subject_statistics(
+        &self,
+        promotion: &PromotionState,
+        scope: Scope,
+    ) -> Arc<SubjectStatistics> {
+        let mut slot = guard(&promotion.subjects[scope.index()]);
         if let Some(s) = &*slot {
             return s.clone();
         }
         let mut per_subject: BTreeMap<&str, Vec<Average>> = BTreeMap::new();
         for student in self.students_of(promotion) {
-            for (subject, tally) in &student.subjects {
+            for (subject, tally) in &student.sums[scope.index()].subjects {
                 let averages = per_subject.entry(subject).or_default();
                 averages.extend(tally.summary().average);
             }
@@ -675,7 +763,7 @@ impl View<'_> {
         let students: Vec<&StudentState> = self.students_of(p).collect();
         Ok(PromotionGrades {
             promotion: p.promotion(),
-            grades: students.iter().flat_map(|s| s.grades()).collect(),
+            grades: students.iter().flat_map(|s| s.grades(Scope::All)).collect(),
             students: students.into_iter().map(|s| s.student().clone()).collect(),
         })
     }
@@ -694,6 +782,8 @@ mod tests {
             year: None,
             description: None,
             created_by: Some(1),
+            publication: gradebook_core::Publication::Immediate,
+            locked: false,
         }
     }
 
@@ -730,6 +820,7 @@ mod tests {
             value: value(h),
             coefficient: Coefficient::from_hundredths(i64::from(c)).expect("a coefficient"),
             label: None,
+            published: true,
         }
     }
 
@@ -768,6 +859,7 @@ mod tests {
             subject: u8,
             h: u16,
             c: u16,
+            published: bool,
         },
         Update {
             pick: usize,
@@ -780,23 +872,31 @@ mod tests {
         Move {
             student: i64,
         },
+        /// `grade.publish` or `grade.unpublish` of one grade.
+        Publish {
+            pick: usize,
+            published: bool,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (1..=4i64, 0..3u8, 0..=2003u16, 1..=400u16)
-                .prop_map(|(student, subject, h, c)| Op::Add { student, subject, h, c }),
+            4 => (1..=4i64, 0..3u8, 0..=2003u16, 1..=400u16, any::<bool>())
+                .prop_map(|(student, subject, h, c, published)| Op::Add { student, subject, h, c, published }),
             2 => (any::<usize>(), 0..=2003u16, 0..3u8)
                 .prop_map(|(pick, h, subject)| Op::Update { pick, h, subject }),
             1 => any::<usize>().prop_map(|pick| Op::Delete { pick }),
             1 => (1..=4i64).prop_map(|student| Op::Move { student }),
+            2 => (any::<usize>(), any::<bool>()).prop_map(|(pick, published)| Op::Publish { pick, published }),
         ]
     }
 
     proptest! {
         /// Whatever sequence of changes is applied, every figure the model
         /// serves equals the figure computed from scratch over the grades
-        /// it holds, with `gradebook-core`'s own functions.
+        /// it holds, with `gradebook-core`'s own functions: over every
+        /// grade for teachers, and for students over the published ones
+        /// only, as if the others did not exist (protocol §9).
         #[test]
         fn the_running_figures_equal_a_computation_from_scratch(ops in prop::collection::vec(op(), 0..60)) {
             let model = model(4);
@@ -805,8 +905,8 @@ mod tests {
             let subjects = ["Maths", "Networks", "Physics"];
             for op in ops {
                 let change = match op {
-                    Op::Add { student, subject, h, c } => {
-                        let g = grade(next, student, subjects[subject as usize], h, c);
+                    Op::Add { student, subject, h, c, published } => {
+                        let g = Grade { published, ..grade(next, student, subjects[subject as usize], h, c) };
                         next += 1;
                         grades.insert(g.id, g.clone());
                         Change::Grade(Diff::added(g))
@@ -817,6 +917,13 @@ mod tests {
                         let mut new = old.clone();
                         new.value = value(h);
                         new.subject = subjects[subject as usize].into();
+                        grades.insert(id, new.clone());
+                        Change::Grade(Diff::updated(old, new))
+                    }
+                    Op::Publish { pick, published } if !grades.is_empty() => {
+                        let id = *grades.keys().nth(pick % grades.len()).expect("some grade");
+                        let old = grades[&id].clone();
+                        let new = Grade { published, ..old.clone() };
                         grades.insert(id, new.clone());
                         Change::Grade(Diff::updated(old, new))
                     }
@@ -837,29 +944,56 @@ mod tests {
                 batch(&model, vec![change]);
             }
             let view = model.read();
-            for name in ["P", "Q"] {
-                let p = view.promotion(name).expect("exists");
-                let figures = view.figures(p);
-                let ids: Vec<i64> = p.student_ids().collect();
-                prop_assert_eq!(&figures.students, &ids);
-                for (i, id) in ids.iter().enumerate() {
-                    let theirs: Vec<&Grade> = grades.values().filter(|g| g.student == *id).collect();
-                    let expected = student_average(theirs.iter().map(|g| (g.value, g.coefficient)));
-                    prop_assert_eq!(&figures.summaries[i], &expected);
-                    let s = view.student(*id).expect("exists");
-                    prop_assert_eq!(s.grades().collect::<Vec<_>>(), theirs.iter().map(|g| (*g).clone()).collect::<Vec<_>>());
-                    let subjects = subject_averages(theirs.iter().map(|g| (g.subject.as_str(), g.value, g.coefficient)));
-                    prop_assert_eq!(s.subject_averages(), subjects);
+            for scope in [Scope::All, Scope::Published] {
+                // The grades this scope's reader may know exist.
+                let seen: Vec<&Grade> = grades.values().filter(|g| scope.sees(g.published)).collect();
+                for name in ["P", "Q"] {
+                    let p = view.promotion(name).expect("exists");
+                    let figures = view.figures(p, scope);
+                    let ids: Vec<i64> = p.student_ids().collect();
+                    prop_assert_eq!(&figures.students, &ids);
+                    let mut per_subject: BTreeMap<&str, Vec<Average>> = BTreeMap::new();
+                    for (i, id) in ids.iter().enumerate() {
+                        let theirs: Vec<&Grade> = seen.iter().copied().filter(|g| g.student == *id).collect();
+                        let expected = student_average(theirs.iter().map(|g| (g.value, g.coefficient)));
+                        prop_assert_eq!(&figures.summaries[i], &expected);
+                        let s = view.student(*id).expect("exists");
+                        prop_assert_eq!(s.summary(scope), expected);
+                        prop_assert_eq!(s.grades(scope).collect::<Vec<_>>(), theirs.iter().map(|g| (*g).clone()).collect::<Vec<_>>());
+                        let subjects = subject_averages(theirs.iter().map(|g| (g.subject.as_str(), g.value, g.coefficient)));
+                        for sa in &subjects {
+                            // A subject with only EXC/ATT grades is listed,
+                            // with no average.
+                            let averages = per_subject.entry(subjects_name(&sa.subject)).or_default();
+                            averages.extend(sa.summary.average);
+                        }
+                        prop_assert_eq!(s.subject_averages(scope), subjects);
+                        let values: Vec<_> = s.grade_values(scope).map(|(id, ..)| id).collect();
+                        prop_assert_eq!(values, theirs.iter().map(|g| g.id).collect::<Vec<_>>());
+                    }
+                    let averages: Vec<Option<Average>> = figures.summaries.iter().map(|s| s.average).collect();
+                    prop_assert_eq!(&figures.ranks, &competition_ranks(&averages));
+                    let counted: Vec<Average> = averages.iter().flatten().copied().collect();
+                    prop_assert_eq!(&figures.statistics, &statistics(&counted));
+                    let expected: Vec<(String, Statistics)> = per_subject
+                        .into_iter()
+                        .map(|(subject, averages)| (subject.to_owned(), statistics(&averages)))
+                        .collect();
+                    prop_assert_eq!(&*view.subject_statistics(p, scope), &expected);
                 }
-                let averages: Vec<Option<Average>> = figures.summaries.iter().map(|s| s.average).collect();
-                prop_assert_eq!(&figures.ranks, &competition_ranks(&averages));
-                let counted: Vec<Average> = averages.iter().flatten().copied().collect();
-                prop_assert_eq!(&figures.statistics, &statistics(&counted));
             }
             for g in grades.values() {
                 prop_assert_eq!(view.grade(g.id).expect("present"), g.clone());
             }
         }
+    }
+
+    /// The subject names of the test, as `&'static str`.
+    fn subjects_name(s: &str) -> &'static str {
+        ["Maths", "Networks", "Physics"]
+            .into_iter()
+            .find(|n| *n == s)
+            .unwrap_or("?")
     }
 
     #[test]
@@ -871,12 +1005,12 @@ mod tests {
         );
         let (p_before, q_before) = {
             let view = model.read();
-            let p = view.figures(view.promotion("P").expect("P"));
-            let q = view.figures(view.promotion("Q").expect("Q"));
+            let p = view.figures(view.promotion("P").expect("P"), Scope::All);
+            let q = view.figures(view.promotion("Q").expect("Q"), Scope::All);
             // Served again without a change: the same computation.
             assert!(Arc::ptr_eq(
                 &p,
-                &view.figures(view.promotion("P").expect("P"))
+                &view.figures(view.promotion("P").expect("P"), Scope::All)
             ));
             (p, q)
         };
@@ -886,13 +1020,13 @@ mod tests {
             vec![Change::Grade(Diff::added(grade(2, 2, "M", 800, 100)))],
         );
         let view = model.read();
-        let p_after = view.figures(view.promotion("P").expect("P"));
+        let p_after = view.figures(view.promotion("P").expect("P"), Scope::All);
         assert!(!Arc::ptr_eq(&p_before, &p_after));
         assert_eq!(p_after.statistics.count, 2);
         assert_eq!(p_after.of(1).map(|(_, r)| r), Some(Some(1)));
         assert!(Arc::ptr_eq(
             &q_before,
-            &view.figures(view.promotion("Q").expect("Q"))
+            &view.figures(view.promotion("Q").expect("Q"), Scope::All)
         ));
     }
 

@@ -123,10 +123,10 @@ impl Import {
     /// Copies promotions (after the accounts that created them).
     pub async fn promotions(&self, rows: &[PromotionRow]) -> std::result::Result<(), StoreError> {
         self.insert(
-            "INSERT INTO promotions (id, name, year, description, created_by, created_at) \
-             OVERRIDING SYSTEM VALUE \
+            "INSERT INTO promotions (id, name, year, description, created_by, created_at, \
+             publication, locked) OVERRIDING SYSTEM VALUE \
              SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], \
-             $5::bigint[], $6::bigint[])",
+             $5::bigint[], $6::bigint[], $7::text[], $8::boolean[])",
             &[
                 &rows.iter().map(|r| r.id).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
@@ -137,6 +137,11 @@ impl Import {
                     .collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.created_by).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+                &rows
+                    .iter()
+                    .map(|r| r.publication.as_str())
+                    .collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.locked).collect::<Vec<_>>(),
             ],
         )
         .await
@@ -185,9 +190,9 @@ impl Import {
     pub async fn grades(&self, rows: &[GradeRow]) -> std::result::Result<(), StoreError> {
         self.insert(
             "INSERT INTO grades (id, student_id, subject, value, coefficient, label, \
-             created_at) OVERRIDING SYSTEM VALUE \
+             created_at, published) OVERRIDING SYSTEM VALUE \
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
-             $5::bigint[], $6::text[], $7::bigint[])",
+             $5::bigint[], $6::text[], $7::bigint[], $8::boolean[])",
             &[
                 &rows.iter().map(|r| r.id).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.student_id).collect::<Vec<_>>(),
@@ -196,6 +201,7 @@ impl Import {
                 &rows.iter().map(|r| r.coefficient).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.label.as_deref()).collect::<Vec<_>>(),
                 &rows.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+                &rows.iter().map(|r| r.published).collect::<Vec<_>>(),
             ],
         )
         .await

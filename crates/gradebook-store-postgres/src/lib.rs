@@ -23,10 +23,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Publication, Role, Student, User};
 use gradebook_store::{
     AuditEntry, AuditFilter, ChainReport, ChangeRecord, Credentials, Follower, GradePatch,
-    NewGrade, NewStudent, Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
+    GradeSelection, NewGrade, NewStudent, PromotionPatch, PromotionRecord, Result, SessionRecord,
+    Store, StoreError, StudentPatch, WriteContext,
 };
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
@@ -45,7 +46,7 @@ mod writer;
 macro_rules! grade_columns {
     () => {
         "g.id AS id, g.student_id AS student_id, g.subject AS subject, g.value AS value, \
-         g.coefficient AS coefficient, g.label AS label"
+         g.coefficient AS coefficient, g.label AS label, g.published AS published"
     };
 }
 macro_rules! student_columns {
@@ -225,6 +226,27 @@ fn grade_from_row(r: &Row) -> error::Result<Grade> {
         value,
         coefficient,
         label: r.try_get(5)?,
+        published: r.try_get(6)?,
+    })
+}
+
+/// Parses a publication mode stored as text; a bad one means a corrupt row.
+fn publication_from_db(s: &str) -> std::result::Result<Publication, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown publication mode '{s}'")))
+}
+
+/// Reads a promotion's record from `id, name, year, description,
+/// created_by, publication, locked`.
+fn promotion_from_row(r: &Row) -> error::Result<PromotionRecord> {
+    Ok(PromotionRecord {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        year: r.try_get(2)?,
+        description: r.try_get(3)?,
+        created_by: r.try_get(4)?,
+        publication: publication_from_db(r.try_get(5)?)?,
+        locked: r.try_get(6)?,
     })
 }
 
@@ -426,21 +448,56 @@ impl Store for PostgresStore {
 
     async fn promotion_create(
         &self,
-        name: &str,
-        year: Option<i64>,
-        description: Option<&str>,
+        promotion: &Promotion,
         created_by: Option<i64>,
         ctx: WriteContext<'_>,
     ) -> Result<Promotion> {
         let promotion = Promotion {
-            name: name.to_owned(),
-            year,
-            description: description.map(str::to_owned),
             students: 0,
+            locked: false,
+            ..promotion.clone()
         };
         let ctx = Context::new(&ctx);
         write!(self, ctx, |tx| write::promotion_create(
             tx, promotion, created_by, &ctx
+        ))
+    }
+
+    async fn promotion_update(
+        &self,
+        name: &str,
+        patch: &PromotionPatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Promotion> {
+        let (name, patch, ctx) = (name.to_owned(), patch.clone(), Context::new(&ctx));
+        write!(self, ctx, |tx| write::promotion_update(
+            tx, &name, &patch, &ctx
+        ))
+    }
+
+    async fn promotion_lock(
+        &self,
+        name: &str,
+        locked: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<Promotion> {
+        let (name, ctx) = (name.to_owned(), Context::new(&ctx));
+        write!(self, ctx, |tx| write::promotion_lock(
+            tx, &name, locked, &ctx
+        ))
+    }
+
+    async fn grades_publish(
+        &self,
+        promotion: &str,
+        selection: &GradeSelection,
+        published: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64> {
+        let (promotion, selection) = (promotion.to_owned(), selection.clone());
+        let ctx = Context::new(&ctx);
+        write!(self, ctx, |tx| write::grades_publish(
+            tx, &promotion, &selection, published, &ctx
         ))
     }
 

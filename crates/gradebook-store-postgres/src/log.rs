@@ -129,6 +129,11 @@ impl Batch {
         Ok(promotion)
     }
 
+    /// Remembers the promotion of `student`, read by the current write.
+    pub(crate) fn knows_promotion_of(&mut self, student: i64, promotion: i64) {
+        self.promotions.insert(student, promotion);
+    }
+
     /// Forgets what the previous write read (see `promotions`).
     pub(crate) fn next_write(&mut self) {
         self.promotions.clear();
@@ -316,21 +321,14 @@ pub(crate) async fn snapshot(client: &mut Object) -> Result<Snapshot> {
         .try_get(0)?;
     let promotions = tx
         .query(
-            "SELECT id, name, year, description, created_by FROM promotions ORDER BY id",
+            "SELECT id, name, year, description, created_by, publication, locked \
+             FROM promotions ORDER BY id",
             &[],
         )
         .await?
         .iter()
-        .map(|r| {
-            Ok(PromotionRecord {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                year: r.try_get("year")?,
-                description: r.try_get("description")?,
-                created_by: r.try_get("created_by")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .map(crate::promotion_from_row)
+        .collect::<Result<Vec<PromotionRecord>>>()?;
     let grants = tx
         .query(
             "SELECT promotion_id, user_id FROM grants ORDER BY promotion_id, user_id",

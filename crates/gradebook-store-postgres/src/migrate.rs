@@ -36,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "login failures",
         sql: include_str!("../migrations/0002_login_failures.sql"),
     },
+    Migration {
+        version: 3,
+        description: "publication",
+        sql: include_str!("../migrations/0003_publication.sql"),
+    },
 ];
 
 /// Takes the migrations' lock, in the current transaction.

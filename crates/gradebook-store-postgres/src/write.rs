@@ -6,11 +6,11 @@
 //! statement, so that both log the same entries and fail with the same
 //! errors.
 
-use gradebook_core::{Grade, Promotion, Student, User};
+use gradebook_core::{Grade, Promotion, Publication, Student, User};
 
 use gradebook_store::{
-    Change, Diff, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, SessionEnd,
-    StoreError, StudentPatch, StudentRecord, UserRecord,
+    Change, Diff, GradePatch, GradeSelection, GrantRecord, NewGrade, NewStudent, PromotionPatch,
+    PromotionRecord, SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord,
 };
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
@@ -40,6 +40,85 @@ async fn promotion_id(tx: &Batch, name: &str) -> Result<i64> {
     {
         Some(r) => Ok(r.try_get(0)?),
         None => Err(no_promotion(name).into()),
+    }
+}
+
+/// A promotion as the log records it, by name.
+async fn promotion_record(tx: &Batch, name: &str) -> Result<PromotionRecord> {
+    match tx
+        .query_opt(
+            "SELECT id, name, year, description, created_by, publication, locked \
+             FROM promotions WHERE name = $1",
+            &[&name],
+        )
+        .await?
+    {
+        Some(r) => crate::promotion_from_row(&r),
+        None => Err(no_promotion(name).into()),
+    }
+}
+
+/// What a change to a student or a grade needs to know of the promotion
+/// it happens in.
+#[derive(Debug, Clone)]
+struct Home {
+    /// The promotion's id.
+    id: i64,
+    /// Its name.
+    name: String,
+    /// Whether a grade written now is visible at once.
+    publication: Publication,
+    /// Whether it refuses changes.
+    locked: bool,
+}
+
+impl Home {
+    /// Refuses a change if the promotion is locked.
+    fn unlocked(self) -> Result<Self> {
+        if self.locked {
+            Err(gradebook_store::locked(&self.name).into())
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// Reads a [`Home`] from `id, name, publication, locked`.
+fn home_from_row(r: &tokio_postgres::Row) -> Result<Home> {
+    Ok(Home {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        publication: crate::publication_from_db(r.try_get(2)?)?,
+        locked: r.try_get(3)?,
+    })
+}
+
+/// The promotion named `name`.
+async fn home(tx: &Batch, name: &str) -> Result<Home> {
+    match tx
+        .query_opt(
+            "SELECT id, name, publication, locked FROM promotions WHERE name = $1",
+            &[&name],
+        )
+        .await?
+    {
+        Some(r) => home_from_row(&r),
+        None => Err(no_promotion(name).into()),
+    }
+}
+
+/// The promotion of student `id`; `not_found` if there is no such student.
+async fn home_of_student(tx: &Batch, id: i64) -> Result<Home> {
+    match tx
+        .query_opt(
+            "SELECT p.id, p.name, p.publication, p.locked FROM students s \
+             JOIN promotions p ON p.id = s.promotion_id WHERE s.id = $1",
+            &[&id],
+        )
+        .await?
+    {
+        Some(r) => home_from_row(&r),
+        None => Err(no_student(id).into()),
     }
 }
 
@@ -336,14 +415,15 @@ pub(crate) async fn promotion_create(
 ) -> Result<Promotion> {
     let row = tx
         .query_opt(
-            "INSERT INTO promotions (name, year, description, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO promotions (name, year, description, created_by, created_at, \
+             publication) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             &[
                 &promotion.name,
                 &promotion.year,
                 &promotion.description,
                 &created_by,
                 &ctx.at,
+                &promotion.publication.as_str(),
             ],
         )
         .await
@@ -362,6 +442,8 @@ pub(crate) async fn promotion_create(
         year: promotion.year,
         description: promotion.description.clone(),
         created_by,
+        publication: promotion.publication,
+        locked: false,
     };
     tx.append(
         ctx,
@@ -379,22 +461,10 @@ pub(crate) async fn promotion_delete(
     force: bool,
     ctx: &Context,
 ) -> Result<()> {
-    let Some(r) = tx
-        .query_opt(
-            "SELECT id, name, year, description, created_by FROM promotions WHERE name = $1",
-            &[&name],
-        )
-        .await?
-    else {
-        return Err(no_promotion(name).into());
-    };
-    let old = PromotionRecord {
-        id: r.try_get(0)?,
-        name: r.try_get(1)?,
-        year: r.try_get(2)?,
-        description: r.try_get(3)?,
-        created_by: r.try_get(4)?,
-    };
+    let old = promotion_record(tx, name).await?;
+    if old.locked {
+        return Err(gradebook_store::locked(name).into());
+    }
     let id = old.id;
     let students = tx
         .query(
@@ -438,6 +508,131 @@ pub(crate) async fn promotion_delete(
     tx.append(ctx, COMMAND, Change::Promotion(Diff::removed(old)))
         .await?;
     record_request(tx, ctx, &nothing()).await
+}
+
+/// The promotion as clients see it, from its record.
+async fn promotion_reply(tx: &Batch, record: &PromotionRecord) -> Result<Promotion> {
+    let students: i64 = tx
+        .query_opt(
+            "SELECT COUNT(*) FROM students WHERE promotion_id = $1",
+            &[&record.id],
+        )
+        .await?
+        .map(|r| r.try_get(0))
+        .transpose()?
+        .unwrap_or(0);
+    Ok(gradebook_store::promotion_of_record(record, students))
+}
+
+/// Writes a promotion's changed record and logs it under `command`; a
+/// record unchanged is neither written nor logged.
+async fn promotion_save(
+    tx: &mut Batch,
+    old: PromotionRecord,
+    new: PromotionRecord,
+    command: &str,
+    ctx: &Context,
+) -> Result<Promotion> {
+    if new != old {
+        tx.execute(
+            "UPDATE promotions SET year = $1, description = $2, publication = $3, locked = $4 \
+             WHERE id = $5",
+            &[
+                &new.year,
+                &new.description,
+                &new.publication.as_str(),
+                &new.locked,
+                &new.id,
+            ],
+        )
+        .await?;
+        tx.append(
+            ctx,
+            command,
+            Change::Promotion(Diff::updated(old, new.clone())),
+        )
+        .await?;
+    }
+    let promotion = promotion_reply(tx, &new).await?;
+    record_request(tx, ctx, &promotion).await?;
+    Ok(promotion)
+}
+
+pub(crate) async fn promotion_update(
+    tx: &mut Batch,
+    name: &str,
+    patch: &PromotionPatch,
+    ctx: &Context,
+) -> Result<Promotion> {
+    let old = promotion_record(tx, name).await?;
+    let new = patch.apply(&old);
+    promotion_save(tx, old, new, "promotion.update", ctx).await
+}
+
+pub(crate) async fn promotion_lock(
+    tx: &mut Batch,
+    name: &str,
+    locked: bool,
+    ctx: &Context,
+) -> Result<Promotion> {
+    let old = promotion_record(tx, name).await?;
+    let new = PromotionRecord {
+        locked,
+        ..old.clone()
+    };
+    let command = if locked {
+        "promotion.lock"
+    } else {
+        "promotion.unlock"
+    };
+    promotion_save(tx, old, new, command, ctx).await
+}
+
+pub(crate) async fn grades_publish(
+    tx: &mut Batch,
+    promotion: &str,
+    selection: &GradeSelection,
+    published: bool,
+    ctx: &Context,
+) -> Result<u64> {
+    let home = home(tx, promotion).await?.unlocked()?;
+    let grades = tx
+        .query(
+            concat!(
+                "SELECT ",
+                grade_columns!(),
+                " FROM grades g JOIN students s ON s.id = g.student_id \
+                 WHERE s.promotion_id = $1 ORDER BY g.id"
+            ),
+            &[&home.id],
+        )
+        .await?
+        .iter()
+        .map(grade_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let chosen = selection.choose(&grades, promotion)?;
+    let command = if published {
+        "grade.publish"
+    } else {
+        "grade.unpublish"
+    };
+    let mut changed = 0;
+    for old in chosen.into_iter().filter(|g| g.published != published) {
+        tx.execute(
+            "UPDATE grades SET published = $1 WHERE id = $2",
+            &[&published, &old.id],
+        )
+        .await?;
+        let new = Grade {
+            published,
+            ..old.clone()
+        };
+        tx.append(ctx, command, Change::Grade(Diff::updated(old, new)))
+            .await?;
+        changed += 1;
+    }
+    record_request(tx, ctx, &gradebook_core::Changed { changed }).await?;
+    Ok(changed)
 }
 
 /// Grants a promotion to a teacher (`given`) or takes the grant away; a
@@ -525,7 +720,7 @@ pub(crate) async fn student_add(
     new: &NewStudent,
     ctx: &Context,
 ) -> Result<Student> {
-    let pid = promotion_id(tx, promotion).await?;
+    let pid = home(tx, promotion).await?.unlocked()?.id;
     let record = insert_student(tx, pid, promotion, new, ctx)
         .await
         .map_err(|e| conflict_on_unique(e, || number_taken(new.number.as_deref())))?;
@@ -543,9 +738,10 @@ pub(crate) async fn student_update(
     ctx: &Context,
 ) -> Result<Student> {
     let old = student_record(tx, id).await?;
+    home_of_student(tx, id).await?.unlocked()?;
     let mut new = old.clone();
     if let Some(p) = &patch.promotion {
-        new.promotion_id = promotion_id(tx, p).await?;
+        new.promotion_id = home(tx, p).await?.unlocked()?.id;
         new.student.promotion = p.clone();
     }
     let s = &mut new.student;
@@ -588,6 +784,7 @@ pub(crate) async fn student_update(
 
 pub(crate) async fn student_remove(tx: &mut Batch, id: i64, ctx: &Context) -> Result<()> {
     let old = student_record(tx, id).await?;
+    home_of_student(tx, id).await?.unlocked()?;
     check_no_linked_account(tx, LINKED_TO_STUDENT, id).await?;
     const COMMAND: &str = "student.remove";
     log_grade_removals(
@@ -615,12 +812,13 @@ pub(crate) async fn student_remove(tx: &mut Batch, id: i64, ctx: &Context) -> Re
 async fn insert_grade(
     tx: &Batch,
     new: &NewGrade,
+    published: bool,
     ctx: &Context,
 ) -> std::result::Result<Grade, tokio_postgres::Error> {
     let rows = tx
         .query(
-            "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at, \
+             published) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             &[
                 &new.student,
                 &new.subject,
@@ -628,6 +826,7 @@ async fn insert_grade(
                 &i64::from(new.coefficient.hundredths()),
                 &new.label,
                 &ctx.at,
+                &published,
             ],
         )
         .await?;
@@ -643,15 +842,16 @@ async fn insert_grade(
         value: new.value,
         coefficient: new.coefficient,
         label: new.label.clone(),
+        published,
     })
 }
 
 pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
-    // The student exists; its promotion, read here, is what the log needs.
-    if tx.promotion_of(new.student).await?.is_none() {
-        return Err(no_student(new.student).into());
-    }
-    let g = insert_grade(tx, new, ctx).await?;
+    // The student exists, and its promotion takes changes and says
+    // whether the grade is visible at once.
+    let home = home_of_student(tx, new.student).await?.unlocked()?;
+    tx.knows_promotion_of(new.student, home.id);
+    let g = insert_grade(tx, new, home.publication.publishes_new_grades(), ctx).await?;
     tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
         .await?;
     record_request(tx, ctx, &g).await?;
@@ -665,6 +865,7 @@ pub(crate) async fn grade_update(
     ctx: &Context,
 ) -> Result<Grade> {
     let old = grade(tx, id).await?;
+    home_of_student(tx, old.student).await?.unlocked()?;
     let mut g = old.clone();
     if let Some(v) = patch.value {
         g.value = v;
@@ -701,6 +902,7 @@ pub(crate) async fn grade_update(
 
 pub(crate) async fn grade_delete(tx: &mut Batch, id: i64, ctx: &Context) -> Result<()> {
     let old = grade(tx, id).await?;
+    home_of_student(tx, old.student).await?.unlocked()?;
     tx.execute("DELETE FROM grades WHERE id = $1", &[&id])
         .await?;
     tx.append(ctx, "grade.delete", Change::Grade(Diff::removed(old)))
@@ -717,7 +919,7 @@ pub(crate) async fn import_students(
     students: &[(u64, NewStudent)],
     ctx: &Context,
 ) -> Result<u64> {
-    let pid = promotion_id(tx, promotion).await?;
+    let pid = home(tx, promotion).await?.unlocked()?.id;
     for (line, s) in students {
         let record = insert_student(tx, pid, promotion, s, ctx)
             .await
@@ -739,8 +941,27 @@ pub(crate) async fn import_grades(
     grades: &[(u64, NewGrade)],
     ctx: &Context,
 ) -> Result<u64> {
+    let mut homes: std::collections::HashMap<i64, Home> = std::collections::HashMap::new();
     for (line, new) in grades {
-        let g = insert_grade(tx, new, ctx).await.map_err(|e| {
+        let home = match homes.get(&new.student) {
+            Some(h) => h.clone(),
+            None => {
+                let h = match home_of_student(tx, new.student).await {
+                    Err(Error::Store(StoreError::NotFound(_))) => {
+                        return Err(StoreError::Conflict(format!(
+                            "line {line}: student {} was removed during the import",
+                            new.student
+                        ))
+                        .into());
+                    }
+                    other => other?.unlocked()?,
+                };
+                homes.insert(new.student, h.clone());
+                h
+            }
+        };
+        let published = home.publication.publishes_new_grades();
+        let g = insert_grade(tx, new, published, ctx).await.map_err(|e| {
             if is_constraint_violation(&e) {
                 // The student was removed since the import was checked.
                 StoreError::Conflict(format!(

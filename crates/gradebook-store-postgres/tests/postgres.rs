@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gradebook_core::{Coefficient, GradeValue, Role, User};
+use gradebook_core::{Coefficient, GradeValue, Promotion, Role, User};
 use gradebook_store::{
     AuditFilter, Change, ChangeRecord, Follower, NewGrade, NewStudent, Snapshot, Store, StoreError,
     WriteContext,
@@ -49,7 +49,7 @@ async fn with_student(store: &PostgresStore) -> i64 {
     };
     store.user_create(&admin, "hash", ctx).await.expect("user");
     store
-        .promotion_create("P", None, None, None, ctx)
+        .promotion_create(&Promotion::new("P"), None, ctx)
         .await
         .expect("promotion");
     store
@@ -96,7 +96,7 @@ async fn two_servers_starting_at_once_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     a.close().await;
     b.close().await;
     // Again: nothing left to do.

@@ -150,7 +150,7 @@ impl Export {
     /// Every promotion, by id.
     pub fn promotions(&self) -> std::result::Result<Vec<PromotionRow>, StoreError> {
         self.all(
-            "SELECT id, name, year, description, created_by, created_at \
+            "SELECT id, name, year, description, created_by, created_at, publication, locked \
              FROM promotions ORDER BY id",
             |r| {
                 Ok(PromotionRow {
@@ -160,6 +160,8 @@ impl Export {
                     description: r.get(3)?,
                     created_by: r.get(4)?,
                     created_at: r.get(5)?,
+                    publication: r.get(6)?,
+                    locked: r.get(7)?,
                 })
             },
         )
@@ -206,8 +208,8 @@ impl Export {
         let read = || -> rusqlite::Result<Vec<GradeRow>> {
             self.conn
                 .prepare_cached(
-                    "SELECT id, student_id, subject, value, coefficient, label, created_at \
-                     FROM grades WHERE id > $1 ORDER BY id LIMIT $2",
+                    "SELECT id, student_id, subject, value, coefficient, label, created_at, \
+                     published FROM grades WHERE id > $1 ORDER BY id LIMIT $2",
                 )?
                 .query_map([after, i64::from(limit)], |r| {
                     Ok(GradeRow {
@@ -218,6 +220,7 @@ impl Export {
                         coefficient: r.get(4)?,
                         label: r.get(5)?,
                         created_at: r.get(6)?,
+                        published: r.get(7)?,
                     })
                 })?
                 .collect()

@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Publication, Role, Student, User};
 use gradebook_store::{
-    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, NewGrade, NewStudent,
-    Result, SessionRecord, Store, StoreError, StudentPatch, WriteContext,
+    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, GradeSelection,
+    NewGrade, NewStudent, PromotionPatch, PromotionRecord, Result, SessionRecord, Store,
+    StoreError, StudentPatch, WriteContext,
 };
 use rusqlite::{Connection, OptionalExtension};
 
@@ -55,7 +56,7 @@ pub struct SqliteStore {
 macro_rules! grade_columns {
     () => {
         "g.id AS id, g.student_id AS student_id, g.subject AS subject, g.value AS value, \
-         g.coefficient AS coefficient, g.label AS label"
+         g.coefficient AS coefficient, g.label AS label, g.published AS published"
     };
 }
 macro_rules! student_columns {
@@ -144,6 +145,7 @@ struct GradeRow {
     value: i64,
     coefficient: i64,
     label: Option<String>,
+    published: bool,
 }
 
 impl GradeRow {
@@ -159,6 +161,7 @@ impl GradeRow {
             value: r.get(3)?,
             coefficient: r.get(4)?,
             label: r.get(5)?,
+            published: r.get(6)?,
         })
     }
 
@@ -171,6 +174,7 @@ impl GradeRow {
             value,
             coefficient,
             label,
+            published,
         } = self;
         let value = GradeValue::from_code(value)
             .ok_or_else(|| StoreError::Corrupt(format!("grade {id} has value code {value}")))?;
@@ -184,8 +188,34 @@ impl GradeRow {
             value,
             coefficient,
             label,
+            published,
         })
     }
+}
+
+/// Parses a publication mode stored as text; a bad one means a corrupt row.
+fn publication_from_db(s: &str) -> std::result::Result<Publication, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown publication mode '{s}'")))
+}
+
+/// Reads a promotion's record from `id, name, year, description,
+/// created_by, publication, locked`.
+fn promotion_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<error::Result<PromotionRecord>> {
+    let (id, name, year, description, created_by) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    let (publication, locked): (String, bool) = (r.get(5)?, r.get(6)?);
+    Ok(publication_from_db(&publication)
+        .map(|publication| PromotionRecord {
+            id,
+            name,
+            year,
+            description,
+            created_by,
+            publication,
+            locked,
+        })
+        .map_err(Into::into))
 }
 
 /// Reads the columns of `student_columns!`.
@@ -381,22 +411,63 @@ impl Store for SqliteStore {
 
     async fn promotion_create(
         &self,
-        name: &str,
-        year: Option<i64>,
-        description: Option<&str>,
+        promotion: &Promotion,
         created_by: Option<i64>,
         ctx: WriteContext<'_>,
     ) -> Result<Promotion> {
         let promotion = Promotion {
-            name: name.to_owned(),
-            year,
-            description: description.map(str::to_owned),
             students: 0,
+            locked: false,
+            ..promotion.clone()
         };
         let ctx = Context::new(&ctx);
         self.writer
             .run_queued(ctx.queued(), move |tx| {
                 write::promotion_create(tx, promotion, created_by, &ctx)
+            })
+            .await
+    }
+
+    async fn promotion_update(
+        &self,
+        name: &str,
+        patch: &PromotionPatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Promotion> {
+        let (name, patch, ctx) = (name.to_owned(), patch.clone(), Context::new(&ctx));
+        self.writer
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_update(tx, &name, &patch, &ctx)
+            })
+            .await
+    }
+
+    async fn promotion_lock(
+        &self,
+        name: &str,
+        locked: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<Promotion> {
+        let (name, ctx) = (name.to_owned(), Context::new(&ctx));
+        self.writer
+            .run_queued(ctx.queued(), move |tx| {
+                write::promotion_lock(tx, &name, locked, &ctx)
+            })
+            .await
+    }
+
+    async fn grades_publish(
+        &self,
+        promotion: &str,
+        selection: &GradeSelection,
+        published: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64> {
+        let (promotion, selection) = (promotion.to_owned(), selection.clone());
+        let ctx = Context::new(&ctx);
+        self.writer
+            .run_queued(ctx.queued(), move |tx| {
+                write::grades_publish(tx, &promotion, &selection, published, &ctx)
             })
             .await
     }
@@ -688,7 +759,7 @@ mod tests {
         let ctx = WriteContext::new("admin", 1);
         store.user_create(&admin, "hash", ctx).await.expect("user");
         store
-            .promotion_create("P", None, None, None, ctx)
+            .promotion_create(&Promotion::new("P"), None, ctx)
             .await
             .expect("promotion");
         let s = store
@@ -896,7 +967,9 @@ mod tests {
         let r = store.grade_add(&grade(student), ctx).await;
         assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
         assert_eq!(grades_of(&path, student), 0);
-        let r = store.promotion_create("Q", None, None, None, ctx).await;
+        let r = store
+            .promotion_create(&Promotion::new("Q"), None, ctx)
+            .await;
         assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
         assert_eq!(
             count(
@@ -998,7 +1071,7 @@ mod tests {
         let g = store.grade_add(&grade(s.id), ctx).await.expect("adds");
         assert_eq!(g.id, 8, "above grade 7, named by the audit log");
         let p = store
-            .promotion_create("Q", None, None, None, ctx)
+            .promotion_create(&Promotion::new("Q"), None, ctx)
             .await
             .expect("creates");
         assert_eq!(p.name, "Q");

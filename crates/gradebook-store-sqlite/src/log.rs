@@ -255,17 +255,14 @@ pub(crate) fn verify(conn: &Connection) -> Result<ChainReport> {
 pub(crate) fn snapshot(conn: &mut Connection, head: Head) -> Result<Snapshot> {
     let tx = conn.transaction()?;
     let promotions = tx
-        .prepare("SELECT id, name, year, description, created_by FROM promotions ORDER BY id")?
-        .query_map([], |r| {
-            Ok(PromotionRecord {
-                id: r.get("id")?,
-                name: r.get("name")?,
-                year: r.get("year")?,
-                description: r.get("description")?,
-                created_by: r.get("created_by")?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        .prepare(
+            "SELECT id, name, year, description, created_by, publication, locked \
+             FROM promotions ORDER BY id",
+        )?
+        .query_map([], crate::promotion_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .collect::<Result<Vec<PromotionRecord>>>()?;
     let grants = tx
         .prepare("SELECT promotion_id, user_id FROM grants")?
         .query_map([], |r| {

@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "login failures",
         sql: include_str!("../migrations/0005_login_failures.sql"),
     },
+    Migration {
+        version: 6,
+        description: "publication",
+        sql: include_str!("../migrations/0006_publication.sql"),
+    },
 ];
 
 /// Brings the schema of the database on `conn` up to date.
@@ -169,9 +174,9 @@ pub(crate) mod tests {
     fn a_new_database_gets_every_migration_once() {
         let mut conn = Connection::open_in_memory().expect("opens");
         run(&mut conn).expect("migrates");
-        assert_eq!(versions(&conn), [1, 2, 3, 4, 5]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4, 5, 6]);
         run(&mut conn).expect("a second run does nothing");
-        assert_eq!(versions(&conn), [1, 2, 3, 4, 5]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4, 5, 6]);
         let entries: i64 = conn
             .query_row("SELECT COUNT(*) FROM changes", [], |r| r.get(0))
             .expect("the change log exists");

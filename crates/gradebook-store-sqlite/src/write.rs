@@ -6,12 +6,12 @@
 //! first appearance, and every statement here names them in increasing
 //! order, so positional parameters bind as numbered.
 
-use gradebook_core::{Grade, Promotion, Student, User};
+use gradebook_core::{Grade, Promotion, Publication, Student, User};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use gradebook_store::{
-    Change, Diff, GradePatch, GrantRecord, NewGrade, NewStudent, PromotionRecord, SessionEnd,
-    StoreError, StudentPatch, StudentRecord, UserRecord,
+    Change, Diff, GradePatch, GradeSelection, GrantRecord, NewGrade, NewStudent, PromotionPatch,
+    PromotionRecord, SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord,
 };
 
 use crate::error::{Error, Result, is_unique_violation};
@@ -39,6 +39,75 @@ fn promotion_id(tx: &Transaction<'_>, name: &str) -> Result<i64> {
         .query_row([name], |r| r.get(0))
         .optional()?
         .ok_or_else(|| no_promotion(name).into())
+}
+
+/// A promotion as the log records it, by name.
+fn promotion_record(tx: &Transaction<'_>, name: &str) -> Result<PromotionRecord> {
+    tx.prepare_cached(
+        "SELECT id, name, year, description, created_by, publication, locked \
+         FROM promotions WHERE name = $1",
+    )?
+    .query_row([name], crate::promotion_from_row)
+    .optional()?
+    .ok_or_else(|| no_promotion(name))?
+}
+
+/// What a change to a student or a grade needs to know of the promotion
+/// it happens in.
+#[derive(Debug, Clone)]
+struct Home {
+    /// The promotion's id.
+    id: i64,
+    /// Its name.
+    name: String,
+    /// Whether a grade written now is visible at once.
+    publication: Publication,
+    /// Whether it refuses changes.
+    locked: bool,
+}
+
+impl Home {
+    /// Refuses a change if the promotion is locked.
+    fn unlocked(self) -> Result<Self> {
+        if self.locked {
+            Err(gradebook_store::locked(&self.name).into())
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// Reads a [`Home`] from `id, name, publication, locked`.
+fn home_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Home>> {
+    let (id, name, publication, locked): (i64, String, String, bool) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    Ok(crate::publication_from_db(&publication)
+        .map(|publication| Home {
+            id,
+            name,
+            publication,
+            locked,
+        })
+        .map_err(Into::into))
+}
+
+/// The promotion named `name`.
+fn home(tx: &Transaction<'_>, name: &str) -> Result<Home> {
+    tx.prepare_cached("SELECT id, name, publication, locked FROM promotions WHERE name = $1")?
+        .query_row([name], home_from_row)
+        .optional()?
+        .ok_or_else(|| no_promotion(name))?
+}
+
+/// The promotion of student `id`; `not_found` if there is no such student.
+fn home_of_student(tx: &Transaction<'_>, id: i64) -> Result<Home> {
+    tx.prepare_cached(
+        "SELECT p.id, p.name, p.publication, p.locked FROM students s \
+         JOIN promotions p ON p.id = s.promotion_id WHERE s.id = $1",
+    )?
+    .query_row([id], home_from_row)
+    .optional()?
+    .ok_or_else(|| no_student(id))?
 }
 
 fn user_id(tx: &Transaction<'_>, username: &str) -> Result<i64> {
@@ -301,15 +370,16 @@ pub(crate) fn promotion_create(
     ctx: &Context,
 ) -> Result<Promotion> {
     tx.prepare_cached(
-        "INSERT INTO promotions (name, year, description, created_by, created_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO promotions (name, year, description, created_by, created_at, publication) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )?
     .execute(params![
         promotion.name,
         promotion.year,
         promotion.description,
         created_by,
-        ctx.at
+        ctx.at,
+        promotion.publication.as_str(),
     ])
     .map_err(|e| {
         conflict_on_unique(e, || {
@@ -325,6 +395,8 @@ pub(crate) fn promotion_create(
         year: promotion.year,
         description: promotion.description.clone(),
         created_by,
+        publication: promotion.publication,
+        locked: false,
     };
     tx.append(
         ctx,
@@ -336,21 +408,10 @@ pub(crate) fn promotion_create(
 }
 
 pub(crate) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Context) -> Result<()> {
-    let old = tx
-        .prepare_cached(
-            "SELECT id, name, year, description, created_by FROM promotions WHERE name = $1",
-        )?
-        .query_row([name], |r| {
-            Ok(PromotionRecord {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                year: r.get(2)?,
-                description: r.get(3)?,
-                created_by: r.get(4)?,
-            })
-        })
-        .optional()?
-        .ok_or_else(|| no_promotion(name))?;
+    let old = promotion_record(tx, name)?;
+    if old.locked {
+        return Err(gradebook_store::locked(name).into());
+    }
     let id = old.id;
     let students: Vec<i64> = tx
         .prepare_cached("SELECT id FROM students WHERE promotion_id = $1 ORDER BY id")?
@@ -386,6 +447,118 @@ pub(crate) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Conte
         .execute([id])?;
     tx.append(ctx, COMMAND, Change::Promotion(Diff::removed(old)))?;
     record_request(tx, ctx, &nothing())
+}
+
+/// The promotion as clients see it, from its record.
+fn promotion_reply(tx: &Transaction<'_>, record: &PromotionRecord) -> Result<Promotion> {
+    let students: i64 = tx
+        .prepare_cached("SELECT COUNT(*) FROM students WHERE promotion_id = $1")?
+        .query_row([record.id], |r| r.get(0))?;
+    Ok(gradebook_store::promotion_of_record(record, students))
+}
+
+/// Writes a promotion's changed record and logs it under `command`; a
+/// record unchanged is neither written nor logged.
+fn promotion_save(
+    tx: &Tx<'_>,
+    old: PromotionRecord,
+    new: PromotionRecord,
+    command: &str,
+    ctx: &Context,
+) -> Result<Promotion> {
+    if new != old {
+        tx.prepare_cached(
+            "UPDATE promotions SET year = $1, description = $2, publication = $3, locked = $4 \
+             WHERE id = $5",
+        )?
+        .execute(params![
+            new.year,
+            new.description,
+            new.publication.as_str(),
+            new.locked,
+            new.id
+        ])?;
+        tx.append(
+            ctx,
+            command,
+            Change::Promotion(Diff::updated(old, new.clone())),
+        )?;
+    }
+    let promotion = promotion_reply(tx, &new)?;
+    record_request(tx, ctx, &promotion)?;
+    Ok(promotion)
+}
+
+pub(crate) fn promotion_update(
+    tx: &Tx<'_>,
+    name: &str,
+    patch: &PromotionPatch,
+    ctx: &Context,
+) -> Result<Promotion> {
+    let old = promotion_record(tx, name)?;
+    let new = patch.apply(&old);
+    promotion_save(tx, old, new, "promotion.update", ctx)
+}
+
+pub(crate) fn promotion_lock(
+    tx: &Tx<'_>,
+    name: &str,
+    locked: bool,
+    ctx: &Context,
+) -> Result<Promotion> {
+    let old = promotion_record(tx, name)?;
+    let new = PromotionRecord {
+        locked,
+        ..old.clone()
+    };
+    let command = if locked {
+        "promotion.lock"
+    } else {
+        "promotion.unlock"
+    };
+    promotion_save(tx, old, new, command, ctx)
+}
+
+pub(crate) fn grades_publish(
+    tx: &Tx<'_>,
+    promotion: &str,
+    selection: &GradeSelection,
+    published: bool,
+    ctx: &Context,
+) -> Result<u64> {
+    let home = home(tx, promotion)?.unlocked()?;
+    let rows = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            grade_columns!(),
+            " FROM grades g JOIN students s ON s.id = g.student_id \
+             WHERE s.promotion_id = $1 ORDER BY g.id"
+        ))?
+        .query_map([home.id], GradeRow::read)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let grades = rows
+        .into_iter()
+        .map(GradeRow::into_grade)
+        .collect::<Result<Vec<_>>>()?;
+    let chosen = selection.choose(&grades, promotion)?;
+    let command = if published {
+        "grade.publish"
+    } else {
+        "grade.unpublish"
+    };
+    let mut changed = 0;
+    for old in chosen.into_iter().filter(|g| g.published != published) {
+        tx.prepare_cached("UPDATE grades SET published = $1 WHERE id = $2")?
+            .execute(params![published, old.id])?;
+        let new = Grade {
+            published,
+            ..old.clone()
+        };
+        tx.append(ctx, command, Change::Grade(Diff::updated(old.clone(), new)))?;
+        changed += 1;
+    }
+    record_request(tx, ctx, &gradebook_core::Changed { changed })?;
+    Ok(changed)
 }
 
 /// Grants a promotion to a teacher (`given`) or takes the grant away; a
@@ -472,7 +645,7 @@ pub(crate) fn student_add(
     new: &NewStudent,
     ctx: &Context,
 ) -> Result<Student> {
-    let pid = promotion_id(tx, promotion)?;
+    let pid = home(tx, promotion)?.unlocked()?.id;
     let record = insert_student(tx, pid, promotion, new, ctx)
         .map_err(|e| conflict_on_unique(e, || number_taken(new.number.as_deref())))?;
     let s = record.student.clone();
@@ -488,9 +661,10 @@ pub(crate) fn student_update(
     ctx: &Context,
 ) -> Result<Student> {
     let old = student_record(tx, id)?;
+    home_of_student(tx, id)?.unlocked()?;
     let mut new = old.clone();
     if let Some(p) = &patch.promotion {
-        new.promotion_id = promotion_id(tx, p)?;
+        new.promotion_id = home(tx, p)?.unlocked()?.id;
         new.student.promotion = p.clone();
     }
     let s = &mut new.student;
@@ -531,6 +705,7 @@ pub(crate) fn student_update(
 
 pub(crate) fn student_remove(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
     let old = student_record(tx, id)?;
+    home_of_student(tx, id)?.unlocked()?;
     check_no_linked_account(tx, LINKED_TO_STUDENT, id)?;
     const COMMAND: &str = "student.remove";
     log_grade_removals(
@@ -553,10 +728,15 @@ pub(crate) fn student_remove(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> 
 // Grades.
 
 /// Inserts a grade (its student exists) and gives it back with its id.
-fn insert_grade(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<Grade> {
+fn insert_grade(
+    tx: &Tx<'_>,
+    new: &NewGrade,
+    published: bool,
+    ctx: &Context,
+) -> rusqlite::Result<Grade> {
     tx.prepare_cached(
-        "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO grades (student_id, subject, value, coefficient, label, created_at, \
+         published) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )?
     .execute(params![
         new.student,
@@ -564,7 +744,8 @@ fn insert_grade(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<
         new.value.to_code(),
         i64::from(new.coefficient.hundredths()),
         new.label,
-        ctx.at
+        ctx.at,
+        published
     ])?;
     Ok(Grade {
         id: tx.last_insert_rowid(),
@@ -573,12 +754,13 @@ fn insert_grade(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> rusqlite::Result<
         value: new.value,
         coefficient: new.coefficient,
         label: new.label.clone(),
+        published,
     })
 }
 
 pub(crate) fn grade_add(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
-    student(tx, new.student)?;
-    let g = insert_grade(tx, new, ctx)?;
+    let home = home_of_student(tx, new.student)?.unlocked()?;
+    let g = insert_grade(tx, new, home.publication.publishes_new_grades(), ctx)?;
     tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))?;
     record_request(tx, ctx, &g)?;
     Ok(g)
@@ -591,6 +773,7 @@ pub(crate) fn grade_update(
     ctx: &Context,
 ) -> Result<Grade> {
     let old = grade(tx, id)?;
+    home_of_student(tx, old.student)?.unlocked()?;
     let mut g = old.clone();
     if let Some(v) = patch.value {
         g.value = v;
@@ -625,6 +808,7 @@ pub(crate) fn grade_update(
 
 pub(crate) fn grade_delete(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
     let old = grade(tx, id)?;
+    home_of_student(tx, old.student)?.unlocked()?;
     tx.prepare_cached("DELETE FROM grades WHERE id = $1")?
         .execute([id])?;
     tx.append(ctx, "grade.delete", Change::Grade(Diff::removed(old)))?;
@@ -640,7 +824,7 @@ pub(crate) fn import_students(
     students: &[(u64, NewStudent)],
     ctx: &Context,
 ) -> Result<u64> {
-    let pid = promotion_id(tx, promotion)?;
+    let pid = home(tx, promotion)?.unlocked()?.id;
     for (line, s) in students {
         let record = insert_student(tx, pid, promotion, s, ctx).map_err(|e| {
             conflict_on_unique(e, || {
@@ -655,8 +839,27 @@ pub(crate) fn import_students(
 }
 
 pub(crate) fn import_grades(tx: &Tx<'_>, grades: &[(u64, NewGrade)], ctx: &Context) -> Result<u64> {
+    let mut homes: std::collections::HashMap<i64, Home> = std::collections::HashMap::new();
     for (line, new) in grades {
-        let g = insert_grade(tx, new, ctx).map_err(|e| match e.sqlite_error_code() {
+        let home = match homes.get(&new.student) {
+            Some(h) => h.clone(),
+            None => {
+                let h = home_of_student(tx, new.student)
+                    .map_err(|e| match e {
+                        Error::Store(StoreError::NotFound(_)) => StoreError::Conflict(format!(
+                            "line {line}: student {} was removed during the import",
+                            new.student
+                        ))
+                        .into(),
+                        other => other,
+                    })?
+                    .unlocked()?;
+                homes.insert(new.student, h.clone());
+                h
+            }
+        };
+        let published = home.publication.publishes_new_grades();
+        let g = insert_grade(tx, new, published, ctx).map_err(|e| match e.sqlite_error_code() {
             // The student was removed since the import was checked.
             Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict(format!(
                 "line {line}: student {} was removed during the import",

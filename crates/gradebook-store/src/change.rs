@@ -14,7 +14,7 @@
 //! Sessions, login throttling and UDP request records are bookkeeping, not
 //! data: they are not in the log.
 
-use gradebook_core::{Grade, Role, Student};
+use gradebook_core::{Grade, Publication, Role, Student};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -72,6 +72,13 @@ pub struct PromotionRecord {
     pub description: Option<String>,
     /// The account that created it, if it still exists.
     pub created_by: Option<i64>,
+    /// When its new grades become visible (entries written before
+    /// publication existed lack it: immediately).
+    #[serde(default)]
+    pub publication: Publication,
+    /// Whether it is locked (absent from older entries: it was not).
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// A teacher's grant on a promotion.

@@ -19,11 +19,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use gradebook_core::{Coefficient, GradeValue, Role, User};
+use gradebook_core::{Coefficient, GradeValue, Promotion, Publication, Role, User};
 
 use crate::{
-    AuditFilter, Change, ChangeRecord, Diff, Fits, Follower, GradePatch, GrantRecord, NewGrade,
-    NewStudent, RequestKey, Snapshot, Store, StoreError, StudentPatch, WriteContext,
+    AuditFilter, Change, ChangeRecord, Diff, Fits, Follower, GradePatch, GradeSelection,
+    GrantRecord, NewGrade, NewStudent, PromotionPatch, RequestKey, Snapshot, Store, StoreError,
+    StudentPatch, WriteContext,
 };
 
 /// Declares one `#[tokio::test]` per check of [`crate::conformance`], each
@@ -48,7 +49,8 @@ macro_rules! conformance_tests {
             a_request_key_is_recorded_once,
             a_reply_that_does_not_fit_changes_nothing,
             ids_are_never_reused,
-            login_failures_are_counted_in_the_store
+            login_failures_are_counted_in_the_store,
+            publication_and_locking
         );
     };
     (@each $fresh:path; $($check:ident),* $(,)?) => {
@@ -135,7 +137,15 @@ async fn with_student(store: &dyn Store) -> i64 {
         .await
         .unwrap();
     store
-        .promotion_create("P", Some(2025), Some("first"), None, ctx())
+        .promotion_create(
+            &Promotion {
+                year: Some(2025),
+                description: Some("first".into()),
+                ..Promotion::new("P")
+            },
+            None,
+            ctx(),
+        )
         .await
         .unwrap();
     store
@@ -305,12 +315,16 @@ pub async fn sessions(store: Arc<dyn Store>) {
 pub async fn promotions(store: Arc<dyn Store>) {
     let student = with_student(store.as_ref()).await;
     let p = store
-        .promotion_create("Q", None, None, None, ctx())
+        .promotion_create(&Promotion::new("Q"), None, ctx())
         .await
         .unwrap();
     assert_eq!((p.name.as_str(), p.year, p.students), ("Q", None, 0));
     assert_eq!(
-        conflict(store.promotion_create("P", None, None, None, ctx()).await),
+        conflict(
+            store
+                .promotion_create(&Promotion::new("P"), None, ctx())
+                .await
+        ),
         "a promotion named 'P' already exists"
     );
     store.promotion_delete("Q", false, ctx()).await.unwrap();
@@ -410,7 +424,7 @@ pub async fn grants(store: Arc<dyn Store>) {
 pub async fn students(store: Arc<dyn Store>) {
     let ann = with_student(store.as_ref()).await;
     store
-        .promotion_create("Q", None, None, None, ctx())
+        .promotion_create(&Promotion::new("Q"), None, ctx())
         .await
         .unwrap();
     let bob = store
@@ -690,9 +704,7 @@ pub async fn the_follower_gets_a_snapshot_then_every_batch_in_order(store: Arc<d
             tokio::spawn(async move {
                 store
                     .promotion_create(
-                        &format!("X{i}"),
-                        None,
-                        None,
+                        &Promotion::new(format!("X{i}")),
                         None,
                         WriteContext::new("admin", 6),
                     )
@@ -755,7 +767,7 @@ pub async fn the_follower_gets_a_snapshot_then_every_batch_in_order(store: Arc<d
 pub async fn audit_lists_grade_changes_newest_first(store: Arc<dyn Store>) {
     let ann = with_student(store.as_ref()).await;
     store
-        .promotion_create("Q", None, None, None, ctx())
+        .promotion_create(&Promotion::new("Q"), None, ctx())
         .await
         .unwrap();
     let bob = store
@@ -961,7 +973,9 @@ pub async fn a_reply_that_does_not_fit_changes_nothing(store: Arc<dyn Store>) {
     store.follow(recorder.clone()).await.unwrap();
     let r = store.grade_add(&new_grade(student, "10"), ctx).await;
     assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
-    let r = store.promotion_create("Q", None, None, None, ctx).await;
+    let r = store
+        .promotion_create(&Promotion::new("Q"), None, ctx)
+        .await;
     assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
     let r = store.student_remove(student, ctx).await;
     assert!(matches!(r, Err(StoreError::TooLarge)), "{r:?}");
@@ -969,7 +983,7 @@ pub async fn a_reply_that_does_not_fit_changes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.request_reply(b"session", "1").await.unwrap(), None);
     // All still there, and the name still free.
     store
-        .promotion_create("Q", None, None, None, WriteContext::new("admin", 11))
+        .promotion_create(&Promotion::new("Q"), None, WriteContext::new("admin", 11))
         .await
         .unwrap();
     let again = Arc::new(Recorder::default());
@@ -1019,14 +1033,14 @@ pub async fn ids_are_never_reused(store: Arc<dyn Store>) {
 
     let recorder = Arc::new(Recorder::default());
     store
-        .promotion_create("Q", None, None, None, ctx())
+        .promotion_create(&Promotion::new("Q"), None, ctx())
         .await
         .unwrap();
     store.follow(recorder.clone()).await.unwrap();
     let q1 = recorder.snapshot().promotions[1].id;
     store.promotion_delete("Q", false, ctx()).await.unwrap();
     store
-        .promotion_create("Q", None, None, None, ctx())
+        .promotion_create(&Promotion::new("Q"), None, ctx())
         .await
         .unwrap();
     let created = recorder.received();
@@ -1107,4 +1121,196 @@ pub async fn login_failures_are_counted_in_the_store(store: Arc<dyn Store>) {
             .expect("purged"),
         1
     );
+}
+
+/// The message of a `Locked`, or a panic.
+fn locked<T: std::fmt::Debug>(r: crate::Result<T>) -> String {
+    match r {
+        Err(StoreError::Locked(m)) => m,
+        other => panic!("expected locked, got {other:?}"),
+    }
+}
+
+/// Publication (grades written hidden under `manual`, published and
+/// unpublished by subject, label or id) and locking (every change to a
+/// locked promotion's students and grades refused, publication included),
+/// each logged.
+pub async fn publication_and_locking(store: Arc<dyn Store>) {
+    let student = with_student(store.as_ref()).await;
+    let recorder = Arc::new(Recorder::default());
+    store.follow(recorder.clone()).await.unwrap();
+    let visible = store
+        .grade_add(&new_grade(student, "12"), ctx())
+        .await
+        .unwrap();
+    assert!(visible.published, "immediate: visible at once");
+
+    let patch = PromotionPatch {
+        publication: Some(Publication::Manual),
+        year: Some(None),
+        ..PromotionPatch::default()
+    };
+    let p = store.promotion_update("P", &patch, ctx()).await.unwrap();
+    assert_eq!(
+        (p.publication, p.year, p.students, p.locked),
+        (Publication::Manual, None, 1, false)
+    );
+    let hidden = store
+        .grade_add(&new_grade(student, "8"), ctx())
+        .await
+        .unwrap();
+    assert!(!hidden.published, "manual: hidden until published");
+    let mut labelled = new_grade(student, "15");
+    labelled.subject = "Networks".into();
+    labelled.label = Some("Midterm".into());
+    let labelled = store.grade_add(&labelled, ctx()).await.unwrap();
+
+    let networks = GradeSelection {
+        subject: Some("Networks".into()),
+        ..GradeSelection::default()
+    };
+    assert_eq!(
+        store
+            .grades_publish("P", &networks, true, ctx())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .grades_publish("P", &networks, true, ctx())
+            .await
+            .unwrap(),
+        0,
+        "already published: nothing changes"
+    );
+    let by_id = GradeSelection {
+        ids: Some(vec![hidden.id, 99_999]),
+        ..GradeSelection::default()
+    };
+    assert_eq!(
+        not_found(store.grades_publish("P", &by_id, true, ctx()).await),
+        "no grade with id 99999 in promotion 'P'"
+    );
+    let all = GradeSelection::default();
+    assert_eq!(
+        store.grades_publish("P", &all, false, ctx()).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.grades_publish("P", &all, true, ctx()).await.unwrap(),
+        3
+    );
+
+    let p = store.promotion_lock("P", true, ctx()).await.unwrap();
+    assert!(p.locked);
+    let refused = "promotion 'P' is locked: its students and grades cannot change until an \
+                   admin unlocks it";
+    assert_eq!(
+        locked(store.grade_add(&new_grade(student, "1"), ctx()).await),
+        refused
+    );
+    let patch = GradePatch {
+        value: Some(value("1")),
+        ..GradePatch::default()
+    };
+    assert_eq!(
+        locked(store.grade_update(labelled.id, &patch, ctx()).await),
+        refused
+    );
+    assert_eq!(
+        locked(store.grade_delete(labelled.id, ctx()).await),
+        refused
+    );
+    assert_eq!(
+        locked(store.grades_publish("P", &all, false, ctx()).await),
+        refused
+    );
+    assert_eq!(
+        locked(
+            store
+                .student_add("P", &new_student("Bob", None), ctx())
+                .await
+        ),
+        refused
+    );
+    let rename = StudentPatch {
+        first_name: Some("Anne".into()),
+        ..StudentPatch::default()
+    };
+    assert_eq!(
+        locked(store.student_update(student, &rename, ctx()).await),
+        refused
+    );
+    assert_eq!(locked(store.student_remove(student, ctx()).await), refused);
+    assert_eq!(
+        locked(
+            store
+                .import_grades(vec![(2, new_grade(student, "3"))], ctx())
+                .await
+        ),
+        refused
+    );
+    assert_eq!(
+        locked(
+            store
+                .import_students("P", vec![(2, new_student("C", None))], ctx())
+                .await
+        ),
+        refused
+    );
+    assert_eq!(
+        locked(store.promotion_delete("P", true, ctx()).await),
+        refused
+    );
+    // Moving a student into a locked promotion is refused too.
+    store
+        .promotion_create(&Promotion::new("Q"), None, ctx())
+        .await
+        .unwrap();
+    let other = store
+        .student_add("Q", &new_student("Dan", None), ctx())
+        .await
+        .unwrap();
+    let move_in = StudentPatch {
+        promotion: Some("P".into()),
+        ..StudentPatch::default()
+    };
+    assert_eq!(
+        locked(store.student_update(other.id, &move_in, ctx()).await),
+        refused
+    );
+
+    let p = store.promotion_lock("P", false, ctx()).await.unwrap();
+    assert!(!p.locked);
+    store.grade_delete(labelled.id, ctx()).await.unwrap();
+
+    assert_eq!(
+        recorder.commands(),
+        [
+            "grade.add",
+            "promotion.update",
+            "grade.add",
+            "grade.add",
+            "grade.publish",
+            "grade.unpublish",
+            "grade.unpublish",
+            "grade.publish",
+            "grade.publish",
+            "grade.publish",
+            "promotion.lock",
+            "promotion.create",
+            "student.add",
+            "promotion.unlock",
+            "grade.delete",
+        ]
+    );
+    // The snapshot a new follower starts from has the flags too.
+    let again = Arc::new(Recorder::default());
+    store.follow(again.clone()).await.unwrap();
+    let snapshot = again.snapshot();
+    let p = snapshot.promotions.iter().find(|p| p.name == "P").unwrap();
+    assert_eq!((p.publication, p.locked), (Publication::Manual, false));
+    assert!(snapshot.grades.iter().all(|g| g.published));
+    store.close().await;
 }

@@ -75,6 +75,10 @@ pub struct PromotionRow {
     pub created_by: Option<i64>,
     /// When (Unix seconds).
     pub created_at: i64,
+    /// `immediate` or `manual`.
+    pub publication: String,
+    /// Whether it is locked.
+    pub locked: bool,
 }
 
 /// A grant row: a teacher may manage a promotion.
@@ -122,6 +126,8 @@ pub struct GradeRow {
     pub label: Option<String>,
     /// When (Unix seconds).
     pub created_at: i64,
+    /// Whether its student may see it.
+    pub published: bool,
 }
 
 /// A change-log entry as stored, its hash included.

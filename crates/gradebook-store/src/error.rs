@@ -13,6 +13,9 @@ pub enum StoreError {
     /// It already exists, or is still in use; the message says what.
     #[error("{0}")]
     Conflict(String),
+    /// The promotion is locked (protocol §9); the message says which.
+    #[error("{0}")]
+    Locked(String),
     /// The UDP request this write was made for is already recorded: the
     /// write was rolled back, and the recorded reply answers the request.
     #[error("this request was already executed")]
@@ -67,7 +70,10 @@ pub enum Unavailable {
 impl StoreError {
     /// Whether the message may be shown to a client as is.
     pub fn is_client_facing(&self) -> bool {
-        matches!(self, StoreError::NotFound(_) | StoreError::Conflict(_))
+        matches!(
+            self,
+            StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::Locked(_)
+        )
     }
 
     /// Whether the failure is the storage's and not the request's: a full
@@ -105,5 +111,6 @@ mod tests {
         assert!(!backend.is_client_facing());
         assert!(StoreError::NotFound("no grade with id 3".into()).is_client_facing());
         assert!(StoreError::Conflict("taken".into()).is_client_facing());
+        assert!(StoreError::Locked("locked".into()).is_client_facing());
     }
 }

@@ -20,7 +20,7 @@ mod error;
 pub mod throttle;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Publication, Student, User};
 pub use gradebook_core::{NewGrade, NewStudent};
 
 pub use change::{
@@ -94,6 +94,94 @@ pub struct GradePatch {
     pub subject: Option<String>,
     /// New label, or `Some(None)` to clear it.
     pub label: Option<Option<String>>,
+}
+
+/// Changes to a promotion; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PromotionPatch {
+    /// New year, or `Some(None)` to clear it.
+    pub year: Option<Option<i64>>,
+    /// New description, or `Some(None)` to clear it.
+    pub description: Option<Option<String>>,
+    /// New publication mode (it applies to grades written from then on).
+    pub publication: Option<Publication>,
+}
+
+impl PromotionPatch {
+    /// The record with the patch applied.
+    pub fn apply(&self, old: &PromotionRecord) -> PromotionRecord {
+        let mut new = old.clone();
+        if let Some(year) = self.year {
+            new.year = year;
+        }
+        if let Some(d) = &self.description {
+            new.description = d.clone();
+        }
+        if let Some(p) = self.publication {
+            new.publication = p;
+        }
+        new
+    }
+}
+
+/// The promotion as clients see it, from its record and its number of
+/// students.
+pub fn promotion_of_record(record: &PromotionRecord, students: i64) -> Promotion {
+    Promotion {
+        name: record.name.clone(),
+        year: record.year,
+        description: record.description.clone(),
+        students: u64::try_from(students).unwrap_or(0),
+        publication: record.publication,
+        locked: record.locked,
+    }
+}
+
+/// Which of a promotion's grades `grade.publish` and `grade.unpublish`
+/// change: those matching every criterion given (all of them if none is).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct GradeSelection {
+    /// Only this subject's.
+    pub subject: Option<String>,
+    /// Only grades with this label.
+    pub label: Option<String>,
+    /// Only these grades (each must be one of the promotion's).
+    pub ids: Option<Vec<i64>>,
+}
+
+impl GradeSelection {
+    /// The grades of `grades` (all of promotion `promotion`'s) that the
+    /// selection names; `not_found` for an id that is not among them.
+    pub fn choose(&self, grades: &[Grade], promotion: &str) -> Result<Vec<Grade>> {
+        let wanted: Option<std::collections::HashSet<i64>> =
+            self.ids.as_ref().map(|ids| ids.iter().copied().collect());
+        if let Some(wanted) = &wanted {
+            let theirs: std::collections::HashSet<i64> = grades.iter().map(|g| g.id).collect();
+            if let Some(stranger) = wanted.iter().filter(|id| !theirs.contains(id)).min() {
+                return Err(StoreError::NotFound(format!(
+                    "no grade with id {stranger} in promotion '{}'",
+                    promotion.escape_debug()
+                )));
+            }
+        }
+        Ok(grades
+            .iter()
+            .filter(|g| self.subject.as_ref().is_none_or(|s| *s == g.subject))
+            .filter(|g| self.label.is_none() || self.label == g.label)
+            .filter(|g| wanted.as_ref().is_none_or(|w| w.contains(&g.id)))
+            .cloned()
+            .collect())
+    }
+}
+
+/// The refusal of a change to a locked promotion's students or grades,
+/// worded alike by every backend.
+pub fn locked(promotion: &str) -> StoreError {
+    StoreError::Locked(format!(
+        "promotion '{}' is locked: its students and grades cannot change until an admin \
+         unlocks it",
+        promotion.escape_debug()
+    ))
 }
 
 /// Everything needed to compute a promotion's averages and ranks.
@@ -374,12 +462,34 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     /// Creates a promotion; `conflict` if the name is taken.
     async fn promotion_create(
         &self,
-        name: &str,
-        year: Option<i64>,
-        description: Option<&str>,
+        promotion: &Promotion,
         created_by: Option<i64>,
         ctx: WriteContext<'_>,
     ) -> Result<Promotion>;
+    /// Changes a promotion's year, description or publication mode.
+    async fn promotion_update(
+        &self,
+        name: &str,
+        patch: &PromotionPatch,
+        ctx: WriteContext<'_>,
+    ) -> Result<Promotion>;
+    /// Locks (`locked`) or unlocks a promotion; idempotent.
+    async fn promotion_lock(
+        &self,
+        name: &str,
+        locked: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<Promotion>;
+    /// Sets `published` on the selected grades of a promotion and says how
+    /// many changed; `locked` if the promotion is, `not_found` if an id is
+    /// not one of its grades.
+    async fn grades_publish(
+        &self,
+        promotion: &str,
+        selection: &GradeSelection,
+        published: bool,
+        ctx: WriteContext<'_>,
+    ) -> Result<u64>;
     /// Deletes a promotion; `conflict` if it has students and not `force`.
     async fn promotion_delete(&self, name: &str, force: bool, ctx: WriteContext<'_>) -> Result<()>;
     /// Lets a teacher manage a promotion (idempotent).

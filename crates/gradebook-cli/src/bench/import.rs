@@ -76,6 +76,7 @@ pub async fn run(ctx: &mut Ctx, settings: &Settings) -> Result<(), CliError> {
             name: promotion.clone(),
             year: Some(2026),
             description: None,
+            publication: None,
         }))
         .await?;
     let measured = measure(ctx, settings, &tag, &promotion, &scratch.0, &dir).await;

@@ -1,12 +1,14 @@
-//! `grade add|list|update|delete`.
+//! `grade add|list|update|delete|publish|unpublish`.
 
 use gradebook_proto::call;
-use gradebook_proto::command::{GradeAddArgs, GradeInput, GradeListArgs, GradeUpdateArgs, IdArgs};
+use gradebook_proto::command::{
+    GradeAddArgs, GradeInput, GradeListArgs, GradeUpdateArgs, IdArgs, PublishArgs,
+};
 use gradebook_proto::data::Grade;
 
 use super::request;
 use crate::app::Ctx;
-use crate::args::GradeCommand;
+use crate::args::{GradeCommand, GradeSelectionArgs};
 use crate::error::CliError;
 use crate::output;
 use crate::values;
@@ -91,6 +93,38 @@ pub async fn run(ctx: &mut Ctx, command: GradeCommand) -> Result<(), CliError> {
                 output::print(&format!("Deleted grade {id}."));
             }
         }
+        GradeCommand::Publish { which } => publish(ctx, which, true).await?,
+        GradeCommand::Unpublish { which } => publish(ctx, which, false).await?,
+    }
+    Ok(())
+}
+
+/// `grade publish` (`published`) and `grade unpublish`.
+async fn publish(
+    ctx: &mut Ctx,
+    which: GradeSelectionArgs,
+    published: bool,
+) -> Result<(), CliError> {
+    let promotion = which.promotion.clone();
+    let args = PublishArgs {
+        promotion: which.promotion,
+        subject: which.subject,
+        label: which.label,
+        ids: which.ids,
+    };
+    let (changed, verb) = if published {
+        (request(ctx, call::GradePublish(args)).await?, "Published")
+    } else {
+        (
+            request(ctx, call::GradeUnpublish(args)).await?,
+            "Unpublished",
+        )
+    };
+    if let Some(c) = changed {
+        output::print(&format!(
+            "{verb} {} in {promotion}.",
+            output::count(c.changed, "grade")
+        ));
     }
     Ok(())
 }
@@ -114,7 +148,7 @@ pub fn table(grades: &[Grade]) -> String {
             g.id.to_string(),
             g.student.to_string(),
             g.subject.clone(),
-            output::grade_value(&g.value),
+            output::grade_cell(g),
             output::coefficient(&g.coefficient),
             g.label.clone().unwrap_or_default(),
         ]);

@@ -1,10 +1,10 @@
-//! `promotion create|list|show|average|subjects|delete|grant|revoke`.
+//! `promotion create|update|lock|unlock|list|show|average|subjects|delete|grant|revoke`.
 
 use gradebook_proto::call;
 use gradebook_proto::command::{
-    GrantArgs, NoArgs, PromotionArgs, PromotionCreateArgs, PromotionDeleteArgs,
+    GrantArgs, NoArgs, PromotionArgs, PromotionCreateArgs, PromotionDeleteArgs, PromotionUpdateArgs,
 };
-use gradebook_proto::data::{PromotionAverage, PromotionShow};
+use gradebook_proto::data::{Promotion, PromotionAverage, PromotionShow, Publication};
 
 use super::{in_flags, name_key, request};
 use crate::app::Ctx;
@@ -19,18 +19,62 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
             name,
             year,
             description,
+            publication,
         } => {
             let create = call::PromotionCreate(PromotionCreateArgs {
                 name,
                 year,
                 description,
+                publication,
             });
-            let created = request(ctx, create).await.map_err(|e| {
-                in_flags(e, &[("year", "--year"), ("description", "--description")])
-            })?;
+            let created = request(ctx, create).await.map_err(|e| in_flags(e, FLAGS))?;
             if let Some(p) = created {
                 let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
-                output::print(&format!("Created promotion {}{year}.", p.name));
+                let hidden = match p.publication {
+                    Publication::Manual => ": its grades stay hidden from students until published",
+                    Publication::Immediate => "",
+                };
+                output::print(&format!("Created promotion {}{year}{hidden}.", p.name));
+            }
+        }
+        PromotionCommand::Update {
+            name,
+            year,
+            clear_year,
+            description,
+            clear_description,
+            publication,
+        } => {
+            let update = call::PromotionUpdate(PromotionUpdateArgs {
+                name,
+                year: if clear_year {
+                    Some(None)
+                } else {
+                    year.map(Some)
+                },
+                description: if clear_description {
+                    Some(None)
+                } else {
+                    description.map(Some)
+                },
+                publication,
+            });
+            let updated = request(ctx, update).await.map_err(|e| in_flags(e, FLAGS))?;
+            if let Some(p) = updated {
+                output::print(&format!("Updated promotion {}: {}.", p.name, state(&p)));
+            }
+        }
+        PromotionCommand::Lock { name } => {
+            if let Some(p) = request(ctx, call::PromotionLock(PromotionArgs { name })).await? {
+                output::print(&format!(
+                    "Locked promotion {}: its students and grades can no longer change.",
+                    p.name
+                ));
+            }
+        }
+        PromotionCommand::Unlock { name } => {
+            if let Some(p) = request(ctx, call::PromotionUnlock(PromotionArgs { name })).await? {
+                output::print(&format!("Unlocked promotion {}.", p.name));
             }
         }
         PromotionCommand::List => {
@@ -126,14 +170,39 @@ pub async fn run(ctx: &mut Ctx, command: PromotionCommand) -> Result<(), CliErro
     Ok(())
 }
 
+/// The flags of `promotion create` and `update`, by argument name.
+const FLAGS: &[(&str, &str)] = &[
+    ("year", "--year"),
+    ("description", "--description"),
+    ("publication", "--publication"),
+];
+
+/// A promotion's publication mode and lock, in words.
+fn state(p: &Promotion) -> String {
+    let mode = match p.publication {
+        Publication::Immediate => "grades visible to students at once",
+        Publication::Manual => "grades visible to students once published",
+    };
+    if p.locked {
+        format!("{mode}, locked")
+    } else {
+        mode.to_owned()
+    }
+}
+
 /// The students by rank; equal ranks and the unranked by name.
 fn show(mut p: PromotionShow) {
     let year = p.year.map(|y| format!(" ({y})")).unwrap_or_default();
     let ranked = p.students.iter().filter(|s| s.rank.is_some()).count();
     let mut out = format!(
-        "{}{year}: {}, {ranked} ranked\n",
+        "{}{year}: {}, {ranked} ranked{}{}\n",
         p.name,
-        output::count(p.students.len() as u64, "student")
+        output::count(p.students.len() as u64, "student"),
+        match p.publication {
+            Publication::Manual => ", grades published by hand",
+            Publication::Immediate => "",
+        },
+        if p.locked { ", locked" } else { "" },
     );
     if let Some(d) = &p.description {
         out.push_str(d);

@@ -252,7 +252,7 @@ fn show(s: &StudentShow) -> String {
                 t.add_row(vec![
                     name,
                     avg,
-                    output::grade_value(&g.value),
+                    output::grade_cell(g),
                     output::coefficient(&g.coefficient),
                     g.label.clone().unwrap_or_default(),
                     g.id.to_string(),

@@ -304,7 +304,10 @@ fn json_prints_the_servers_data_unchanged() {
         .json();
     assert_eq!(
         p,
-        serde_json::json!({"name": "P", "year": null, "description": "Réseaux", "students": 0})
+        serde_json::json!({
+            "name": "P", "year": null, "description": "Réseaux", "students": 0,
+            "publication": "immediate", "locked": false,
+        })
     );
     let id = add_student(&u, "P", "Ann", "Lee", &[]);
     let g = u

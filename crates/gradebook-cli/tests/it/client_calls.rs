@@ -39,6 +39,7 @@ async fn every_command_replies_with_the_type_its_call_names() {
             name: "RT1".into(),
             year: Some(2026),
             description: Some("Réseaux".into()),
+            publication: None,
         }))
         .await
         .expect("promotion.create");
@@ -301,6 +302,7 @@ async fn calls_pipeline_carry_a_saved_token_and_travel_over_udp() {
             name: "P".into(),
             year: None,
             description: None,
+            publication: None,
         }))
         .await
         .expect("promotion.create");

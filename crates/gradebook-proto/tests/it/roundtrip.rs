@@ -83,15 +83,30 @@ fn command() -> impl Strategy<Value = Command> {
                 C::UserPassword(UserPasswordArgs { new, old, username })
             })
             .boxed(),
-        (text(), of(any::<i64>()), of(text()))
-            .prop_map(|(name, year, description)| {
+        (text(), of(any::<i64>()), of(text()), of(text()))
+            .prop_map(|(name, year, description, publication)| {
                 C::PromotionCreate(PromotionCreateArgs {
                     name,
                     year,
                     description,
+                    publication,
                 })
             })
             .boxed(),
+        (text(), of(of(any::<i64>())), of(of(text())), of(text()))
+            .prop_map(|(name, year, description, publication)| {
+                C::PromotionUpdate(PromotionUpdateArgs {
+                    name,
+                    year,
+                    description,
+                    publication,
+                })
+            })
+            .boxed(),
+        promotion_args().prop_map(C::PromotionLock).boxed(),
+        promotion_args().prop_map(C::PromotionUnlock).boxed(),
+        publish_args().prop_map(C::GradePublish).boxed(),
+        publish_args().prop_map(C::GradeUnpublish).boxed(),
         no_args().prop_map(C::PromotionList).boxed(),
         promotion_args().prop_map(C::PromotionShow).boxed(),
         (text(), of(any::<bool>()))
@@ -214,15 +229,19 @@ fn grade() -> impl Strategy<Value = Grade> {
         grade_value(),
         coefficient(),
         of(text()),
+        any::<bool>(),
     )
-        .prop_map(|(id, student, subject, value, coefficient, label)| Grade {
-            id,
-            student,
-            subject,
-            value,
-            coefficient,
-            label,
-        })
+        .prop_map(
+            |(id, student, subject, value, coefficient, label, published)| Grade {
+                id,
+                student,
+                subject,
+                value,
+                coefficient,
+                label,
+                published,
+            },
+        )
 }
 
 fn student() -> impl Strategy<Value = Student> {
@@ -239,14 +258,43 @@ fn student() -> impl Strategy<Value = Student> {
 }
 
 fn promotion() -> impl Strategy<Value = Promotion> {
-    (text(), of(any::<i64>()), of(text()), any::<u64>()).prop_map(
-        |(name, year, description, students)| Promotion {
-            name,
-            year,
-            description,
-            students,
-        },
+    (
+        text(),
+        of(any::<i64>()),
+        of(text()),
+        any::<u64>(),
+        publication(),
+        any::<bool>(),
     )
+        .prop_map(
+            |(name, year, description, students, publication, locked)| Promotion {
+                name,
+                year,
+                description,
+                students,
+                publication,
+                locked,
+            },
+        )
+}
+
+fn publication() -> impl Strategy<Value = Publication> {
+    prop_oneof![Just(Publication::Immediate), Just(Publication::Manual)]
+}
+
+fn publish_args() -> impl Strategy<Value = PublishArgs> {
+    (
+        text(),
+        of(text()),
+        of(text()),
+        of(proptest::collection::vec(any::<i64>(), 0..4)),
+    )
+        .prop_map(|(promotion, subject, label, ids)| PublishArgs {
+            promotion,
+            subject,
+            label,
+            ids,
+        })
 }
 
 fn user() -> impl Strategy<Value = User> {
@@ -490,7 +538,15 @@ proptest! {
         assert_data_round_trips(id.clone(), &Students { students })?;
         assert_data_round_trips(id.clone(), &Grades { grades })?;
         let (name, year, description, students) = show;
-        assert_data_round_trips(id.clone(), &PromotionShow { name, year, description, students })?;
+        let show = PromotionShow {
+            name,
+            year,
+            description,
+            publication: Publication::Manual,
+            locked: true,
+            students,
+        };
+        assert_data_round_trips(id.clone(), &show)?;
         assert_data_round_trips(id.clone(), &average)?;
         let (name, subjects) = subjects;
         assert_data_round_trips(id.clone(), &PromotionSubjects { name, subjects })?;

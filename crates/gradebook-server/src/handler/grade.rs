@@ -67,8 +67,13 @@ pub async fn delete(state: &State, args: IdArgs, caller: &Caller) -> Handled {
     done()
 }
 
-pub async fn list(state: &State, args: GradeListArgs) -> Handled {
-    let grades = state.model.read().student(args.student)?.grades().collect();
+pub async fn list(state: &State, args: GradeListArgs, caller: &Caller) -> Handled {
+    let grades = state
+        .model
+        .read()
+        .student(args.student)?
+        .grades(caller.scope())
+        .collect();
     reply(Grades { grades })
 }
 

@@ -69,19 +69,24 @@ pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled
         C::PromotionDelete(a) => promotion::delete(state, a, caller).await,
         C::PromotionGrant(a) => promotion::grant(state, a, true, caller).await,
         C::PromotionRevoke(a) => promotion::grant(state, a, false, caller).await,
-        C::PromotionAverage(a) => promotion::average(state, a).await,
-        C::PromotionSubjects(a) => promotion::subjects(state, a).await,
+        C::PromotionUpdate(a) => promotion::update(state, a, caller).await,
+        C::PromotionLock(a) => promotion::lock(state, a, true, caller).await,
+        C::PromotionUnlock(a) => promotion::lock(state, a, false, caller).await,
+        C::GradePublish(a) => promotion::publish(state, a, true, caller).await,
+        C::GradeUnpublish(a) => promotion::publish(state, a, false, caller).await,
+        C::PromotionAverage(a) => promotion::average(state, a, caller).await,
+        C::PromotionSubjects(a) => promotion::subjects(state, a, caller).await,
         C::StudentAdd(a) => student::add(state, a, caller).await,
         C::StudentList(a) => student::list(state, a).await,
         C::StudentUpdate(a) => student::update(state, a, caller).await,
         C::StudentRemove(a) => student::remove(state, a, caller).await,
-        C::StudentShow(a) => student::show(state, a).await,
-        C::StudentAverage(a) => student::average(state, a).await,
-        C::StudentExplain(a) => student::explain(state, a).await,
+        C::StudentShow(a) => student::show(state, a, caller).await,
+        C::StudentAverage(a) => student::average(state, a, caller).await,
+        C::StudentExplain(a) => student::explain(state, a, caller).await,
         C::GradeAdd(a) => grade::add(state, a, caller).await,
         C::GradeUpdate(a) => grade::update(state, a, caller).await,
         C::GradeDelete(a) => grade::delete(state, a, caller).await,
-        C::GradeList(a) => grade::list(state, a).await,
+        C::GradeList(a) => grade::list(state, a, caller).await,
         C::AuditList(a) => grade::audit(state, a).await,
         C::AuditVerify(_) => grade::verify(state).await,
         C::ImportBegin(a) => import::begin(state, a, caller).await,
@@ -152,7 +157,17 @@ pub fn normalize_names(command: &mut Command) {
         C::UserDelete(a) => nfc(&mut a.username),
         C::UserPassword(a) => a.username.iter_mut().for_each(nfc),
         C::PromotionCreate(a) => nfc(&mut a.name),
-        C::PromotionShow(a) | C::PromotionAverage(a) | C::PromotionSubjects(a) => nfc(&mut a.name),
+        C::PromotionShow(a)
+        | C::PromotionAverage(a)
+        | C::PromotionSubjects(a)
+        | C::PromotionLock(a)
+        | C::PromotionUnlock(a) => nfc(&mut a.name),
+        C::PromotionUpdate(a) => nfc(&mut a.name),
+        C::GradePublish(a) | C::GradeUnpublish(a) => {
+            nfc(&mut a.promotion);
+            a.subject.iter_mut().for_each(nfc);
+            a.label.iter_mut().for_each(nfc);
+        }
         C::PromotionDelete(a) => nfc(&mut a.name),
         C::PromotionGrant(a) | C::PromotionRevoke(a) => {
             nfc(&mut a.name);

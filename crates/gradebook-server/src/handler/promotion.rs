@@ -1,47 +1,107 @@
 //! `promotion.*`: cohorts, their averages, statistics and ranks.
 
+use gradebook_core::{Changed, Promotion, Publication};
 use gradebook_core::{Name, Role, check_text};
 use gradebook_proto::WireError;
 use gradebook_proto::command::{
-    GrantArgs, PromotionArgs, PromotionCreateArgs, PromotionDeleteArgs,
+    GrantArgs, PromotionArgs, PromotionCreateArgs, PromotionDeleteArgs, PromotionUpdateArgs,
+    PublishArgs,
 };
 use gradebook_proto::data::{
     PromotionAverage, PromotionShow, PromotionSubjects, Promotions, RankedStudent, SubjectStats,
 };
+use gradebook_store::{GradeSelection, PromotionPatch};
 
-use super::{Handled, done, from_store, reply};
+use super::{Handled, done, from_store, optional_name, reply};
 use crate::context::{Caller, State};
+use crate::model::Scope;
 
 /// Years a promotion may have.
 const YEARS: std::ops::RangeInclusive<i64> = 1900..=9999;
 
-pub async fn create(state: &State, args: PromotionCreateArgs, caller: &Caller) -> Handled {
-    let name = Name::parse("promotion name", &args.name)?;
-    if let Some(year) = args.year
-        && !YEARS.contains(&year)
-    {
-        return Err(WireError::invalid_value(format!(
-            "year {year} is outside {}..{}",
+/// Validates a year.
+fn year(year: Option<i64>) -> Result<Option<i64>, WireError> {
+    match year {
+        Some(y) if !YEARS.contains(&y) => Err(WireError::invalid_value(format!(
+            "year {y} is outside {}..{}",
             YEARS.start(),
             YEARS.end()
-        )));
+        ))),
+        _ => Ok(year),
     }
-    if let Some(d) = &args.description {
+}
+
+/// Validates a description.
+fn description(d: Option<String>) -> Result<Option<String>, WireError> {
+    if let Some(d) = &d {
         check_text("description", d, 0, 1024)?;
     }
+    Ok(d)
+}
+
+/// Parses a publication mode.
+fn publication(mode: Option<String>) -> Result<Option<Publication>, WireError> {
+    Ok(mode.map(|m| m.parse::<Publication>()).transpose()?)
+}
+
+pub async fn create(state: &State, args: PromotionCreateArgs, caller: &Caller) -> Handled {
+    let promotion = Promotion {
+        year: year(args.year)?,
+        description: description(args.description)?,
+        publication: publication(args.publication)?.unwrap_or_default(),
+        ..Promotion::new(Name::parse("promotion name", &args.name)?.into_string())
+    };
     let session = caller.session()?;
     let promotion = state
         .store
-        .promotion_create(
-            name.as_str(),
-            args.year,
-            args.description.as_deref(),
-            Some(session.user_id),
-            caller.write()?,
-        )
+        .promotion_create(&promotion, Some(session.user_id), caller.write()?)
         .await
         .map_err(from_store)?;
     reply(promotion)
+}
+
+pub async fn update(state: &State, args: PromotionUpdateArgs, caller: &Caller) -> Handled {
+    let patch = PromotionPatch {
+        year: args.year.map(year).transpose()?,
+        description: args.description.map(description).transpose()?,
+        publication: publication(args.publication)?,
+    };
+    let promotion = state
+        .store
+        .promotion_update(&args.name, &patch, caller.write()?)
+        .await
+        .map_err(from_store)?;
+    reply(promotion)
+}
+
+/// `promotion.lock` (`locked`) and `promotion.unlock`.
+pub async fn lock(state: &State, args: PromotionArgs, locked: bool, caller: &Caller) -> Handled {
+    let promotion = state
+        .store
+        .promotion_lock(&args.name, locked, caller.write()?)
+        .await
+        .map_err(from_store)?;
+    reply(promotion)
+}
+
+/// `grade.publish` (`published`) and `grade.unpublish`.
+pub async fn publish(
+    state: &State,
+    args: PublishArgs,
+    published: bool,
+    caller: &Caller,
+) -> Handled {
+    let selection = GradeSelection {
+        subject: optional_name("subject", args.subject)?,
+        label: optional_name("label", args.label)?,
+        ids: args.ids,
+    };
+    let changed = state
+        .store
+        .grades_publish(&args.promotion, &selection, published, caller.write()?)
+        .await
+        .map_err(from_store)?;
+    reply(Changed { changed })
 }
 
 pub async fn list(state: &State, caller: &Caller) -> Handled {
@@ -69,7 +129,7 @@ pub async fn list(state: &State, caller: &Caller) -> Handled {
 pub async fn show(state: &State, args: PromotionArgs) -> Handled {
     let view = state.model.read();
     let p = view.promotion(&args.name)?;
-    let figures = view.figures(p);
+    let figures = view.figures(p, Scope::All);
     let mut students = Vec::with_capacity(figures.students.len());
     for ((id, summary), rank) in figures
         .students
@@ -97,6 +157,8 @@ pub async fn show(state: &State, args: PromotionArgs) -> Handled {
         name: promotion.name,
         year: promotion.year,
         description: promotion.description,
+        publication: promotion.publication,
+        locked: promotion.locked,
         students,
     })
 }
@@ -139,11 +201,11 @@ pub async fn grant(state: &State, args: GrantArgs, give: bool, caller: &Caller) 
     done()
 }
 
-pub async fn average(state: &State, args: PromotionArgs) -> Handled {
+pub async fn average(state: &State, args: PromotionArgs, caller: &Caller) -> Handled {
     let (name, figures) = {
         let view = state.model.read();
         let p = view.promotion(&args.name)?;
-        (p.name().to_owned(), view.figures(p))
+        (p.name().to_owned(), view.figures(p, caller.scope()))
     };
     let stats = &figures.statistics;
     reply(PromotionAverage {
@@ -162,11 +224,14 @@ pub async fn average(state: &State, args: PromotionArgs) -> Handled {
     })
 }
 
-pub async fn subjects(state: &State, args: PromotionArgs) -> Handled {
+pub async fn subjects(state: &State, args: PromotionArgs, caller: &Caller) -> Handled {
     let (name, stats) = {
         let view = state.model.read();
         let p = view.promotion(&args.name)?;
-        (p.name().to_owned(), view.subject_statistics(p))
+        (
+            p.name().to_owned(),
+            view.subject_statistics(p, caller.scope()),
+        )
     };
     let subjects = stats
         .iter()

@@ -66,18 +66,19 @@ pub async fn remove(state: &State, args: IdArgs, caller: &Caller) -> Handled {
     done()
 }
 
-pub async fn show(state: &State, args: IdArgs) -> Handled {
+pub async fn show(state: &State, args: IdArgs, caller: &Caller) -> Handled {
+    let scope = caller.scope();
     let view = state.model.read();
     let s = view.student(args.id)?;
     let student = s.student().clone();
-    let figures = view.figures(view.promotion(&student.promotion)?);
+    let figures = view.figures(view.promotion(&student.promotion)?, scope);
     let (summary, rank) = match figures.of(student.id) {
         Some((summary, rank)) => (summary.clone(), rank),
-        None => (s.summary(), None),
+        None => (s.summary(scope), None),
     };
-    let grades = s.grades().collect();
+    let grades = s.grades(scope).collect();
     let subjects = s
-        .subject_averages()
+        .subject_averages(scope)
         .into_iter()
         .map(|s| SubjectAverage {
             subject: s.subject,
@@ -102,8 +103,8 @@ pub async fn show(state: &State, args: IdArgs) -> Handled {
     })
 }
 
-pub async fn average(state: &State, args: IdArgs) -> Handled {
-    let s = state.model.read().student(args.id)?.summary();
+pub async fn average(state: &State, args: IdArgs, caller: &Caller) -> Handled {
+    let s = state.model.read().student(args.id)?.summary(caller.scope());
     reply(StudentAverage {
         id: args.id,
         average: s.average.map(|a| a.to_f64()),
@@ -113,8 +114,14 @@ pub async fn average(state: &State, args: IdArgs) -> Handled {
     })
 }
 
-pub async fn explain(state: &State, args: IdArgs) -> Handled {
-    let explanation = explain_average(state.model.read().student(args.id)?.grade_values());
+pub async fn explain(state: &State, args: IdArgs, caller: &Caller) -> Handled {
+    let explanation = explain_average(
+        state
+            .model
+            .read()
+            .student(args.id)?
+            .grade_values(caller.scope()),
+    );
     reply(Explained {
         explanation,
         id: args.id,

@@ -32,7 +32,10 @@ async fn the_five_services_and_the_listing() {
     .await;
     assert_eq!(
         p,
-        json!({"name": "RT2-2026", "year": 2026, "description": null, "students": 0})
+        json!({
+            "name": "RT2-2026", "year": 2026, "description": null, "students": 0,
+            "publication": "immediate", "locked": false,
+        })
     );
     // 2. Add students.
     let alice = ok(

@@ -7,6 +7,7 @@ mod fuzz_corpus;
 mod import;
 mod integration;
 mod permissions;
+mod publication;
 mod python_client;
 mod storage_full;
 mod strict_values;

@@ -118,6 +118,25 @@ impl World {
         s["id"].as_i64().expect("id")
     }
 
+    /// A new promotion, granted to the teacher if `own`, locked by the
+    /// admin if `locked`.
+    async fn promotion_for(&mut self, own: bool, locked: bool) -> String {
+        let name = self.fresh("Lockable");
+        ok(&mut self.admin, "promotion.create", json!({"name": name})).await;
+        if own {
+            ok(
+                &mut self.admin,
+                "promotion.grant",
+                json!({"name": name, "username": TEACHER}),
+            )
+            .await;
+        }
+        if locked {
+            ok(&mut self.admin, "promotion.lock", json!({"name": name})).await;
+        }
+        name
+    }
+
     async fn grade_of(&mut self, student: i64) -> i64 {
         let g = ok(
             &mut self.admin,
@@ -195,6 +214,13 @@ impl World {
             "promotion.show" | "promotion.average" | "promotion.subjects" => {
                 json!({"name": promotion})
             }
+            "promotion.update" => json!({"name": promotion, "description": "updated"}),
+            // Locking the walk's own promotions would refuse the commands
+            // after it: a promotion of its own, granted if `own`.
+            "promotion.lock" | "promotion.unlock" => {
+                json!({"name": self.promotion_for(own, cmd == "promotion.unlock").await})
+            }
+            "grade.publish" | "grade.unpublish" => json!({"promotion": promotion}),
             "promotion.delete" => {
                 let name = self.fresh("Doomed");
                 ok(&mut self.admin, "promotion.create", json!({"name": name})).await;
@@ -292,6 +318,11 @@ const RULES: &[(&str, [Rule; 3])] = &[
     ("promotion.delete", [Yes, Own, No]),
     ("promotion.grant", [Yes, No, No]),
     ("promotion.revoke", [Yes, No, No]),
+    ("promotion.update", [Yes, Own, No]),
+    ("promotion.lock", [Yes, Own, No]),
+    ("promotion.unlock", [Yes, No, No]),
+    ("grade.publish", [Yes, Own, No]),
+    ("grade.unpublish", [Yes, Own, No]),
     ("promotion.average", [Yes, Own, Own]),
     ("promotion.subjects", [Yes, Own, Own]),
     ("student.add", [Yes, Own, No]),
@@ -598,4 +629,121 @@ async fn each_grade_change_is_audited_with_who_made_it() {
             .iter()
             .any(|n| n.starts_with("audit.") && !["audit.list", "audit.verify"].contains(n))
     );
+}
+
+/// What the lock walk's commands act on in `Mine`, made beforehand (a
+/// locked promotion would refuse making them).
+struct Targets {
+    grade_to_update: i64,
+    grade_to_delete: i64,
+    student_to_remove: i64,
+}
+
+impl Targets {
+    async fn make(w: &mut World) -> Targets {
+        let mate = w.mate;
+        Targets {
+            grade_to_update: w.grade_of(mate).await,
+            grade_to_delete: w.grade_of(mate).await,
+            student_to_remove: w.student_in("Mine").await,
+        }
+    }
+
+    /// The arguments of `cmd` in `Mine`.
+    fn args(&self, w: &World, cmd: &str) -> Value {
+        match cmd {
+            "student.add" => json!({"promotion": "Mine", "first_name": "N", "last_name": "S"}),
+            "student.update" => json!({"id": w.mate, "email": "x@y.z"}),
+            "student.remove" => json!({"id": self.student_to_remove}),
+            "grade.add" => json!({"student": w.mate, "subject": "S", "value": 11}),
+            "grade.update" => json!({"id": self.grade_to_update, "value": 9}),
+            "grade.delete" => json!({"id": self.grade_to_delete}),
+            "grade.publish" | "grade.unpublish" => json!({"promotion": "Mine"}),
+            "promotion.update" => json!({"name": "Mine", "year": 2030}),
+            other => panic!("no arguments for {other}"),
+        }
+    }
+}
+
+/// Every role × lock state × command that changes a promotion's students
+/// or grades (and the new publication commands): refused with `forbidden`
+/// where the role may not, else with `locked` while the promotion is
+/// locked (reads and the promotion's own fields still work), else done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_promotion_refuses_changes_to_its_students_and_grades() {
+    let mut w = World::new().await;
+    let changes = [
+        "student.add",
+        "student.update",
+        "student.remove",
+        "grade.add",
+        "grade.update",
+        "grade.delete",
+        "grade.publish",
+        "grade.unpublish",
+        "promotion.update",
+    ];
+    let mut checked = 0;
+    for locked in [false, true] {
+        let mut targets = Vec::new();
+        for _ in Role::ALL {
+            targets.push(Targets::make(&mut w).await);
+        }
+        if locked {
+            let mut t = w.login(Role::Teacher).await;
+            let p = ok(&mut t, "promotion.lock", json!({"name": "Mine"})).await;
+            assert_eq!(p["locked"], true);
+            // Only an admin unlocks.
+            err(
+                &mut t,
+                "promotion.unlock",
+                json!({"name": "Mine"}),
+                "forbidden",
+            )
+            .await;
+        }
+        for (role, targets) in Role::ALL.into_iter().zip(&targets) {
+            let mut client = w.login(role).await;
+            for cmd in changes {
+                let args = targets.args(&w, cmd);
+                let result = client.call(cmd, args.clone()).await;
+                let code = match &result {
+                    Ok(_) => "ok",
+                    Err(ClientError::Server(e)) => e.code.as_str(),
+                    Err(other) => panic!("{role} {cmd}: {other}"),
+                };
+                let expected = if !allowed(cmd, role, true) {
+                    "forbidden"
+                } else if locked && cmd != "promotion.update" {
+                    "locked"
+                } else {
+                    "ok"
+                };
+                assert_eq!(code, expected, "{role} {cmd} {args} (locked: {locked})");
+                checked += 1;
+            }
+            // Reads still work, and say whether the promotion is locked.
+            if role != Role::Student {
+                let show = ok(&mut client, "promotion.show", json!({"name": "Mine"})).await;
+                assert_eq!(show["locked"], locked);
+            }
+            let own = if role == Role::Student {
+                w.own_student
+            } else {
+                w.mate
+            };
+            ok(&mut client, "student.show", json!({"id": own})).await;
+        }
+    }
+    assert_eq!(checked, 2 * 3 * changes.len());
+    let p = ok(&mut w.admin, "promotion.unlock", json!({"name": "Mine"})).await;
+    assert_eq!(p["locked"], false);
+    ok(
+        &mut w.admin,
+        "grade.add",
+        json!({"student": w.mate, "subject": "S", "value": 11}),
+    )
+    .await;
+    let log = ok(&mut w.admin, "audit.verify", json!({})).await;
+    assert_eq!(log["intact"], true, "{log}");
 }
