@@ -48,6 +48,7 @@ use bytes::BytesMut;
 use gradebook_proto::codec::write_frame;
 use gradebook_proto::command::{HelloArgs, LoginArgs};
 use gradebook_proto::data::Login;
+use gradebook_proto::envelope::decode_event;
 use gradebook_proto::{
     Call, Command, Encoding, FrameCodec, FrameError, Id, Reply, ReplyStatus, Request, Secret,
     WireError, call,
@@ -164,6 +165,8 @@ pub struct Client {
     timeout: Duration,
     fingerprint: Option<String>,
     token: Option<Secret>,
+    /// Event messages read while a reply was awaited (after `watch`).
+    events: std::collections::VecDeque<gradebook_proto::data::Event>,
 }
 
 impl std::fmt::Debug for Client {
@@ -205,6 +208,7 @@ impl Client {
             timeout: options.timeout,
             fingerprint,
             token: None,
+            events: std::collections::VecDeque::new(),
         })
     }
 
@@ -316,9 +320,33 @@ impl Client {
         ReplyStatus::decode(encoding, &frame).map_err(ClientError::Protocol)
     }
 
+    /// The next reply; event messages read on the way are kept for
+    /// [`Client::next_event`].
     async fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        loop {
+            let frame = self.read_frame().await?;
+            match Reply::decode(self.codec.encoding(), &frame) {
+                Ok(reply) => return Ok(reply),
+                Err(e) => match decode_event(self.codec.encoding(), &frame) {
+                    Some(event) => self.events.push_back(event),
+                    None => return Err(ClientError::Protocol(e)),
+                },
+            }
+        }
+    }
+
+    /// The next event message of a connection that watches (protocol §9),
+    /// waiting for it as long as it takes (flushing queued requests
+    /// first). A reply arriving instead is a protocol error: read replies
+    /// with [`Client::recv`] before waiting for events.
+    pub async fn next_event(&mut self) -> Result<gradebook_proto::data::Event, ClientError> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        self.flush().await?;
         let frame = self.read_frame().await?;
-        Reply::decode(self.codec.encoding(), &frame).map_err(ClientError::Protocol)
+        decode_event(self.codec.encoding(), &frame)
+            .ok_or_else(|| ClientError::Protocol("a reply came where an event was awaited".into()))
     }
 
     /// Reads the next whole frame.

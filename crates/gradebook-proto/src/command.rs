@@ -121,6 +121,18 @@ args!(
     }
 );
 args!(
+    /// `watch`: live events about a promotion, a student, or everything
+    /// the caller may read; with `since`, first the events after that seq.
+    WatchArgs {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        promotion: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        student: Option<i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<i64>,
+    }
+);
+args!(
     /// Commands that name one promotion.
     PromotionArgs { name: String }
 );
@@ -401,6 +413,10 @@ commands! {
     "grade.publish" => GradePublish(PublishArgs) -> data::Changed,
     /// Hides grades from their students again.
     "grade.unpublish" => GradeUnpublish(PublishArgs) -> data::Changed,
+    /// Starts live events on this connection.
+    "watch" => Watch(WatchArgs) -> data::Watching,
+    /// Stops them.
+    "unwatch" => Unwatch(NoArgs) -> data::Watching,
     /// A promotion's average and statistics.
     "promotion.average" => PromotionAverage(PromotionArgs) -> data::PromotionAverage,
     /// Per-subject statistics of a promotion.

@@ -14,6 +14,31 @@ use crate::Secret;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Done {}
 
+/// `watch` and `unwatch`: whether the connection is now watching, and the
+/// change log's position (events after it follow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watching {
+    /// Whether events are sent.
+    pub watching: bool,
+    /// The last change-log entry before the live events.
+    pub seq: i64,
+}
+
+/// An event message (protocol §9): no `id`, no `ok`; sent between replies
+/// on a connection that watches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// What happened: `grade.published`, `grade.updated`, `grade.deleted`,
+    /// `promotion.locked`… or `lagged`.
+    pub event: String,
+    /// The change-log entry it comes from (for `lagged`, the last one
+    /// sent: watch again with `since` set to it).
+    pub seq: i64,
+    /// The grade or promotion, as its reader may see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+}
+
 /// `hello`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hello {

@@ -119,6 +119,15 @@ impl Request {
 const MSGPACK_MAX_DEPTH: usize = 64;
 
 /// Decodes MessagePack under the nesting limit.
+/// Reads a frame as an event message (protocol §9), if it is one: an
+/// object with `event` and `seq`, and neither `id` nor `ok`.
+pub fn decode_event(encoding: Encoding, frame: &[u8]) -> Option<crate::data::Event> {
+    match encoding {
+        Encoding::Json => serde_json::from_slice(frame).ok(),
+        Encoding::Msgpack => from_msgpack(frame).ok(),
+    }
+}
+
 fn from_msgpack<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, rmp_serde::decode::Error> {
     let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
     de.set_max_depth(MSGPACK_MAX_DEPTH);

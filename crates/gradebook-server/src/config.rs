@@ -58,6 +58,9 @@ pub struct Limits {
     /// The most memory one import may hold (bytes of its lines); imports
     /// held at once are bounded to four times that in all.
     pub max_import_bytes: usize,
+    /// Events one watcher may have waiting (protocol §9); past that it is
+    /// dropped from the feed as `lagged`.
+    pub watch_queue: usize,
 }
 
 impl Default for Limits {
@@ -72,6 +75,7 @@ impl Default for Limits {
             max_connections: 10_000,
             shutdown_grace: Duration::from_secs(5),
             udp_max_reply: 1200,
+            watch_queue: crate::watch::QUEUE,
             udp_rate: 1000,
             udp_burst: 2000,
             udp_in_flight: 512,

@@ -12,7 +12,9 @@
 //! is written once its own commit is done.
 //! Every wait is bounded: a connection idle for too long, a request
 //! trickling in too slowly, a client that never logs in, or one that does
-//! not read its replies is closed.
+//! not read its replies is closed. A connection that watches (protocol §9)
+//! is not idle: its events are written between replies, while it waits
+//! for the next request.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,6 +40,7 @@ use crate::dispatch::execute;
 use crate::facts::{Flow, facts};
 use crate::handler::Data;
 use crate::session::{Session, TokenHash};
+use crate::watch::{self as events, Subscription};
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -46,6 +49,9 @@ const IDLE_CHUNK: usize = 2 * 1024;
 /// Replies are written out once this much is pending, so a long pipeline
 /// cannot make the output buffer grow without bound.
 const FLUSH_AT: usize = 64 * 1024;
+/// How long a watching connection waits before it looks again at its
+/// deadlines (it has none but a partial request's).
+const WATCHING_WAIT: std::time::Duration = std::time::Duration::from_secs(3600);
 /// The most requests one connection has running at once (writes waiting
 /// for their commit); a longer pipeline waits for them.
 const MAX_PIPELINED: usize = 1024;
@@ -68,7 +74,7 @@ where
                 if conn.settle(&mut pending, &state).await.is_err() {
                     return;
                 }
-                match conn.read_request(&shutdown).await {
+                match conn.read_request(&shutdown, &state).await {
                     Some(incoming) => incoming,
                     None => return,
                 }
@@ -199,7 +205,40 @@ struct Connection<S> {
     partial_since: Option<Instant>,
     /// Whether a request was read since the last wait for input.
     answered: bool,
+    /// Its live events, once it watches.
+    watching: Option<Watching>,
 }
+
+/// A connection's watch: its registration, and the part of the log still
+/// to replay.
+struct Watching {
+    subscription: Subscription,
+    /// Replay the log's events after this seq (up to the subscription's
+    /// position) before the live ones.
+    replay_after: Option<i64>,
+}
+
+/// What the wait for the next request may bring besides bytes.
+enum Feed {
+    /// An event for the watcher.
+    Event(Arc<events::Event>),
+    /// The feed dropped the watcher (lagged).
+    Closed,
+}
+
+/// The next event of a watching connection; never, for the others.
+async fn next_event(watching: &mut Option<Watching>) -> Feed {
+    match watching {
+        Some(w) => match w.subscription.events.recv().await {
+            Some(event) => Feed::Event(event),
+            None => Feed::Closed,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The most change-log entries a replay reads at once.
+const REPLAY_PAGE: u32 = 512;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn new(stream: S, peer: SocketAddr, limits: Limits, clock: Clock) -> Self {
@@ -221,6 +260,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             last_request: now,
             partial_since: None,
             answered: false,
+            watching: None,
         }
     }
 
@@ -262,8 +302,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Writes the replies so far, then waits for the next request; `None`
     /// when the client left, a deadline passed, or the server shuts down.
-    async fn read_request(&mut self, shutdown: &CancellationToken) -> Option<Incoming> {
+    async fn read_request(
+        &mut self,
+        shutdown: &CancellationToken,
+        state: &State,
+    ) -> Option<Incoming> {
         loop {
+            if self.replay(state).await.is_err() {
+                return None;
+            }
             let now = self.clock.now();
             if std::mem::take(&mut self.answered) {
                 self.last_request = now;
@@ -276,6 +323,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             let limits = &self.limits;
             let mut deadline = match self.partial_since {
                 Some(t) => t + limits.request_timeout,
+                // A watcher waits for events, not requests.
+                None if self.watching.is_some() => now + WATCHING_WAIT,
                 None => self.last_request + limits.idle_timeout,
             };
             if self.session.is_none() {
@@ -293,8 +342,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             tokio::select! {
                 _ = shutdown.cancelled() => return None,
                 _ = self.clock.sleep_until(deadline) => {
+                    if self.watching.is_some() && self.partial_since.is_none() {
+                        continue;
+                    }
                     tracing::debug!(peer = %self.peer, "connection timed out");
                     return None;
+                }
+                feed = next_event(&mut self.watching) => {
+                    self.deliver(feed);
+                    continue;
                 }
                 read = self.reader.read_buf(&mut self.input) => match read {
                     Ok(0) | Err(_) => return None,
@@ -305,6 +361,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Some(incoming);
             }
         }
+    }
+
+    /// Queues a live event (one at or before the subscription's position
+    /// came from the log already), or, once the feed dropped the watcher,
+    /// `lagged`.
+    fn deliver(&mut self, feed: Feed) {
+        let Some(w) = &self.watching else {
+            return;
+        };
+        match feed {
+            Feed::Event(event) if event.seq > w.subscription.seq => {
+                push_event(&self.codec, &event.message(), &mut self.output);
+            }
+            Feed::Event(_) => {}
+            Feed::Closed => {
+                let seq = w.subscription.lagged().unwrap_or(w.subscription.seq);
+                let lagged = events::Message {
+                    event: "lagged",
+                    seq,
+                    data: None,
+                };
+                push_event(&self.codec, &lagged, &mut self.output);
+                self.watching = None;
+            }
+        }
+    }
+
+    /// Sends the log's events a new watch asked for with `since`, up to
+    /// its subscription's position, filtered as live ones are. If the log
+    /// cannot be read, the watcher is told `lagged` (at `since`) and
+    /// dropped: it may watch again. Errors only if the client is gone.
+    async fn replay(&mut self, state: &State) -> std::io::Result<()> {
+        let Some(w) = &mut self.watching else {
+            return Ok(());
+        };
+        let Some(mut after) = w.replay_after.take() else {
+            return Ok(());
+        };
+        let until = w.subscription.seq;
+        let filter = w.subscription.filter.clone();
+        while after < until {
+            let page = match state.store.changes_after(after, REPLAY_PAGE).await {
+                Ok(page) if !page.is_empty() => page,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot replay the change log for a watcher");
+                    let lagged = events::Message {
+                        event: "lagged",
+                        seq: after,
+                        data: None,
+                    };
+                    push_event(&self.codec, &lagged, &mut self.output);
+                    self.watching = None;
+                    return self.flush().await;
+                }
+            };
+            let found: Vec<events::Event> = {
+                let view = state.model.read();
+                page.iter()
+                    .filter(|(record, _)| record.seq <= until)
+                    .filter_map(|(record, promotion)| events::Event::of(record, *promotion))
+                    .filter(|event| filter.admits(event, &view))
+                    .collect()
+            };
+            after = page.last().map_or(until, |(record, _)| record.seq);
+            for event in &found {
+                push_event(&self.codec, &event.message(), &mut self.output);
+            }
+            if self.output.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+        Ok(())
     }
 
     /// Queues a reply in the connection's encoding; writes the queue out
@@ -377,6 +506,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.session = Some(s);
                 self.codec.set_max_frame(self.limits.max_frame);
             }
+            Effect::Watch(watch) => {
+                let taken = watch
+                    .subscription
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                // A new watch replaces the one before.
+                self.watching = taken.map(|subscription| Watching {
+                    subscription,
+                    replay_after: watch.since,
+                });
+            }
+            Effect::Unwatch => self.watching = None,
             // Only if it is this connection's session that ended: a logout
             // sent with another session's token in its envelope leaves this
             // one logged in.
@@ -387,12 +529,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     .is_none_or(|s| !state.sessions.is_live(&s.token_hash)) =>
             {
                 self.session = None;
+                // Events are for the session that asked for them.
+                self.watching = None;
                 self.codec.set_max_frame(self.limits.pre_auth_max_frame);
                 // A fresh minute to log in again, counted from now.
                 self.unauthenticated_since = self.clock.now();
             }
             Effect::LoggedOut => {}
         }
+    }
+}
+
+/// Appends an event message to the output buffer, in the connection's
+/// encoding (one that cannot be encoded is logged and left out).
+fn push_event(codec: &FrameCodec, message: &events::Message<'_>, output: &mut BytesMut) {
+    let start = output.len();
+    if let Err(e) = codec.encode(message, output) {
+        tracing::error!(error = %e, "could not encode an event");
+        output.truncate(start);
     }
 }
 

@@ -35,6 +35,8 @@ pub struct State {
     pub model: Arc<Model>,
     /// Imports being sent, one per session.
     pub imports: handler::import::Imports,
+    /// The connections that watch, and their feed.
+    pub hub: Arc<crate::watch::Hub>,
     /// The time.
     pub clock: Clock,
 }
@@ -59,6 +61,32 @@ pub enum Effect {
     LoggedIn(Arc<Session>),
     /// The connection's session is gone (logout, expiry, revocation).
     LoggedOut,
+    /// The connection now watches: first the log's events after `since`
+    /// (if given) up to the subscription's position, then the feed's.
+    Watch(Watch),
+    /// The connection no longer watches.
+    Unwatch,
+}
+
+/// A new watch, handed from the handler to its connection.
+#[derive(Clone)]
+pub struct Watch {
+    /// The registration, taken once by the connection.
+    pub subscription: Arc<std::sync::Mutex<Option<crate::watch::Subscription>>>,
+    /// Replay the log's events after this seq first.
+    pub since: Option<i64>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("since", &self.since).finish()
+    }
+}
+
+impl PartialEq for Watch {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.subscription, &other.subscription)
+    }
 }
 
 /// The caller of one request.

@@ -58,6 +58,14 @@ pub enum Target<'a> {
     },
     /// The session's open import, by id (its promotion is the target's).
     Import(i64),
+    /// A watch: the promotion and the student it names, if any (a teacher
+    /// must name one they manage, a student themselves).
+    Watch {
+        /// The promotion named.
+        promotion: Option<&'a str>,
+        /// The student named.
+        student: Option<i64>,
+    },
 }
 
 /// What the server knows of a command before running it.
@@ -219,6 +227,17 @@ pub fn facts(command: &Command) -> Facts<'_> {
                 student: a.student,
             },
         ),
+        // Events: an admin may watch everything; a teacher names a
+        // promotion or student they manage, a student themselves. Each
+        // event is filtered for the watcher again when it is sent.
+        C::Watch(a) => read(
+            [Allow, Managed, OwnStudent],
+            Target::Watch {
+                promotion: a.promotion.as_deref(),
+                student: a.student,
+            },
+        ),
+        C::Unwatch(_) => read([Allow; 3], Nothing),
         // The whole log, every promotion's: the admin's.
         C::AuditVerify(_) => read([Allow, Deny, Deny], Nothing),
         // Imports hold their lines in memory until the commit writes them

@@ -33,6 +33,7 @@ mod permission;
 mod session;
 mod tls;
 mod udp;
+mod watch;
 
 pub use clock::Clock;
 pub use config::{Config, Limits, TlsMode};

@@ -21,6 +21,7 @@ use crate::context::State;
 use crate::memory::Memory;
 use crate::model::Model;
 use crate::session::Sessions;
+use crate::watch::{Feed, Hub};
 use crate::{connection, tls, udp};
 
 /// Why the server could not start.
@@ -106,11 +107,13 @@ impl Server {
         // Loads what is stored and follows every change from here on.
         let model = Model::new();
         let sessions = Arc::new(Sessions::new(config.clock.clone()));
+        let hub = Arc::new(Hub::default());
         let loading = std::time::Instant::now();
         store
             .follow(Arc::new(Memory {
                 model: model.clone(),
                 sessions: sessions.clone(),
+                feed: Feed::start(hub.clone(), model.clone()),
             }))
             .await?;
         tracing::info!(
@@ -146,6 +149,7 @@ impl Server {
             tls: tls.is_some(),
             model,
             imports: Default::default(),
+            hub,
             clock: config.clock.clone(),
         });
         Ok(Server {

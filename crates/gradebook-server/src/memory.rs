@@ -12,6 +12,7 @@ use gradebook_store::{Change, ChangeRecord, Diff, Follower, Snapshot};
 
 use crate::model::Model;
 use crate::session::Sessions;
+use crate::watch::{Event, Feed};
 
 /// The change log's follower in the server.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct Memory {
     pub model: Arc<Model>,
     /// Live sessions.
     pub sessions: Arc<Sessions>,
+    /// Where the events of each batch go, for `watch`.
+    pub feed: Feed,
 }
 
 impl Follower for Memory {
@@ -28,7 +31,15 @@ impl Follower for Memory {
     }
 
     fn apply(&self, batch: &[ChangeRecord]) {
-        self.model.apply(batch);
+        let mut events = Vec::new();
+        self.model.apply_reporting(batch, |record, promotion| {
+            if self.feed.wanted()
+                && let Some(event) = Event::of(record, promotion)
+            {
+                events.push(Arc::new(event));
+            }
+        });
+        self.feed.send(events);
         for record in batch {
             match &record.change {
                 Change::Session(Diff { old: Some(end), .. }) => {

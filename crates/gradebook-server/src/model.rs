@@ -65,6 +65,20 @@ impl Follower for Model {
     }
 
     fn apply(&self, batch: &[ChangeRecord]) {
+        self.apply_reporting(batch, |_, _| {});
+    }
+}
+
+impl Model {
+    /// Applies a committed batch, as [`Follower::apply`] does, and calls
+    /// `applied` with each entry and the promotion it is about (a grade's
+    /// is its student's, read as the change is applied), under the write
+    /// lock: no read sees the batch before `applied` has seen it.
+    pub fn apply_reporting(
+        &self,
+        batch: &[ChangeRecord],
+        mut applied: impl FnMut(&ChangeRecord, Option<i64>),
+    ) {
         let mut inner = self.write();
         for record in batch {
             if record.seq <= inner.seq {
@@ -77,8 +91,11 @@ impl Follower for Model {
                     "the change log skipped entries"
                 );
             }
+            let promotion = inner.promotion_of_change(&record.change);
             inner.apply(&record.change);
+            let promotion = promotion.or_else(|| inner.promotion_of_change(&record.change));
             inner.seq = record.seq;
+            applied(record, promotion);
         }
     }
 }
@@ -456,6 +473,21 @@ impl Inner {
         }
     }
 
+    /// The promotion a change is about, as the model stands: a grade's
+    /// student's (before a removal, or after an addition).
+    fn promotion_of_change(&self, change: &Change) -> Option<i64> {
+        match change {
+            Change::Promotion(d) => d.latest().map(|p| p.id),
+            Change::Grant(d) => d.latest().map(|g| g.promotion),
+            Change::Student(d) => d.latest().map(|s| s.promotion_id),
+            Change::Grade(d) => d
+                .latest()
+                .and_then(|g| self.students.get(&g.student))
+                .map(|s| s.record.promotion_id),
+            Change::User(_) | Change::Session(_) => None,
+        }
+    }
+
     fn touch(&mut self, promotion: i64) {
         if let Some(p) = self.promotions.get_mut(&promotion) {
             p.touch();
@@ -651,6 +683,25 @@ impl View<'_> {
             .by_name
             .values()
             .filter_map(|id| self.0.promotions.get(id))
+    }
+
+    /// A promotion by id.
+    pub fn promotion_by_id(&self, id: i64) -> Option<&PromotionState> {
+        self.0.promotions.get(&id)
+    }
+
+    /// The id of a student's promotion.
+    pub fn promotion_of_student(&self, student: i64) -> Option<i64> {
+        self.0.students.get(&student).map(|s| s.record.promotion_id)
+    }
+
+    /// A promotion's id, by name.
+    pub fn promotion_id(&self, name: &str) -> Result<i64, WireError> {
+        self.0
+            .by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| no_promotion(name))
     }
 
     /// A student by id.

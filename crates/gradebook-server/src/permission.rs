@@ -119,7 +119,7 @@ fn target_promotions(
             v.extend(to.map(str::to_owned));
             v
         }
-        Target::Audit { promotion, student } => {
+        Target::Audit { promotion, student } | Target::Watch { promotion, student } => {
             let mut v: Vec<String> = promotion.map(str::to_owned).into_iter().collect();
             if let Some(s) = student {
                 v.push(of_student(s)?);
@@ -142,10 +142,23 @@ fn target_student(view: &View<'_>, target: Target<'_>) -> Result<Option<i64>, Wi
     Ok(match target {
         Target::Student(id) => Some(id),
         Target::Grade(id) => Some(view.grade(id)?.student),
+        // A student watches themselves; a promotion named beside must be
+        // theirs too.
+        Target::Watch {
+            promotion,
+            student: Some(id),
+        } => {
+            let theirs = view.student(id)?.student().promotion.clone();
+            match promotion {
+                Some(p) if p != theirs => None,
+                _ => Some(id),
+            }
+        }
         Target::Nothing
         | Target::Promotion(_)
         | Target::Move { .. }
         | Target::Audit { .. }
+        | Target::Watch { student: None, .. }
         | Target::Import(_) => None,
     })
 }

@@ -689,6 +689,15 @@ impl Store for PostgresStore {
         Ok(read.await?)
     }
 
+    async fn changes_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(ChangeRecord, Option<i64>)>> {
+        let client = self.reader().await?;
+        Ok(log::after_with_promotion(&client, seq, i64::from(limit)).await?)
+    }
+
     async fn verify_log(&self) -> Result<ChainReport> {
         // In one read transaction: a long log is checked against one
         // committed state without holding up writes.

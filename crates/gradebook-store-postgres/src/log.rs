@@ -279,6 +279,29 @@ pub(crate) async fn after(client: &Object, seq: i64, limit: i64) -> Result<Vec<C
         .collect()
 }
 
+/// As [`after`], each entry with the promotion it is about.
+pub(crate) async fn after_with_promotion(
+    client: &Object,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<(ChangeRecord, Option<i64>)>> {
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .await?;
+    client
+        .query(&stmt, &[&seq, &limit.max(0)])
+        .await?
+        .iter()
+        .map(|r| {
+            let row = StoredRow::read(r)?;
+            let promotion = row.ids.promotion;
+            Ok((row.into_record()?, promotion))
+        })
+        .collect()
+}
+
 /// Checks the whole chain (see [`verify_chain`]), in the current
 /// transaction on `client`.
 pub(crate) async fn verify(client: &Object) -> Result<ChainReport> {

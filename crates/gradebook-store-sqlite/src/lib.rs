@@ -21,9 +21,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Publication, Role, Student, User};
 use gradebook_store::{
-    AuditEntry, AuditFilter, ChainReport, Credentials, Follower, GradePatch, GradeSelection,
-    NewGrade, NewStudent, PromotionPatch, PromotionRecord, Result, SessionRecord, Store,
-    StoreError, StudentPatch, WriteContext,
+    AuditEntry, AuditFilter, ChainReport, ChangeRecord, Credentials, Follower, GradePatch,
+    GradeSelection, NewGrade, NewStudent, PromotionPatch, PromotionRecord, Result, SessionRecord,
+    Store, StoreError, StudentPatch, WriteContext,
 };
 use rusqlite::{Connection, OptionalExtension};
 
@@ -659,6 +659,16 @@ impl Store for SqliteStore {
                 let tx = conn.transaction()?;
                 log::verify(&tx)
             })
+            .await
+    }
+
+    async fn changes_after(
+        &self,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<(ChangeRecord, Option<i64>)>> {
+        self.readers
+            .read(move |conn| log::after(conn, seq, limit))
             .await
     }
 

@@ -183,6 +183,43 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     })
 }
 
+/// Up to `limit` entries after `seq`, in order, each with its promotion.
+pub(crate) fn after(
+    conn: &Connection,
+    seq: i64,
+    limit: u32,
+) -> Result<Vec<(ChangeRecord, Option<i64>)>> {
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT {ROW_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))?
+        .query_map([seq, i64::from(limit)], row)?
+        .collect::<rusqlite::Result<Vec<Row>>>()?;
+    rows.into_iter()
+        .map(|r| {
+            let promotion = r.ids.promotion;
+            let change = Change::from_json(&r.kind, r.old.as_deref(), r.new.as_deref())
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "change {} does not decode (kind '{}')",
+                        r.seq,
+                        r.kind.escape_debug()
+                    ))
+                })?;
+            Ok((
+                ChangeRecord {
+                    seq: r.seq,
+                    at: r.at,
+                    by: r.by,
+                    command: r.command,
+                    change,
+                },
+                promotion,
+            ))
+        })
+        .collect()
+}
+
 /// Computes, in order, the hashes of entries that have none: those moved
 /// over from the audit table by migration 0004. Runs at start-up, before
 /// any write.

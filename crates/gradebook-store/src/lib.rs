@@ -570,6 +570,11 @@ pub trait Store: std::fmt::Debug + Send + Sync + 'static {
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>>;
     /// Checks the log's hash chain from its first entry to its last.
     async fn verify_log(&self) -> Result<ChainReport>;
+    /// Up to `limit` committed entries of the change log after `seq`, in
+    /// order, each with the promotion it is about, if any (what `watch`
+    /// replays).
+    async fn changes_after(&self, seq: i64, limit: u32)
+    -> Result<Vec<(ChangeRecord, Option<i64>)>>;
 
     // Login throttling (protocol §7), counted in the database so that every
     // server sharing it counts together (see [`throttle`]).

@@ -7,6 +7,7 @@ mod grade;
 pub mod import;
 mod promotion;
 mod student;
+mod watch;
 
 use gradebook_proto::{Command, ErrorCode, WireError};
 use gradebook_store::StoreError;
@@ -87,6 +88,8 @@ pub async fn handle(state: &State, command: Command, caller: &Caller) -> Handled
         C::GradeUpdate(a) => grade::update(state, a, caller).await,
         C::GradeDelete(a) => grade::delete(state, a, caller).await,
         C::GradeList(a) => grade::list(state, a, caller).await,
+        C::Watch(a) => watch::watch(state, a, caller),
+        C::Unwatch(_) => watch::unwatch(state, caller),
         C::AuditList(a) => grade::audit(state, a).await,
         C::AuditVerify(_) => grade::verify(state).await,
         C::ImportBegin(a) => import::begin(state, a, caller).await,
@@ -147,6 +150,7 @@ pub fn normalize_names(command: &mut Command) {
         | C::GradeDelete(_)
         | C::GradeList(_)
         | C::AuditVerify(_)
+        | C::Unwatch(_)
         // The lines' names are normalised where they are read, in
         // `gradebook_core::import`.
         | C::ImportRows(_)
@@ -193,6 +197,7 @@ pub fn normalize_names(command: &mut Command) {
             a.label.iter_mut().flatten().for_each(nfc);
         }
         C::AuditList(a) => a.promotion.iter_mut().for_each(nfc),
+        C::Watch(a) => a.promotion.iter_mut().for_each(nfc),
         C::ImportBegin(a) => nfc(&mut a.promotion),
     }
 }

@@ -13,3 +13,4 @@ mod storage_full;
 mod strict_values;
 mod trust;
 mod udp;
+mod watch;

@@ -177,14 +177,18 @@ impl World {
                 | "promotion.list"
                 | "promotion.grant"
                 | "promotion.revoke"
+                | "unwatch"
         );
         if !targeted && !own {
             return None;
         }
         Some(match cmd {
-            "hello" | "ping" | "auth.logout" | "auth.whoami" | "user.list" | "promotion.list" => {
-                json!({})
-            }
+            "hello" | "ping" | "auth.logout" | "auth.whoami" | "user.list" | "promotion.list"
+            | "unwatch" => json!({}),
+            // A student watches a record (their own, or a mate's); the
+            // others a promotion.
+            "watch" if role == Role::Student => json!({"student": student}),
+            "watch" => json!({"promotion": promotion}),
             "auth.login" => json!({"username": TEACHER, "password": PASSWORD}),
             "user.create" => {
                 json!({"username": self.fresh("u"), "password": PASSWORD, "role": "teacher"})
@@ -323,6 +327,8 @@ const RULES: &[(&str, [Rule; 3])] = &[
     ("promotion.unlock", [Yes, No, No]),
     ("grade.publish", [Yes, Own, No]),
     ("grade.unpublish", [Yes, Own, No]),
+    ("watch", [Yes, Own, Own]),
+    ("unwatch", [Yes, Yes, Yes]),
     ("promotion.average", [Yes, Own, Own]),
     ("promotion.subjects", [Yes, Own, Own]),
     ("student.add", [Yes, Own, No]),
@@ -395,7 +401,13 @@ async fn every_command_role_and_target_matches_the_table() {
                 }
                 checked += 1;
                 // These end the session: log in again for the next command.
-                if result.is_ok() && matches!(*cmd, "auth.logout" | "user.password" | "auth.login")
+                // (A watching connection gets events between replies: the
+                // walk goes on with a fresh one.)
+                if result.is_ok()
+                    && matches!(
+                        *cmd,
+                        "auth.logout" | "user.password" | "auth.login" | "watch"
+                    )
                 {
                     client = w.login(role).await;
                     if role == Role::Admin {

@@ -1,0 +1,341 @@
+//! `watch` (protocol §9) over the wire: each watcher gets exactly the
+//! events it may read, in seq order, once; `since` replays the log with no
+//! gap and no duplicate; a watcher that stops reading is dropped as
+//! `lagged` while writes go on.
+
+use std::time::Duration;
+
+use crate::common;
+
+use common::{TestServer, ok};
+use gradebook_client::Client;
+use gradebook_proto::Encoding;
+use gradebook_proto::data::Event;
+use gradebook_server::{Limits, TlsMode};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpSocket, TcpStream};
+
+const PASSWORD: &str = "password-of-the-tests";
+
+/// The next event, or a panic after a while.
+async fn event(c: &mut Client) -> Event {
+    tokio::time::timeout(Duration::from_secs(20), c.next_event())
+        .await
+        .expect("an event in time")
+        .expect("an event")
+}
+
+/// That no event comes within a short while.
+async fn no_event(c: &mut Client) {
+    if let Ok(e) = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await {
+        panic!("no event expected, got {e:?}");
+    }
+}
+
+/// A manual promotion `P` with students `me` (with a student account) and
+/// `mate`, a teacher granted it; the students' ids.
+async fn world(server: &TestServer, admin: &mut Client) -> (i64, i64) {
+    ok(
+        admin,
+        "promotion.create",
+        json!({"name": "P", "publication": "manual"}),
+    )
+    .await;
+    let add = |first: &str| json!({"promotion": "P", "first_name": first, "last_name": "L"});
+    let me = ok(admin, "student.add", add("Me")).await["id"]
+        .as_i64()
+        .expect("id");
+    let mate = ok(admin, "student.add", add("Mate")).await["id"]
+        .as_i64()
+        .expect("id");
+    for (user, role, student) in [("stud", "student", Some(me)), ("prof", "teacher", None)] {
+        let mut args = json!({"username": user, "password": PASSWORD, "role": role});
+        if let Some(s) = student {
+            args["student"] = json!(s);
+        }
+        ok(admin, "user.create", args).await;
+    }
+    ok(
+        admin,
+        "promotion.grant",
+        json!({"name": "P", "username": "prof"}),
+    )
+    .await;
+    let _ = server;
+    (me, mate)
+}
+
+async fn login(server: &TestServer, user: &str) -> Client {
+    let mut c = server.connect().await;
+    c.login(user, PASSWORD).await.expect("logs in");
+    c
+}
+
+#[tokio::test]
+async fn each_watcher_gets_exactly_what_it_may_read() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let (me, mate) = world(&server, &mut admin).await;
+    let mut student = login(&server, "stud").await;
+    let mut teacher = login(&server, "prof").await;
+    let watching = ok(&mut student, "watch", json!({"student": me})).await;
+    assert_eq!(watching["watching"], true);
+    let start = watching["seq"].as_i64().expect("seq");
+    ok(&mut teacher, "watch", json!({"promotion": "P"})).await;
+
+    let grade = |student: i64, value: f64| json!({"student": student, "subject": "Networks", "value": value, "label": "Midterm"});
+    // Hidden: the teacher hears of it, the student does not.
+    let hidden = ok(&mut admin, "grade.add", grade(me, 14.5)).await;
+    let e = event(&mut teacher).await;
+    assert_eq!(
+        (e.event.as_str(), e.data.as_ref().map(|d| &d["id"])),
+        ("grade.added", Some(&hidden["id"]))
+    );
+    assert!(e.seq > start);
+    // Another student's grade: never the student's.
+    ok(&mut admin, "grade.add", grade(mate, 9.0)).await;
+    assert_eq!(event(&mut teacher).await.event, "grade.added");
+    ok(
+        &mut admin,
+        "grade.publish",
+        json!({"promotion": "P", "ids": [hidden["id"]]}),
+    )
+    .await;
+    let e = event(&mut student).await;
+    assert_eq!(e.event, "grade.published");
+    let data = e.data.expect("the grade");
+    assert_eq!(
+        (data["id"].clone(), data["value"].clone()),
+        (hidden["id"].clone(), json!(14.5))
+    );
+    assert_eq!(data["published"], true);
+    assert_eq!(event(&mut teacher).await.event, "grade.published");
+    // An update of a visible grade, then its deletion.
+    ok(
+        &mut admin,
+        "grade.update",
+        json!({"id": hidden["id"], "value": 15}),
+    )
+    .await;
+    assert_eq!(event(&mut student).await.event, "grade.updated");
+    ok(&mut admin, "grade.delete", json!({"id": hidden["id"]})).await;
+    let e = event(&mut student).await;
+    assert_eq!(e.event, "grade.deleted");
+    // The promotion's lock, to both; then nothing more for the student.
+    ok(&mut admin, "promotion.lock", json!({"name": "P"})).await;
+    let e = event(&mut student).await;
+    assert_eq!(
+        (
+            e.event.as_str(),
+            e.data.expect("promotion")["locked"].clone()
+        ),
+        ("promotion.locked", json!(true))
+    );
+    no_event(&mut student).await;
+    // The teacher got every event, in seq order.
+    let mut seqs = Vec::new();
+    for kind in ["grade.updated", "grade.deleted", "promotion.locked"] {
+        let e = event(&mut teacher).await;
+        assert_eq!(e.event, kind);
+        seqs.push(e.seq);
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    // Replies still come between events; unwatch stops them.
+    let stopped = ok(&mut teacher, "unwatch", json!({})).await;
+    assert_eq!(stopped["watching"], false);
+    ok(&mut admin, "promotion.unlock", json!({"name": "P"})).await;
+    no_event(&mut teacher).await;
+    // A student cannot watch another student.
+    let refused = student.call("watch", json!({"student": mate})).await;
+    assert!(
+        matches!(&refused, Err(gradebook_client::ClientError::Server(e)) if e.code.as_str() == "forbidden"),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn since_replays_the_log_with_no_gap_and_no_duplicate() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let (me, _) = world(&server, &mut admin).await;
+    ok(
+        &mut admin,
+        "promotion.update",
+        json!({"name": "P", "publication": "immediate"}),
+    )
+    .await;
+    let first = ok(&mut admin, "watch", json!({"promotion": "P"})).await["seq"]
+        .as_i64()
+        .expect("seq");
+    // Ten grades before the watch below, ten during and after it: in
+    // MessagePack, to check events in both encodings.
+    let mut writer = server.admin().await;
+    for i in 0..10 {
+        ok(
+            &mut writer,
+            "grade.add",
+            json!({"student": me, "subject": "S", "value": i}),
+        )
+        .await;
+    }
+    let mut watcher = server.connect().await;
+    watcher
+        .use_encoding(Encoding::Msgpack)
+        .await
+        .expect("msgpack");
+    watcher.login("stud", PASSWORD).await.expect("logs in");
+    let writes = tokio::spawn(async move {
+        for i in 10..20 {
+            ok(
+                &mut writer,
+                "grade.add",
+                json!({"student": me, "subject": "S", "value": i}),
+            )
+            .await;
+        }
+    });
+    let watching = ok(
+        &mut watcher,
+        "watch",
+        json!({"student": me, "since": first}),
+    )
+    .await;
+    assert!(watching["seq"].as_i64().expect("seq") >= first + 10);
+    let mut values = Vec::new();
+    let mut seqs = Vec::new();
+    while values.len() < 20 {
+        let e = event(&mut watcher).await;
+        assert_eq!(e.event, "grade.published");
+        seqs.push(e.seq);
+        values.push(e.data.expect("grade")["value"].as_f64().expect("value") as i64);
+    }
+    writes.await.expect("writes");
+    assert_eq!(
+        values,
+        (0..20).collect::<Vec<_>>(),
+        "every grade once, in order"
+    );
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    no_event(&mut watcher).await;
+    // The admin's own watch, started before, saw the same twenty.
+    for i in 0..20 {
+        let e = event(&mut admin).await;
+        assert_eq!(e.data.expect("grade")["value"].as_f64(), Some(f64::from(i)));
+    }
+}
+
+/// A raw connection with a small receive buffer, logged in as `user` and
+/// watching `P`: a client that can stop reading, and whose unread bytes
+/// fill up fast.
+async fn raw_watcher(server: &TestServer, user: &str) -> BufReader<TcpStream> {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("small buffer");
+    let stream = socket.connect(server.addr).await.expect("connects");
+    let mut stream = BufReader::new(stream);
+    for request in [
+        json!({"id": 1, "cmd": "auth.login", "args": {"username": user, "password": PASSWORD}}),
+        json!({"id": 2, "cmd": "watch", "args": {"promotion": "P"}}),
+    ] {
+        let line = format!("{request}\n");
+        stream
+            .get_mut()
+            .write_all(line.as_bytes())
+            .await
+            .expect("sent");
+        let mut reply = String::new();
+        stream.read_line(&mut reply).await.expect("a reply");
+        assert!(reply.contains("\"ok\":true"), "{reply}");
+    }
+    stream
+}
+
+/// The next line the raw watcher gets, as JSON.
+async fn raw_event(stream: &mut BufReader<TcpStream>) -> serde_json::Value {
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_line(&mut line))
+        .await
+        .expect("an event in time")
+        .expect("a line");
+    serde_json::from_str(&line).expect("JSON")
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
+    // A short queue, so that the sockets' buffers fill it soon.
+    let limits = Limits {
+        watch_queue: 32,
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TlsMode::Off, limits).await;
+    let mut admin = server.admin().await;
+    let (me, _) = world(&server, &mut admin).await;
+    ok(
+        &mut admin,
+        "promotion.update",
+        json!({"name": "P", "publication": "immediate"}),
+    )
+    .await;
+    let mut sleeper = raw_watcher(&server, "prof").await;
+    // Writes go on while the watcher reads nothing: more events than its
+    // queue and the sockets' buffers hold. Pipelined, 100 at a time.
+    const WRITES: usize = 4000;
+    let mut done = 0;
+    while done < WRITES {
+        for i in 0..100 {
+            let value = (done + i) % 20;
+            let label = "x".repeat(60);
+            admin
+                .send(
+                    "grade.add",
+                    json!({"student": me, "subject": "S", "value": value, "label": label}),
+                )
+                .expect("queued");
+        }
+        for _ in 0..100 {
+            let reply = admin.recv().await.expect("a reply");
+            assert!(reply.result.is_ok(), "{:?}", reply.result);
+        }
+        done += 100;
+    }
+    // Now it reads: the events queued, in order, then `lagged`, then
+    // nothing more.
+    let mut last = 0;
+    let mut received = 0;
+    let lagged = loop {
+        let e = raw_event(&mut sleeper).await;
+        if e["event"] == "lagged" {
+            break e["seq"].as_i64().expect("seq");
+        }
+        let seq = e["seq"].as_i64().expect("seq");
+        assert!(seq > last, "in order: {seq} after {last}");
+        last = seq;
+        received += 1;
+    };
+    assert!(received < WRITES, "it was dropped before the end");
+    assert_eq!(lagged, last, "lagged after the last event it got");
+    ok(
+        &mut admin,
+        "grade.add",
+        json!({"student": me, "subject": "S", "value": 1}),
+    )
+    .await;
+    // It catches up with a new watch from where it was: every event
+    // after `lagged`, once.
+    let again = json!({"id": 3, "cmd": "watch", "args": {"promotion": "P", "since": lagged}});
+    sleeper
+        .get_mut()
+        .write_all(format!("{again}\n").as_bytes())
+        .await
+        .expect("sent");
+    let reply = raw_event(&mut sleeper).await;
+    assert_eq!(reply["data"]["watching"], true, "{reply}");
+    let head = reply["data"]["seq"].as_i64().expect("seq");
+    let mut seq = lagged;
+    while seq < head {
+        let e = raw_event(&mut sleeper).await;
+        let next = e["seq"].as_i64().expect("seq");
+        assert_eq!(next, seq + 1, "no gap, no duplicate");
+        seq = next;
+    }
+}
