@@ -8,6 +8,7 @@ mod import;
 mod integration;
 mod permissions;
 mod python_client;
+mod quic;
 mod storage_full;
 mod strict_values;
 mod trust;

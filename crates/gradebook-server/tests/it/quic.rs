@@ -1,0 +1,405 @@
+//! QUIC (protocol §10), driven by the real client over a real server: the
+//! assignment's services and the error codes, logging in once per
+//! connection, pipelined streams, and the limits that hold a client that
+//! opens streams without end.
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{ADMIN_PASSWORD, TestServer, err, ok, promotion_with_students};
+use gradebook_client::ClientError;
+use gradebook_proto::Encoding;
+use gradebook_server::{Limits, TlsMode};
+use serde_json::{Value, json};
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+#[tokio::test]
+async fn a_tls_server_listens_on_quic_and_says_where() {
+    let server = TestServer::start_tls().await;
+    let quic = server.quic.expect("QUIC is on with TLS");
+    assert_ne!(quic.port(), 0);
+    let mut c = server.quic_connect().await;
+    assert!(c.is_quic());
+    // The same certificate as over TCP.
+    let tcp = server.connect().await;
+    assert_eq!(c.server_fingerprint(), tcp.server_fingerprint());
+    assert_eq!(ok(&mut c, "ping", json!({})).await, json!({"pong": true}));
+    // A plaintext server has no QUIC.
+    assert!(TestServer::start().await.quic.is_none());
+}
+
+#[tokio::test]
+async fn the_five_services_over_quic_in_json_and_msgpack() {
+    let server = TestServer::start_tls().await;
+    let mut c = server.quic_admin().await;
+    ok(
+        &mut c,
+        "promotion.create",
+        json!({"name": "RT2-2026", "year": 2026}),
+    )
+    .await;
+    let alice = ok(
+        &mut c,
+        "student.add",
+        json!({"promotion": "RT2-2026", "first_name": "Alice", "last_name": "Dupont"}),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("id");
+    let bob = ok(
+        &mut c,
+        "student.add",
+        json!({"promotion": "RT2-2026", "first_name": "Bob", "last_name": "Martin"}),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("id");
+    let g = ok(
+        &mut c,
+        "grade.add",
+        json!({"student": alice, "subject": "Networks", "value": 14.5, "coefficient": 2}),
+    )
+    .await;
+    assert_eq!(g["value"], json!(14.5));
+    ok(
+        &mut c,
+        "grade.add",
+        json!({"student": alice, "subject": "Maths", "value": 11}),
+    )
+    .await;
+    ok(
+        &mut c,
+        "grade.add",
+        json!({"student": bob, "subject": "Maths", "value": 8}),
+    )
+    .await;
+    // (14.5×2 + 11) / 3 = 13.333…
+    let avg = ok(&mut c, "student.average", json!({"id": alice})).await;
+    assert!((f(&avg["average"]) - 40.0 / 3.0).abs() < 1e-9, "{avg}");
+    assert_eq!(avg["counted"], json!(2));
+
+    // The same connection in MessagePack: each stream's first byte tells.
+    c.use_encoding(Encoding::Msgpack)
+        .await
+        .expect("msgpack over QUIC");
+    let p = ok(&mut c, "promotion.average", json!({"name": "RT2-2026"})).await;
+    assert!(
+        (f(&p["average"]) - (40.0 / 3.0 + 8.0) / 2.0).abs() < 1e-9,
+        "{p}"
+    );
+    assert_eq!(p["count"], json!(2));
+    let shown = ok(&mut c, "promotion.show", json!({"name": "RT2-2026"})).await;
+    assert_eq!(shown["students"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test]
+async fn the_error_codes_over_quic() {
+    let server = TestServer::start_tls().await;
+    let mut anon = server.quic_connect().await;
+    err(&mut anon, "promotion.list", json!({}), "unauthenticated").await;
+    err(
+        &mut anon,
+        "auth.login",
+        json!({"username": "admin", "password": "not the password"}),
+        "unauthenticated",
+    )
+    .await;
+    err(&mut anon, "promotion.destroy", json!({}), "unknown_command").await;
+    err(&mut anon, "ping", json!({"x": 1}), "bad_request").await;
+    // Not JSON, and not an object: bad_request, and the connection stays.
+    for raw in [&b"{not json"[..], b"[1, 2]", b""] {
+        anon.send_raw(raw).await.expect("sent");
+        let reply = anon.recv().await.expect("a reply");
+        match reply.result {
+            Err(e) => assert_eq!(e.code.as_str(), "bad_request", "{raw:?}"),
+            Ok(v) => panic!("{raw:?} answered {v}"),
+        }
+    }
+    // Over the limit before login (16 KiB): frame_too_large on that
+    // stream; the connection goes on.
+    let big = format!(
+        r#"{{"id": 7, "cmd": "ping", "args": {{"x": "{}"}}}}"#,
+        "a".repeat(20_000)
+    );
+    anon.send_raw(big.as_bytes()).await.expect("sent");
+    match anon.recv().await.expect("a reply").result {
+        Err(e) => assert_eq!(e.code.as_str(), "frame_too_large"),
+        Ok(v) => panic!("answered {v}"),
+    }
+    assert_eq!(ok(&mut anon, "ping", json!({})).await["pong"], true);
+
+    let mut c = server.quic_admin().await;
+    err(
+        &mut c,
+        "promotion.show",
+        json!({"nmae": "P"}),
+        "bad_request",
+    )
+    .await;
+    err(
+        &mut c,
+        "promotion.show",
+        json!({"name": "RT9"}),
+        "not_found",
+    )
+    .await;
+    err(&mut c, "student.show", json!({"id": 999}), "not_found").await;
+    promotion_with_students(&mut c, "P", 1).await;
+    err(&mut c, "promotion.create", json!({"name": "P"}), "conflict").await;
+    let student = ok(&mut c, "student.list", json!({"promotion": "P"})).await["students"][0]["id"]
+        .as_i64()
+        .expect("id");
+    err(
+        &mut c,
+        "grade.add",
+        json!({"student": student, "subject": "S", "value": 45}),
+        "invalid_value",
+    )
+    .await;
+    err(
+        &mut c,
+        "grade.add",
+        json!({"student": student, "subject": "S", "value": 12, "coefficient": -1}),
+        "invalid_value",
+    )
+    .await;
+    // forbidden: a teacher on a promotion they do not manage.
+    ok(
+        &mut c,
+        "user.create",
+        json!({"username": "prof", "password": "teacher-password", "role": "teacher"}),
+    )
+    .await;
+    let mut t = server.quic_connect().await;
+    t.login("prof", "teacher-password").await.expect("logs in");
+    err(&mut t, "promotion.show", json!({"name": "P"}), "forbidden").await;
+    err(&mut t, "user.list", json!({}), "forbidden").await;
+    // rate_limited: repeated failures.
+    let mut last = String::new();
+    for _ in 0..7 {
+        match anon
+            .call(
+                "auth.login",
+                json!({"username": "admin", "password": "still wrong!"}),
+            )
+            .await
+        {
+            Err(ClientError::Server(e)) => last = e.code.as_str().to_owned(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(last, "rate_limited");
+}
+
+#[tokio::test]
+async fn a_connection_logs_in_once_and_its_streams_share_the_session() {
+    let server = TestServer::start_tls().await;
+    let mut a = server.quic_connect().await;
+    let mut b = server.quic_connect().await;
+    a.login("admin", ADMIN_PASSWORD).await.expect("logs in");
+    // Every later stream of `a` is logged in; `b` is another connection.
+    for _ in 0..5 {
+        assert_eq!(
+            ok(&mut a, "auth.whoami", json!({})).await["username"],
+            "admin"
+        );
+    }
+    err(&mut b, "auth.whoami", json!({}), "unauthenticated").await;
+    // A session token from a TCP login works in the envelope, as on TCP.
+    let (_tcp, token) = server.admin_session().await;
+    b.set_token(Some(token));
+    assert_eq!(
+        ok(&mut b, "auth.whoami", json!({})).await["username"],
+        "admin"
+    );
+    // A logout ends the connection's session for its later streams.
+    ok(&mut a, "auth.logout", json!({})).await;
+    err(&mut a, "auth.whoami", json!({}), "unauthenticated").await;
+}
+
+#[tokio::test]
+async fn pipelined_streams_are_all_answered_and_each_write_made_once() {
+    let server = TestServer::start_tls().await;
+    let mut c = server.quic_admin().await;
+    let ids = promotion_with_students(&mut c, "P", 1).await;
+    // Many more requests than the stream credit (32 at once): the client
+    // opens the next streams as the first ones finish.
+    let n = 300;
+    for i in 0..n {
+        c.send(
+            "grade.add",
+            json!({"student": ids[0], "subject": "S", "value": i % 21}),
+        )
+        .expect("queued");
+    }
+    let mut grade_ids = std::collections::HashSet::new();
+    for _ in 0..n {
+        let reply = c.recv().await.expect("a reply");
+        let data = reply.result.expect("added");
+        assert!(grade_ids.insert(data["id"].as_i64().expect("id")));
+    }
+    let grades = ok(&mut c, "grade.list", json!({"student": ids[0]})).await;
+    assert_eq!(grades["grades"].as_array().map(Vec::len), Some(n));
+
+    // Several connections at once, each pipelining.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let mut c = server.quic_admin().await;
+        let student = ids[0];
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..50 {
+                c.send(
+                    "grade.add",
+                    json!({"student": student, "subject": "T", "value": 10}),
+                )
+                .expect("queued");
+            }
+            for _ in 0..50 {
+                c.recv().await.expect("a reply").result.expect("added");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("a client ran");
+    }
+    let grades = ok(&mut c, "grade.list", json!({"student": ids[0]})).await;
+    assert_eq!(grades["grades"].as_array().map(Vec::len), Some(n + 200));
+}
+
+/// A raw quinn endpoint that trusts the server's certificate and offers
+/// `alpn`.
+fn raw_endpoint(server: &TestServer, alpn: &[u8]) -> quinn::Endpoint {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let cert = CertificateDer::from_pem_file(server.dir.path().join("server-cert.pem"))
+        .expect("the certificate");
+    roots.add(cert).expect("a root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("TLS 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(Arc::new(tls)).expect("QUIC TLS");
+    let mut endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).expect("an endpoint");
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    endpoint
+}
+
+/// A raw quinn connection to the server (to do what the client library
+/// never does).
+async fn raw_quic(server: &TestServer) -> (quinn::Endpoint, quinn::Connection) {
+    let endpoint = raw_endpoint(server, gradebook_client::ALPN);
+    let conn = endpoint
+        .connect(server.quic.expect("QUIC"), "localhost")
+        .expect("connects")
+        .await
+        .expect("handshake");
+    (endpoint, conn)
+}
+
+/// Writes a request on a new stream, finishes it and reads the reply.
+async fn raw_request(conn: &quinn::Connection, request: &Value) -> Value {
+    let (mut send, mut recv) = conn.open_bi().await.expect("a stream");
+    send.write_all(request.to_string().as_bytes())
+        .await
+        .expect("writes");
+    send.finish().expect("finishes");
+    let reply = recv.read_to_end(1 << 20).await.expect("a reply");
+    serde_json::from_slice(&reply).expect("a JSON reply")
+}
+
+#[tokio::test]
+async fn a_client_opening_streams_without_end_is_held_by_the_limits() {
+    let limits = Limits {
+        quic_streams: 4,
+        request_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TlsMode::SelfSigned, limits).await;
+    let (_endpoint, conn) = raw_quic(&server).await;
+    // Four requests begun and never finished: the server's credit is used.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (mut send, recv) = conn.open_bi().await.expect("a stream");
+        send.write_all(b"{\"cmd\": ").await.expect("writes");
+        held.push((send, recv));
+    }
+    // A fifth is not allowed to open until one of them ends.
+    let fifth = tokio::time::timeout(Duration::from_millis(500), conn.open_bi()).await;
+    assert!(fifth.is_err(), "a fifth stream opened past the limit");
+    // The server gives up on requests that do not arrive whole in time:
+    // it stops and resets their streams...
+    for (send, recv) in &mut held {
+        let stopped = tokio::time::timeout(Duration::from_secs(10), send.stopped())
+            .await
+            .expect("stopped in time");
+        assert!(matches!(stopped, Ok(Some(_))), "{stopped:?}");
+        assert!(
+            recv.read_to_end(1024).await.is_err(),
+            "the reply side was reset"
+        );
+    }
+    // ...and once the client lets go of them, the credit comes back.
+    drop(held);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw_request(&conn, &json!({"id": 1, "cmd": "ping"})),
+    )
+    .await
+    .expect("credit came back");
+    assert_eq!(reply["data"]["pong"], true);
+    // A long-lived connection keeps getting credit as streams finish:
+    // many more requests, one after another, than the limit.
+    for i in 0..40 {
+        let reply = raw_request(&conn, &json!({"id": i, "cmd": "ping"})).await;
+        assert_eq!(reply["id"], i);
+    }
+    // And it cannot open streams of the other kind at all.
+    let uni = tokio::time::timeout(Duration::from_millis(300), conn.open_uni()).await;
+    assert!(
+        uni.is_err(),
+        "the client may not open unidirectional streams"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_log_in_is_closed() {
+    let limits = Limits {
+        login_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TlsMode::SelfSigned, limits).await;
+    let (_endpoint, conn) = raw_quic(&server).await;
+    let reply = raw_request(&conn, &json!({"id": 1, "cmd": "ping"})).await;
+    assert_eq!(reply["data"]["pong"], true);
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    match closed {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => {
+            assert_eq!(&c.reason[..], b"no login in time")
+        }
+        other => panic!("expected the server to close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_offer_gradebook_alpn_is_refused() {
+    let server = TestServer::start_tls().await;
+    let endpoint = raw_endpoint(&server, b"h3");
+    let connecting = endpoint
+        .connect(server.quic.expect("QUIC"), "localhost")
+        .expect("starts");
+    let got = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .expect("an answer in time");
+    assert!(got.is_err(), "a client speaking h3 was accepted");
+}
