@@ -73,6 +73,10 @@ pub struct Limits {
     /// Requests (bidirectional streams) one QUIC connection may have open
     /// at once; the client opens more as earlier ones finish.
     pub quic_streams: u32,
+    /// Validate a new QUIC client's address with a Retry (one round trip)
+    /// before any handshake work, unless it brings a token from an earlier
+    /// connection: quinn alone may exceed the 3× rule by one datagram.
+    pub quic_retry: bool,
 }
 
 impl Default for Limits {
@@ -92,6 +96,7 @@ impl Default for Limits {
             udp_in_flight: 512,
             max_import_bytes: 64 * 1024 * 1024,
             quic_streams: 32,
+            quic_retry: true,
         }
     }
 }

@@ -31,9 +31,14 @@
 //! are held per connection. 0-RTT is off (`max_early_data_size` 0): a
 //! replayed first flight could repeat a write.
 //!
-//! QUIC itself validates addresses and never sends more than three times
-//! what it received from an address not yet validated (RFC 9000 §8), so
-//! the handshake cannot be used to amplify traffic towards a forged source.
+//! Amplification (RFC 9000 §8): a client whose address is not validated
+//! yet gets a Retry first (`quic_retry`, on by default), a packet smaller
+//! than the client's own, and the handshake starts only when the client
+//! comes back with its token, proving that it receives at its address;
+//! the server also sends NEW_TOKEN tokens, so that a client's next
+//! connections skip that round trip. Without Retry, quinn's own limit
+//! applies, which can exceed three times what was received by up to one
+//! datagram.
 //!
 //! `watch` (protocol §9) does not exist yet; when it does, its events go
 //! on one server-initiated unidirectional stream per `watch` (§10): the
@@ -124,6 +129,22 @@ pub async fn serve(
                 Some(i) => i,
                 None => break,
             },
+        };
+        // An address not validated yet (no token from a Retry or from an
+        // earlier connection) gets a Retry: a packet smaller than the
+        // client's, so that nothing is amplified. quinn's own limit lets
+        // a server exceed three times what it received by up to a
+        // datagram.
+        let incoming = if state.limits.quic_retry
+            && !incoming.remote_address_validated()
+            && incoming.may_retry()
+        {
+            match incoming.retry() {
+                Ok(()) => continue,
+                Err(e) => e.into_incoming(),
+            }
+        } else {
+            incoming
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             // Counted with TCP's refusals (one log line a second at most).

@@ -403,3 +403,224 @@ async fn a_client_that_does_not_offer_gradebook_alpn_is_refused() {
         .expect("an answer in time");
     assert!(got.is_err(), "a client speaking h3 was accepted");
 }
+
+/// A UDP relay between one client and the server that loses and reorders
+/// datagrams: each way, 30 % are dropped, and a fifth of the others are
+/// held back a few milliseconds, so later ones overtake them. Stops when
+/// dropped.
+struct LossyProxy {
+    addr: std::net::SocketAddr,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    delayed: Arc<std::sync::atomic::AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LossyProxy {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What happens to one datagram.
+enum Fate {
+    Lost,
+    Late(Duration),
+    Sent,
+}
+
+/// A small deterministic generator (xorshift64*): the same losses on every
+/// run of the test.
+struct Dice(u64);
+
+impl Dice {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn fate(&mut self) -> Fate {
+        match self.next() % 100 {
+            0..30 => Fate::Lost,
+            30..44 => Fate::Late(Duration::from_millis(2 + self.next() % 25)),
+            _ => Fate::Sent,
+        }
+    }
+}
+
+impl LossyProxy {
+    async fn start(server: std::net::SocketAddr) -> LossyProxy {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use tokio::net::UdpSocket;
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("binds"));
+        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("binds"));
+        back.connect(server).await.expect("connects");
+        let addr = front.local_addr().expect("an address");
+        let client = Arc::new(std::sync::Mutex::new(None::<std::net::SocketAddr>));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let delayed = Arc::new(AtomicU64::new(0));
+        // One direction: towards the server, or back to the client.
+        let relay = |seed: u64, toward_server: bool| {
+            let (front, back, client) = (front.clone(), back.clone(), client.clone());
+            let (dropped, delayed) = (dropped.clone(), delayed.clone());
+            tokio::spawn(async move {
+                let mut dice = Dice(seed);
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = if toward_server {
+                        let Ok((n, from)) = front.recv_from(&mut buf).await else {
+                            return;
+                        };
+                        *client.lock().expect("lock") = Some(from);
+                        n
+                    } else {
+                        let Ok(n) = back.recv(&mut buf).await else {
+                            return;
+                        };
+                        n
+                    };
+                    let to = *client.lock().expect("lock");
+                    let datagram = buf[..n].to_vec();
+                    let (front, back) = (front.clone(), back.clone());
+                    let send = async move {
+                        if toward_server {
+                            let _ = back.send(&datagram).await;
+                        } else if let Some(to) = to {
+                            let _ = front.send_to(&datagram, to).await;
+                        }
+                    };
+                    match dice.fate() {
+                        Fate::Lost => {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Fate::Late(by) => {
+                            delayed.fetch_add(1, Ordering::Relaxed);
+                            tokio::spawn(async move {
+                                tokio::time::sleep(by).await;
+                                send.await;
+                            });
+                        }
+                        Fate::Sent => send.await,
+                    }
+                }
+            })
+        };
+        let tasks = vec![
+            relay(0x9e37_79b9_7f4a_7c15, true),
+            relay(0xd1b5_4a32_d192_ed03, false),
+        ];
+        LossyProxy {
+            addr,
+            dropped,
+            delayed,
+            tasks,
+        }
+    }
+}
+
+#[tokio::test]
+async fn through_a_lossy_reordering_link_every_acknowledged_write_is_there_once() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start_tls().await;
+    let mut direct = server.quic_admin().await;
+    let ids = promotion_with_students(&mut direct, "P", 1).await;
+    let proxy = LossyProxy::start(server.quic.expect("QUIC")).await;
+    let mut options = server.quic_options();
+    options.address = proxy.addr.to_string();
+    options.timeout = Duration::from_secs(60);
+    let mut c = gradebook_client::Client::connect(&options)
+        .await
+        .expect("connects through the lossy link");
+    c.login("admin", ADMIN_PASSWORD)
+        .await
+        .expect("logs in through the lossy link");
+    // One after the other, then pipelined: each write is labelled, and
+    // each acknowledgement recorded.
+    let mut acknowledged = Vec::new();
+    for i in 0..40 {
+        let label = format!("one-{i}");
+        let reply = c
+            .call(
+                "grade.add",
+                json!({"student": ids[0], "subject": "S", "value": 10, "label": label}),
+            )
+            .await;
+        if reply.is_ok() {
+            acknowledged.push(label);
+        }
+    }
+    for i in 0..80 {
+        c.send(
+            "grade.add",
+            json!({"student": ids[0], "subject": "S", "value": 12, "label": format!("many-{i}")}),
+        )
+        .expect("queued");
+    }
+    for i in 0..80 {
+        if c.recv().await.is_ok_and(|r| r.result.is_ok()) {
+            acknowledged.push(format!("many-{i}"));
+        }
+    }
+    assert!(
+        proxy.dropped.load(Ordering::Relaxed) > 50 && proxy.delayed.load(Ordering::Relaxed) > 20,
+        "the link lost and reordered too little to test anything"
+    );
+    // QUIC retransmits what is lost: every write is acknowledged.
+    assert_eq!(acknowledged.len(), 120);
+    let grades = ok(&mut direct, "grade.list", json!({"student": ids[0]})).await;
+    let labels: Vec<&str> = grades["grades"]
+        .as_array()
+        .expect("grades")
+        .iter()
+        .map(|g| g["label"].as_str().expect("a label"))
+        .collect();
+    for label in &acknowledged {
+        let n = labels.iter().filter(|l| **l == label.as_str()).count();
+        assert_eq!(n, 1, "{label} is there {n} times");
+    }
+    assert_eq!(
+        labels.len(),
+        acknowledged.len(),
+        "nothing more than was sent"
+    );
+}
+
+#[tokio::test]
+async fn before_the_address_is_validated_the_server_sends_at_most_three_times_what_it_got() {
+    use tokio::net::UdpSocket;
+    let server = TestServer::start_tls().await;
+    // A client whose address the server cannot validate: its first
+    // datagram reaches the server, nothing of the server's reaches it (as
+    // with a forged source address), and nothing more of it is passed on.
+    let front = UdpSocket::bind("127.0.0.1:0").await.expect("binds");
+    let back = UdpSocket::bind("127.0.0.1:0").await.expect("binds");
+    back.connect(server.quic.expect("QUIC"))
+        .await
+        .expect("connects");
+    let endpoint = raw_endpoint(&server, gradebook_client::ALPN);
+    let connecting = endpoint
+        .connect(front.local_addr().expect("an address"), "localhost")
+        .expect("starts");
+    let _attempt = tokio::spawn(connecting);
+    let mut buf = vec![0u8; 65536];
+    let (sent, _) = tokio::time::timeout(Duration::from_secs(5), front.recv_from(&mut buf))
+        .await
+        .expect("the client's first datagram")
+        .expect("read");
+    back.send(&buf[..sent]).await.expect("passed on");
+    // Everything the server sends back within a few seconds of
+    // retransmissions.
+    let mut received = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, back.recv(&mut buf)).await {
+        received += n;
+    }
+    assert!(received > 0, "the server did not answer at all");
+    assert!(
+        received <= 3 * sent,
+        "{received} bytes sent for a {sent}-byte datagram from an unvalidated address"
+    );
+}
