@@ -8,9 +8,9 @@
 //! pipelining works unchanged. When the server's stream credit is used up,
 //! the next stream waits for an earlier one to finish.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quinn::crypto::rustls::QuicClientConfig;
@@ -23,11 +23,26 @@ use crate::{ClientError, MAX_REPLY};
 /// The application protocol negotiated in the TLS handshake.
 pub const ALPN: &[u8] = b"gradebook/1";
 
-/// Address-validation tokens the servers gave (NEW_TOKEN), shared by every
+/// Address-validation tokens the servers gave (NEW_TOKEN), kept for every
 /// connection of this process: a new connection to a server seen before
-/// skips the server's Retry round trip.
-static TOKENS: std::sync::LazyLock<Arc<quinn::TokenMemoryCache>> =
-    std::sync::LazyLock::new(|| Arc::new(quinn::TokenMemoryCache::default()));
+/// skips the server's Retry round trip. One store per server address
+/// (quinn's keys them by name only, and servers on one host share a name).
+static TOKENS: std::sync::LazyLock<Mutex<HashMap<SocketAddr, Arc<quinn::TokenMemoryCache>>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+/// The most servers whose tokens are kept; past that, all are forgotten.
+const TOKEN_SERVERS: usize = 256;
+
+/// The token store for the server at `remote`.
+fn tokens(remote: SocketAddr) -> Arc<quinn::TokenMemoryCache> {
+    // A poisoned lock still holds a usable map: each change is one insert
+    // or a clear.
+    let mut all = TOKENS.lock().unwrap_or_else(|p| p.into_inner());
+    if all.len() >= TOKEN_SERVERS && !all.contains_key(&remote) {
+        all.clear();
+    }
+    all.entry(remote).or_default().clone()
+}
 
 /// How long an idle connection lasts, as the server's idle timeout (the
 /// smaller of both sides' applies).
@@ -92,7 +107,7 @@ pub(crate) async fn connect(
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config
         .transport_config(Arc::new(transport))
-        .token_store(TOKENS.clone());
+        .token_store(tokens(remote));
     let name = tls::server_name(address)?.to_str().into_owned();
     let connecting = endpoint
         .connect_with(config, remote, &name)

@@ -412,6 +412,8 @@ struct LossyProxy {
     addr: std::net::SocketAddr,
     dropped: Arc<std::sync::atomic::AtomicU64>,
     delayed: Arc<std::sync::atomic::AtomicU64>,
+    /// Retry packets passed from the server to the client.
+    retries: Arc<std::sync::atomic::AtomicU64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -452,7 +454,8 @@ impl Dice {
 }
 
 impl LossyProxy {
-    async fn start(server: std::net::SocketAddr) -> LossyProxy {
+    /// A relay that loses and reorders (`lossy`), or passes everything.
+    async fn start(server: std::net::SocketAddr, lossy: bool) -> LossyProxy {
         use std::sync::atomic::{AtomicU64, Ordering};
         use tokio::net::UdpSocket;
         let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("binds"));
@@ -462,10 +465,12 @@ impl LossyProxy {
         let client = Arc::new(std::sync::Mutex::new(None::<std::net::SocketAddr>));
         let dropped = Arc::new(AtomicU64::new(0));
         let delayed = Arc::new(AtomicU64::new(0));
+        let retries = Arc::new(AtomicU64::new(0));
         // One direction: towards the server, or back to the client.
         let relay = |seed: u64, toward_server: bool| {
             let (front, back, client) = (front.clone(), back.clone(), client.clone());
             let (dropped, delayed) = (dropped.clone(), delayed.clone());
+            let retries = retries.clone();
             tokio::spawn(async move {
                 let mut dice = Dice(seed);
                 let mut buf = vec![0u8; 65536];
@@ -482,6 +487,10 @@ impl LossyProxy {
                         };
                         n
                     };
+                    // A long header of type Retry.
+                    if !toward_server && n > 0 && buf[0] & 0xf0 == 0xf0 {
+                        retries.fetch_add(1, Ordering::Relaxed);
+                    }
                     let to = *client.lock().expect("lock");
                     let datagram = buf[..n].to_vec();
                     let (front, back) = (front.clone(), back.clone());
@@ -492,7 +501,8 @@ impl LossyProxy {
                             let _ = front.send_to(&datagram, to).await;
                         }
                     };
-                    match dice.fate() {
+                    let fate = if lossy { dice.fate() } else { Fate::Sent };
+                    match fate {
                         Fate::Lost => {
                             dropped.fetch_add(1, Ordering::Relaxed);
                         }
@@ -516,6 +526,7 @@ impl LossyProxy {
             addr,
             dropped,
             delayed,
+            retries,
             tasks,
         }
     }
@@ -527,7 +538,7 @@ async fn through_a_lossy_reordering_link_every_acknowledged_write_is_there_once(
     let server = TestServer::start_tls().await;
     let mut direct = server.quic_admin().await;
     let ids = promotion_with_students(&mut direct, "P", 1).await;
-    let proxy = LossyProxy::start(server.quic.expect("QUIC")).await;
+    let proxy = LossyProxy::start(server.quic.expect("QUIC"), true).await;
     let mut options = server.quic_options();
     options.address = proxy.addr.to_string();
     options.timeout = Duration::from_secs(60);
@@ -622,5 +633,30 @@ async fn before_the_address_is_validated_the_server_sends_at_most_three_times_wh
     assert!(
         received <= 3 * sent,
         "{received} bytes sent for a {sent}-byte datagram from an unvalidated address"
+    );
+}
+
+#[tokio::test]
+async fn a_new_client_is_sent_a_retry_and_its_next_connections_are_not() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start_tls().await;
+    let proxy = LossyProxy::start(server.quic.expect("QUIC"), false).await;
+    let mut options = server.quic_options();
+    options.address = proxy.addr.to_string();
+    let mut first = gradebook_client::Client::connect(&options)
+        .await
+        .expect("connects");
+    assert_eq!(ok(&mut first, "ping", json!({})).await["pong"], true);
+    assert_eq!(proxy.retries.load(Ordering::Relaxed), 1);
+    // The server's NEW_TOKEN reaches the client after the handshake.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut second = gradebook_client::Client::connect(&options)
+        .await
+        .expect("connects again");
+    assert_eq!(ok(&mut second, "ping", json!({})).await["pong"], true);
+    assert_eq!(
+        proxy.retries.load(Ordering::Relaxed),
+        1,
+        "the second connection brought a token: no Retry"
     );
 }
