@@ -26,8 +26,9 @@
 //! connection never runs out); no stream from the client in the other
 //! direction (unidirectional streams: credit 0) and no unreliable
 //! datagrams; closed after the idle timeout without a request, or the
-//! login timeout without a session, like TCP; QUIC's own idle timeout is
-//! the same. So at most `quic_streams` × the size limit of request bytes
+//! login timeout without a session, like TCP (QUIC's own idle timeout,
+//! a few seconds longer, only catches clients that vanished; keep-alive
+//! packets do not count as requests). So at most `quic_streams` × the size limit of request bytes
 //! are held per connection. 0-RTT is off (`max_early_data_size` 0): a
 //! replayed first flight could repeat a write.
 //!
@@ -67,6 +68,9 @@ use crate::session::{Session, TokenHash};
 /// The application protocol negotiated in the TLS handshake.
 pub const ALPN: &[u8] = b"gradebook/1";
 
+/// How much longer QUIC's own idle timeout is than the server's.
+const TRANSPORT_IDLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Application error codes, in `CONNECTION_CLOSE` and stream resets.
 mod code {
     use quinn::VarInt;
@@ -103,8 +107,10 @@ pub fn bind(
         .max_concurrent_bidi_streams(VarInt::from_u32(limits.quic_streams.max(1)))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .datagram_receive_buffer_size(None)
+        // A little longer than the server's own idle timeout, which closes
+        // with a reason; this one catches a client that vanished.
         .max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(limits.idle_timeout)
+            quinn::IdleTimeout::try_from(limits.idle_timeout + TRANSPORT_IDLE_MARGIN)
                 .map_err(|_| "the idle timeout is too long for QUIC".to_owned())?,
         ));
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -285,8 +291,9 @@ async fn connection(incoming: Incoming, state: Arc<State>, shutdown: Cancellatio
             _ = shutdown.cancelled() => break Some((code::DONE, &b"server shutting down"[..])),
             _ = state.clock.sleep_until(deadline) => {
                 let now = state.clock.now();
-                if !streams.is_empty() {
-                    // A request still running is activity.
+                if why == code::IDLE && !streams.is_empty() {
+                    // A request still running is activity; but streams,
+                    // however slow, never make up for a missing login.
                     link.touch(now);
                     continue;
                 }
@@ -315,9 +322,18 @@ async fn connection(incoming: Incoming, state: Arc<State>, shutdown: Cancellatio
         }
     };
     streams.close();
-    streams.wait().await;
-    if let Some((code, reason)) = closing {
-        conn.close(code, reason);
+    match closing {
+        // Shutdown: the requests running finish first.
+        Some((code::DONE, reason)) => {
+            streams.wait().await;
+            conn.close(code::DONE, reason);
+        }
+        // A deadline: at once, ending the streams still open.
+        Some((code, reason)) => {
+            conn.close(code, reason);
+            streams.wait().await;
+        }
+        None => streams.wait().await,
     }
 }
 

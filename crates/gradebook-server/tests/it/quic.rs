@@ -382,10 +382,33 @@ async fn a_connection_that_does_not_log_in_is_closed() {
     let (_endpoint, conn) = raw_quic(&server).await;
     let reply = raw_request(&conn, &json!({"id": 1, "cmd": "ping"})).await;
     assert_eq!(reply["data"]["pong"], true);
+    // A request that never ends does not keep it open either.
+    let (mut send, _recv) = conn.open_bi().await.expect("a stream");
+    send.write_all(b"{\"id\": 2, ").await.expect("writes");
     let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
     match closed {
         Ok(quinn::ConnectionError::ApplicationClosed(c)) => {
             assert_eq!(&c.reason[..], b"no login in time")
+        }
+        other => panic!("expected the server to close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_at_the_idle_timeout() {
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let server = TestServer::start_with(TlsMode::SelfSigned, limits).await;
+    let (_endpoint, conn) = raw_quic(&server).await;
+    let login = json!({"id": 1, "cmd": "auth.login",
+                       "args": {"username": "admin", "password": ADMIN_PASSWORD}});
+    assert_eq!(raw_request(&conn, &login).await["ok"], true);
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+    match closed {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => {
+            assert_eq!(&c.reason[..], b"idle timeout")
         }
         other => panic!("expected the server to close, got {other:?}"),
     }
