@@ -20,6 +20,7 @@ Examples:
   gradebook shell                                   the same commands, interactively
   gradebook --encoding msgpack student show 12      MessagePack on the wire, same output
   gradebook --udp --plaintext student show 12       one UDP datagram each way (plaintext server)
+  gradebook --quic student show 12                  over QUIC: one encrypted stream per request
 
 Exit status: 0 ok, 1 the server answered an error (or an import found bad lines),
 2 usage error, 3 connection or TLS failure.";
@@ -128,6 +129,28 @@ pub struct Global {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub udp: bool,
+    /// Speak QUIC to the server instead of TCP (TLS servers): one encrypted
+    /// stream per request, on the server's QUIC port (its TCP port + 1 unless
+    /// --quic-port). The server's certificate is trusted as over TCP.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_QUIC",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        conflicts_with_all = ["plaintext", "udp"]
+    )]
+    pub quic: bool,
+    /// With --quic: the server's QUIC port, when it is not the TCP port + 1
+    /// (the quic= of the server's listening line).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection and output",
+        env = "GRADEBOOK_QUIC_PORT",
+        value_name = "PORT"
+    )]
+    pub quic_port: Option<u16>,
 }
 
 /// The wire encoding of `--encoding`. It is the very type of `gradebook

@@ -60,7 +60,7 @@ pub enum BenchEncoding {
 
 /// Settings of `gradebook bench`. The connection flags (`--server`,
 /// `--plaintext`, `--ca-cert`, `--accept-fingerprint`, `--json`, `--udp`,
-/// `--encoding`) are the global ones. With `--udp` (plaintext servers only)
+/// `--quic`, `--quic-port`, `--encoding`) are the global ones. With `--udp` (plaintext servers only)
 /// each of the -c clients keeps -P datagram requests in flight; start the
 /// server with a higher `--udp-rate`, or its per-address limit is what you
 /// measure; without `--ca-cert` or `--accept-fingerprint` the benchmark
@@ -71,6 +71,7 @@ pub enum BenchEncoding {
   gradebook bench -c 50 -P 16 --duration 10 --workload read --json
   gradebook bench -c 50 --workload write --encoding msgpack
   gradebook bench --plaintext -c 10 -P 8 --udp --workload average   (server: --udp-rate 1000000 --udp-burst 1000000)
+  gradebook bench -c 50 --quic --workload average       the same load over QUIC (one stream per request)
   gradebook bench --fsync-baseline 2000                 single-row commits on this disk, for comparison
   gradebook bench --import-grades 100000 --students 1000   a CSV import by the CLI against a raw SQLite insert")]
 pub struct BenchArgs {
@@ -169,6 +170,8 @@ pub struct Target {
     pub json: bool,
     /// Requests as UDP datagrams.
     pub udp: bool,
+    /// The QUIC address, to speak QUIC instead of TCP (`--quic`).
+    pub quic: Option<String>,
 }
 
 /// The data set the workers draw from.
@@ -187,7 +190,22 @@ struct Tally {
 
 /// Runs the benchmark with the global connection flags.
 pub fn run(global: Global, args: BenchArgs) -> ExitCode {
+    let quic = if global.quic {
+        match crate::connect::quic_address(
+            &crate::connect::server_address(&global.server),
+            global.quic_port,
+        ) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                crate::app::report(&e);
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    } else {
+        None
+    };
     let target = Target {
+        quic,
         server: global.server.clone(),
         plaintext: global.plaintext,
         ca_cert: global.ca_cert.clone(),
@@ -223,10 +241,11 @@ pub fn run(global: Global, args: BenchArgs) -> ExitCode {
         };
     }
     if let Some(grades) = args.import_grades {
-        if global.udp {
+        if global.udp || global.quic {
             // Refused before anything is created, as `gradebook import` is.
             let e = crate::error::CliError::usage(
-                "--import-grades times an import, which runs over TCP: run it without --udp",
+                "--import-grades times an import, which runs over TCP: run it without --udp \
+                 or --quic",
             );
             crate::app::report(&e);
             return ExitCode::from(e.exit_code());
@@ -317,7 +336,10 @@ fn options(target: &Target) -> ConnectOptions {
             (None, Some(fp)) => Trust::Fingerprint(fp.clone()),
             (None, None) => Trust::Tofu,
         };
-        ConnectOptions::tls(target.server.clone(), trust)
+        match &target.quic {
+            Some(quic) => ConnectOptions::quic(quic.clone(), trust),
+            None => ConnectOptions::tls(target.server.clone(), trust),
+        }
     }
 }
 
@@ -692,6 +714,7 @@ fn report(
             "encoding": format!("{:?}", args.encoding).to_lowercase(),
             "tls": !target.plaintext,
             "udp": target.udp,
+            "quic": target.quic.is_some(),
             "idle": args.idle,
             "requests": done,
             "errors": errors,
@@ -710,10 +733,11 @@ fn report(
             args.connections,
             args.pipeline,
             args.encoding,
-            match (target.udp, target.plaintext) {
-                (true, _) => "UDP",
-                (false, true) => "plaintext",
-                (false, false) => "TLS",
+            match (target.udp, target.plaintext, &target.quic) {
+                (true, _, _) => "UDP",
+                (false, true, _) => "plaintext",
+                (false, false, Some(_)) => "QUIC",
+                (false, false, None) => "TLS",
             }
         );
         println!("  {done} requests in {seconds:.2} s: {rps:.0} requests/s, {errors} errors");

@@ -4,8 +4,10 @@
 //! session token.
 //!
 //! This is the one place that knows the transport: a TCP (or TLS)
-//! connection in the chosen encoding, or UDP datagrams with `--udp`
-//! ([`Transport`]). The commands call [`Conn::run`] either way, with one of
+//! connection in the chosen encoding, a QUIC connection with `--quic` (the
+//! same [`Client`], one stream per request; the certificate trusted and
+//! remembered under the server's `--server` address, as over TCP), or UDP
+//! datagrams with `--udp` ([`Transport`]). The commands call [`Conn::run`] either way, with one of
 //! the protocol's typed calls.
 
 use std::time::{Duration, Instant};
@@ -48,7 +50,8 @@ pub fn server_address(server: &str) -> String {
 /// each way per request.
 #[derive(Debug)]
 pub enum Transport {
-    /// A connection, switched to the chosen encoding.
+    /// A connection (TCP, or QUIC with `--quic`), switched to the chosen
+    /// encoding.
     Tcp(Client),
     /// Datagrams; a reply too large for one is fetched again over TCP.
     Udp {
@@ -119,6 +122,43 @@ pub fn check_udp(command: &Command) -> Result<(), CliError> {
         _ => return Ok(()),
     };
     Err(CliError::usage(format!("--udp: {why}")))
+}
+
+/// Refuses, with `--quic`, the commands that need one ordered TCP
+/// connection.
+pub fn check_quic(command: &Command) -> Result<(), CliError> {
+    let why = match command {
+        Command::Import(_) => {
+            "an import pipelines requests that must run in order on one TCP connection, and \
+             QUIC streams run concurrently: run it without --quic"
+        }
+        Command::Serve(_) => {
+            "--quic is a client flag (the server listens on QUIC whenever TLS is on; \
+             see --quic-listen and --no-quic)"
+        }
+        _ => return Ok(()),
+    };
+    Err(CliError::usage(format!("--quic: {why}")))
+}
+
+/// The QUIC address of `server` (`HOST:PORT`): its port + 1, or `port`.
+pub fn quic_address(server: &str, port: Option<u16>) -> Result<String, CliError> {
+    let (host, tcp_port) = server
+        .rsplit_once(':')
+        .ok_or_else(|| CliError::usage(format!("no port in {server}")))?;
+    let port = match port {
+        Some(p) => p,
+        None => tcp_port
+            .parse::<u16>()
+            .ok()
+            .and_then(|p| p.checked_add(1))
+            .ok_or_else(|| {
+                CliError::usage(format!(
+                    "--quic: cannot add 1 to the port of {server}: give --quic-port"
+                ))
+            })?,
+    };
+    Ok(format!("{host}:{port}"))
 }
 
 /// The wire encoding of the protocol library.
@@ -270,7 +310,7 @@ async fn open_transport(
         options.fallback = Some(fallback_options(global, server, prompts_on_stdin).await?);
         let client = match UdpClient::connect(&options).await {
             Ok(c) => c,
-            Err(e) => return Err(connect_error(server, e, global.plaintext).await),
+            Err(e) => return Err(connect_error(server, e, global.plaintext, None).await),
         };
         return Ok(Transport::Udp {
             client: Box::new(client),
@@ -290,7 +330,23 @@ async fn open_transport(
 
 /// How [`open`] connects, before it checks the certificate: plaintext, a
 /// certificate authority, or any certificate (trust on first use, checked
-/// against the known servers once the handshake shows it).
+/// against the known servers once the handshake shows it); over TCP, or
+/// QUIC with `--quic`.
+fn connect_options(global: &Global, server: &str) -> Result<ConnectOptions, CliError> {
+    if global.quic {
+        let trust = match &global.ca_cert {
+            Some(ca) => Trust::CaFile(ca.clone()),
+            None => Trust::Tofu,
+        };
+        return Ok(ConnectOptions::quic(
+            quic_address(server, global.quic_port)?,
+            trust,
+        ));
+    }
+    Ok(tcp_options(global, server))
+}
+
+/// [`connect_options`] over TCP.
 fn tcp_options(global: &Global, server: &str) -> ConnectOptions {
     if global.plaintext {
         ConnectOptions::plaintext(server)
@@ -340,11 +396,19 @@ async fn fallback_options(
 /// Opens a connection as the settings say, asking about an unknown
 /// server's certificate when they leave trust open.
 async fn open(global: &Global, server: &str, prompts_on_stdin: bool) -> Result<Client, CliError> {
-    let options = tcp_options(global, server);
+    let options = connect_options(global, server)?;
+    let failed = |e| {
+        connect_error(
+            server,
+            e,
+            global.plaintext,
+            options.quic.then_some(&options),
+        )
+    };
     if options.tls != Some(Trust::Tofu) {
         return match Client::connect(&options).await {
             Ok(client) => Ok(client),
-            Err(e) => Err(connect_error(server, e, global.plaintext).await),
+            Err(e) => Err(failed(e).await),
         };
     }
     let mut known = KnownServers::load()?;
@@ -352,7 +416,7 @@ async fn open(global: &Global, server: &str, prompts_on_stdin: bool) -> Result<C
     // certificate to trust is decided here, before anything is sent.
     let client = match Client::connect(&options).await {
         Ok(client) => client,
-        Err(e) => return Err(connect_error(server, e, false).await),
+        Err(e) => return Err(failed(e).await),
     };
     let seen = client
         .server_fingerprint()
@@ -432,7 +496,21 @@ or connect once with --accept-fingerprint and the new fingerprint.",
 /// Words for a failed connection, with a hint only where the cause is
 /// known: `--plaintext` is suggested when a TLS handshake met a plaintext
 /// server, never for a name that does not resolve or a closed port.
-async fn connect_error(server: &str, e: ClientError, plaintext: bool) -> CliError {
+async fn connect_error(
+    server: &str,
+    e: ClientError,
+    plaintext: bool,
+    quic: Option<&ConnectOptions>,
+) -> CliError {
+    if let (Some(quic), ClientError::Timeout(d)) = (quic, &e) {
+        // A QUIC client hears nothing back from a closed UDP port.
+        return CliError::connection(format!(
+            "no QUIC answer from {} within {d:?}: is the server running with TLS and QUIC \
+             (its listening line shows quic=HOST:PORT; --quic-port if that port is not the \
+             TCP port + 1), and does UDP reach it?",
+            quic.address
+        ));
+    }
     match e {
         ClientError::Io(e) => {
             // The system's words for a failed lookup vary (and carry no

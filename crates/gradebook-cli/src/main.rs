@@ -48,9 +48,14 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if cli.global.udp
-        && let Err(e) = connect::check_udp(&cli.command)
-    {
+    let checked = if cli.global.udp {
+        connect::check_udp(&cli.command)
+    } else if cli.global.quic {
+        connect::check_quic(&cli.command)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = checked {
         app::report(&e);
         return ExitCode::from(e.exit_code());
     }

@@ -218,6 +218,8 @@ fn run_line(
         ),
         ("encoding", g.encoding == global.encoding),
         ("udp", g.udp == global.udp),
+        ("quic", g.quic == global.quic),
+        ("quic_port", g.quic_port == global.quic_port),
     ]
     .into_iter()
     .filter(|(id, same)| !same && matches.value_source(id) == Some(ValueSource::CommandLine))
@@ -230,7 +232,8 @@ fn run_line(
     }
     if !changed.is_empty() {
         return Err(CliError::usage(
-            "the shell keeps its connection: give --server, TLS flags and --encoding when starting it",
+            "the shell keeps its connection: give --server, TLS flags, --quic and --encoding when \
+             starting it",
         ));
     }
     if matches!(

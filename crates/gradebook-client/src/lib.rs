@@ -1,5 +1,6 @@
-//! An async client for the gradebook protocol, over TCP or TLS 1.3, or
-//! over UDP datagrams ([`UdpClient`]).
+//! An async client for the gradebook protocol, over TCP or TLS 1.3, over
+//! QUIC ([`ConnectOptions::quic`]: one stream per request, the same API),
+//! or over UDP datagrams ([`UdpClient`]).
 //!
 //! A command goes as one of the protocol's [`call`] types and its reply
 //! comes back typed:
@@ -38,6 +39,7 @@
 
 #![forbid(unsafe_code)]
 
+mod quic;
 mod tls;
 mod udp;
 
@@ -45,7 +47,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use gradebook_proto::codec::write_frame;
+use gradebook_proto::codec::{to_datagram, write_frame};
 use gradebook_proto::command::{HelloArgs, LoginArgs};
 use gradebook_proto::data::Login;
 use gradebook_proto::envelope::decode_event;
@@ -58,6 +60,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Decoder;
 
+pub use quic::ALPN;
 pub use tls::{Trust, fingerprint};
 pub use udp::{Retry, UdpClient, UdpOptions};
 
@@ -130,6 +133,9 @@ pub struct ConnectOptions {
     pub tls: Option<Trust>,
     /// How long to wait for the connection and for each reply.
     pub timeout: Duration,
+    /// QUIC instead of TCP (`address` is then the QUIC address, and `tls`
+    /// is required).
+    pub quic: bool,
 }
 
 impl ConnectOptions {
@@ -139,6 +145,7 @@ impl ConnectOptions {
             address: address.into(),
             tls: None,
             timeout: Duration::from_secs(30),
+            quic: false,
         }
     }
 
@@ -148,6 +155,16 @@ impl ConnectOptions {
             address: address.into(),
             tls: Some(trust),
             timeout: Duration::from_secs(30),
+            quic: false,
+        }
+    }
+
+    /// A QUIC connection to the server's QUIC address (by default its TCP
+    /// port + 1), trusting its certificate as `trust` says.
+    pub fn quic(address: impl Into<String>, trust: Trust) -> Self {
+        ConnectOptions {
+            quic: true,
+            ..ConnectOptions::tls(address, trust)
         }
     }
 }
@@ -155,9 +172,17 @@ impl ConnectOptions {
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
+/// How a [`Client`] reaches the server.
+enum Link {
+    /// A TCP (or TLS) byte stream, framed by the codec.
+    Stream(Pin<Box<dyn Stream>>),
+    /// QUIC: a stream per request (boxed: larger than a stream).
+    Quic(Box<quic::QuicLink>),
+}
+
 /// A connection to a gradebook server.
 pub struct Client {
-    stream: Pin<Box<dyn Stream>>,
+    link: Link,
     codec: FrameCodec,
     input: BytesMut,
     output: BytesMut,
@@ -173,6 +198,7 @@ impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("encoding", &self.codec.encoding())
+            .field("quic", &self.is_quic())
             .field("fingerprint", &self.fingerprint)
             .field("token", &self.token.is_some())
             .finish_non_exhaustive()
@@ -182,25 +208,22 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// Connects (and completes the TLS handshake).
     pub async fn connect(options: &ConnectOptions) -> Result<Client, ClientError> {
-        let tcp = tokio::time::timeout(options.timeout, TcpStream::connect(&options.address))
-            .await
-            .map_err(|_| ClientError::Timeout(options.timeout))??;
-        tcp.set_nodelay(true)?;
-        let (stream, fingerprint): (Pin<Box<dyn Stream>>, _) = match &options.tls {
-            None => (Box::pin(tcp), None),
-            Some(trust) => {
-                let host = options
-                    .address
-                    .rsplit_once(':')
-                    .map_or(options.address.as_str(), |(h, _)| h);
-                let (s, fp) = tokio::time::timeout(options.timeout, tls::connect(tcp, host, trust))
+        let (link, fingerprint) = if options.quic {
+            let Some(trust) = &options.tls else {
+                return Err(ClientError::Tls(
+                    "QUIC is always encrypted: give a trust (CA file, fingerprint, or TOFU)".into(),
+                ));
+            };
+            let (link, fp) =
+                tokio::time::timeout(options.timeout, quic::connect(&options.address, trust))
                     .await
                     .map_err(|_| ClientError::Timeout(options.timeout))??;
-                (Box::pin(s), Some(fp))
-            }
+            (Link::Quic(Box::new(link)), Some(fp))
+        } else {
+            Self::connect_tcp(options).await?
         };
         Ok(Client {
-            stream,
+            link,
             codec: FrameCodec::new(Encoding::Json, MAX_REPLY),
             input: BytesMut::with_capacity(8192),
             output: BytesMut::with_capacity(8192),
@@ -210,6 +233,31 @@ impl Client {
             token: None,
             events: std::collections::VecDeque::new(),
         })
+    }
+
+    /// Whether this client speaks QUIC.
+    pub fn is_quic(&self) -> bool {
+        matches!(self.link, Link::Quic(_))
+    }
+
+    async fn connect_tcp(options: &ConnectOptions) -> Result<(Link, Option<String>), ClientError> {
+        let tcp = tokio::time::timeout(options.timeout, TcpStream::connect(&options.address))
+            .await
+            .map_err(|_| ClientError::Timeout(options.timeout))??;
+        tcp.set_nodelay(true)?;
+        let (stream, fingerprint): (Pin<Box<dyn Stream>>, _) = match &options.tls {
+            None => (Box::pin(tcp), None),
+            Some(trust) => {
+                let (s, fp) = tokio::time::timeout(
+                    options.timeout,
+                    tls::connect(tcp, &options.address, trust),
+                )
+                .await
+                .map_err(|_| ClientError::Timeout(options.timeout))??;
+                (Box::pin(s), Some(fp))
+            }
+        };
+        Ok((Link::Stream(stream), fingerprint))
     }
 
     /// The SHA-256 fingerprint of the server's certificate (TLS only), as
@@ -286,17 +334,32 @@ impl Client {
 
     /// Queues a request exactly as given.
     pub fn send_request(&mut self, request: &Request) -> Result<(), ClientError> {
-        write_frame(self.codec.encoding(), request, &mut self.output).map_err(ClientError::Protocol)
+        let encoding = self.codec.encoding();
+        match &mut self.link {
+            Link::Stream(_) => {
+                write_frame(encoding, request, &mut self.output).map_err(ClientError::Protocol)
+            }
+            Link::Quic(link) => {
+                // The stream's end frames it.
+                link.queue(to_datagram(encoding, request).map_err(ClientError::Protocol)?);
+                Ok(())
+            }
+        }
     }
 
     /// Writes the queued requests.
     pub async fn flush(&mut self) -> Result<(), ClientError> {
-        if !self.output.is_empty() {
-            self.stream.write_all(&self.output).await?;
-            self.stream.flush().await?;
-            self.output.clear();
+        match &mut self.link {
+            Link::Stream(stream) => {
+                if !self.output.is_empty() {
+                    stream.write_all(&self.output).await?;
+                    stream.flush().await?;
+                    self.output.clear();
+                }
+                Ok(())
+            }
+            Link::Quic(link) => link.flush(self.timeout).await,
         }
-        Ok(())
     }
 
     /// Reads the next reply (flushing queued requests first).
@@ -349,8 +412,12 @@ impl Client {
             .ok_or_else(|| ClientError::Protocol("a reply came where an event was awaited".into()))
     }
 
-    /// Reads the next whole frame.
+    /// Reads the next whole frame (over QUIC: the next reply stream).
     async fn read_frame(&mut self) -> Result<BytesMut, ClientError> {
+        let stream = match &mut self.link {
+            Link::Stream(stream) => stream,
+            Link::Quic(link) => return Ok(BytesMut::from(&link.read_reply().await?[..])),
+        };
         loop {
             match self.codec.decode(&mut self.input) {
                 Ok(Some(frame)) => return Ok(frame),
@@ -361,7 +428,7 @@ impl Client {
                 Err(FrameError::Io(e)) => return Err(e.into()),
             }
             self.input.reserve(16 * 1024);
-            if self.stream.read_buf(&mut self.input).await? == 0 {
+            if stream.read_buf(&mut self.input).await? == 0 {
                 return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
         }
@@ -414,12 +481,18 @@ impl Client {
         self.recv().await?.result.map_err(ClientError::Server)
     }
 
-    /// Writes raw bytes (tests of malformed input).
+    /// Writes raw bytes (tests of malformed input); over QUIC, as one
+    /// request on a stream of its own, whose reply [`Client::recv`] reads.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.flush().await?;
-        self.stream.write_all(bytes).await?;
-        self.stream.flush().await?;
-        Ok(())
+        match &mut self.link {
+            Link::Stream(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await?;
+                Ok(())
+            }
+            Link::Quic(link) => link.send_raw(bytes, self.timeout).await,
+        }
     }
 }
 

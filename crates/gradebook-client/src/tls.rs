@@ -49,14 +49,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Completes the handshake; returns the stream and the server
-/// certificate's fingerprint.
-pub(crate) async fn connect(
-    tcp: TcpStream,
-    host: &str,
-    trust: &Trust,
-) -> Result<(TlsStream<TcpStream>, String), ClientError> {
-    let seen = Arc::new(Mutex::new(None::<String>));
+/// What a handshake records of the server's certificate: its fingerprint,
+/// once the verifier has seen it (to tell a changed certificate apart from
+/// other failures).
+pub(crate) type Seen = Arc<Mutex<Option<String>>>;
+
+/// The TLS 1.3 client configuration that trusts as `trust` says, for TCP
+/// and (with its ALPN added) for QUIC.
+pub(crate) fn client_config(trust: &Trust) -> Result<(ClientConfig, Seen), ClientError> {
+    let seen: Seen = Arc::new(Mutex::new(None));
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| ClientError::Tls(e.to_string()))?;
@@ -91,26 +92,64 @@ pub(crate) async fn connect(
             }))
             .with_no_client_auth(),
     };
-    let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-        .map_err(|e| ClientError::Tls(format!("bad server name '{host}': {e}")))?;
+    Ok((config, seen))
+}
+
+/// The server name to verify the certificate against: the host of
+/// `HOST:PORT` (`[::1]:7302` gives `::1`).
+pub(crate) fn server_name(address: &str) -> Result<ServerName<'static>, ClientError> {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .map_err(|e| ClientError::Tls(format!("bad server name '{host}': {e}")))
+}
+
+/// The error for a failed handshake: a pinned certificate that changed
+/// says so, whatever the TLS library's words.
+pub(crate) fn handshake_error(
+    trust: &Trust,
+    seen: &Seen,
+    e: impl std::fmt::Display,
+) -> ClientError {
+    changed(trust, seen).unwrap_or_else(|| ClientError::Tls(e.to_string()))
+}
+
+/// The error for a pinned certificate that is not the one seen, if so.
+fn changed(trust: &Trust, seen: &Seen) -> Option<ClientError> {
+    let got = seen.lock().ok().and_then(|s| s.clone())?;
+    match trust {
+        Trust::Fingerprint(expected) if normalise(expected) != got => {
+            Some(ClientError::Tls(format!(
+                "the server's certificate changed: expected {}, got {got}",
+                normalise(expected)
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Completes the handshake; returns the stream and the server
+/// certificate's fingerprint.
+pub(crate) async fn connect(
+    tcp: TcpStream,
+    address: &str,
+    trust: &Trust,
+) -> Result<(TlsStream<TcpStream>, String), ClientError> {
+    let (config, seen) = client_config(trust)?;
+    let name = server_name(address)?;
     let stream = TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
         .map_err(|e| {
-            let fp = seen.lock().ok().and_then(|s| s.clone());
-            match (trust, fp) {
-                (Trust::Fingerprint(expected), Some(got)) if normalise(expected) != got => {
-                    ClientError::Tls(format!(
-                        "the server's certificate changed: expected {}, got {got}",
-                        normalise(expected)
-                    ))
-                }
+            changed(trust, &seen).unwrap_or_else(|| {
                 // A plaintext server answers a ClientHello with a line of
                 // JSON, whose first byte is no TLS record type: callers
                 // can then suggest plaintext, and only then.
-                _ if is_invalid_content_type(&e) => ClientError::NotTls(e.to_string()),
-                _ => ClientError::Tls(e.to_string()),
-            }
+                if is_invalid_content_type(&e) {
+                    ClientError::NotTls(e.to_string())
+                } else {
+                    ClientError::Tls(e.to_string())
+                }
+            })
         })?;
     let fp = match stream.get_ref().1.peer_certificates() {
         Some([leaf, ..]) => fingerprint(leaf),

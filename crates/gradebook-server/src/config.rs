@@ -25,6 +25,18 @@ pub enum TlsMode {
     },
 }
 
+/// Where the QUIC listener (protocol §10) listens; QUIC needs TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuicListen {
+    /// No QUIC listener (`--no-quic`).
+    Off,
+    /// With TLS on: the TCP address's IP and its port + 1 (port 0, a
+    /// free port, when the TCP port was 0); with TLS off: none.
+    BesideTcp,
+    /// This UDP address (`--quic-listen`; port 0 picks a free port).
+    At(SocketAddr),
+}
+
 /// Limits and timeouts; each has a default from spec §7.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -61,6 +73,13 @@ pub struct Limits {
     /// Events one watcher may have waiting (protocol §9); past that it is
     /// dropped from the feed as `lagged`.
     pub watch_queue: usize,
+    /// Requests (bidirectional streams) one QUIC connection may have open
+    /// at once; the client opens more as earlier ones finish.
+    pub quic_streams: u32,
+    /// Validate a new QUIC client's address with a Retry (one round trip)
+    /// before any handshake work, unless it brings a token from an earlier
+    /// connection: quinn alone may exceed the 3× rule by one datagram.
+    pub quic_retry: bool,
 }
 
 impl Default for Limits {
@@ -80,6 +99,8 @@ impl Default for Limits {
             udp_burst: 2000,
             udp_in_flight: 512,
             max_import_bytes: 64 * 1024 * 1024,
+            quic_streams: 32,
+            quic_retry: true,
         }
     }
 }
@@ -95,6 +116,8 @@ pub struct Config {
     pub database: Option<String>,
     /// TLS, or not.
     pub tls: TlsMode,
+    /// The QUIC listener (with TLS only).
+    pub quic: QuicListen,
     /// Allow plaintext on a non-loopback address.
     pub insecure_bind: bool,
     /// The first admin's password; `None` generates one and prints it.
@@ -113,6 +136,7 @@ impl Config {
             data_dir: data_dir.into(),
             database: None,
             tls: TlsMode::SelfSigned,
+            quic: QuicListen::BesideTcp,
             insecure_bind: false,
             admin_password: None,
             limits: Limits::default(),

@@ -48,6 +48,8 @@ pub enum Transport {
     Tcp,
     /// A UDP datagram.
     Udp,
+    /// A QUIC stream (one request per stream, encrypted).
+    Quic,
 }
 
 /// What the connection must do after the reply is written.

@@ -8,7 +8,8 @@
 //! in-memory [`model`]), and hands it to a handler in [`handler`], which
 //! validates with the domain core and writes through the store. What a
 //! request carries on the way is in [`context`]. [`udp`] serves datagrams
-//! through the same `execute`.
+//! through the same `execute`, and [`quic`] serves QUIC streams through it
+//! too, one request per stream.
 //!
 //! Start it with [`Server::bind`] then [`Server::run`]; tests bind port 0
 //! and drive the real server with the real client. Every expiry, timeout
@@ -30,13 +31,14 @@ mod listener;
 mod memory;
 mod model;
 mod permission;
+mod quic;
 mod session;
 mod tls;
 mod udp;
 mod watch;
 
 pub use clock::Clock;
-pub use config::{Config, Limits, TlsMode};
+pub use config::{Config, Limits, QuicListen, TlsMode};
 
 /// The bodies of the fuzz targets that need the server (`fuzz/`), also
 /// replayed over the saved corpus by `tests/it/fuzz_corpus.rs`. Not part of

@@ -1,5 +1,5 @@
 //! Start-up and the accept loop: open the store, create the first admin,
-//! load TLS, bind TCP and UDP, serve until shutdown.
+//! load TLS, bind TCP, UDP and QUIC, serve until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Auth};
-use crate::config::{Config, TlsMode};
+use crate::config::{Config, QuicListen, TlsMode};
 use crate::context::State;
 use crate::memory::Memory;
 use crate::model::Model;
 use crate::session::Sessions;
 use crate::watch::{Feed, Hub};
-use crate::{connection, tls, udp};
+use crate::{connection, quic, tls, udp};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +51,7 @@ pub struct Server {
     tcp: TcpListener,
     udp: UdpSocket,
     tls: Option<TlsAcceptor>,
+    quic: Option<quinn::Endpoint>,
     state: Arc<State>,
 }
 
@@ -59,6 +60,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("tcp", &self.tcp)
             .field("tls", &self.tls.is_some())
+            .field("quic", &self.quic_addr())
             .finish_non_exhaustive()
     }
 }
@@ -122,7 +124,16 @@ impl Server {
             elapsed_ms = loading.elapsed().as_millis() as u64,
             "loaded the data into memory"
         );
-        let tls = tls::acceptor(&config.tls, &config.data_dir).map_err(StartError::Tls)?;
+        let tls_config =
+            tls::server_config(&config.tls, &config.data_dir).map_err(StartError::Tls)?;
+        let tls = tls::acceptor(tls_config.as_ref());
+        if tls.is_none()
+            && let QuicListen::At(addr) = config.quic
+        {
+            return Err(StartError::Config(format!(
+                "QUIC ({addr}) needs TLS: leave out --plaintext, or --quic-listen"
+            )));
+        }
 
         let tcp = TcpListener::bind(config.listen)
             .await
@@ -141,6 +152,19 @@ impl Server {
                 what: format!("cannot bind UDP on {tcp_addr}"),
                 source,
             })?;
+        let quic = match (&tls_config, config.quic) {
+            (None, _) | (_, QuicListen::Off) => None,
+            (Some(tls), quic) => {
+                let addr = match quic {
+                    QuicListen::At(addr) => addr,
+                    // Port 0 for TCP: the port after the one the system
+                    // picked may be taken, so the system picks again.
+                    _ if config.listen.port() == 0 => SocketAddr::new(tcp_addr.ip(), 0),
+                    _ => quic_beside(tcp_addr)?,
+                };
+                Some(quic::bind(addr, tls, &config.limits).map_err(StartError::Config)?)
+            }
+        };
         let state = Arc::new(State {
             store,
             sessions,
@@ -156,6 +180,7 @@ impl Server {
             tcp,
             udp,
             tls,
+            quic,
             state,
         })
     }
@@ -172,12 +197,22 @@ impl Server {
         self.tls.is_some()
     }
 
-    /// The line printed once the server accepts connections (spec §8).
+    /// The QUIC address actually bound, when QUIC is on.
+    pub fn quic_addr(&self) -> Option<SocketAddr> {
+        self.quic.as_ref().and_then(|q| q.local_addr().ok())
+    }
+
+    /// The line printed once the server accepts connections (spec §8):
+    /// ` quic=HOST:PORT` at its end when QUIC is on.
     pub fn listening_line(&self) -> String {
         let addr = self.local_addr();
         let udp = self.udp.local_addr().unwrap_or(addr);
         let tls = if self.tls() { "on" } else { "off" };
-        format!("listening tcp={addr} udp={udp} tls={tls}")
+        let mut line = format!("listening tcp={addr} udp={udp} tls={tls}");
+        if let Some(quic) = self.quic_addr() {
+            line.push_str(&format!(" quic={quic}"));
+        }
+        line
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets the
@@ -188,13 +223,24 @@ impl Server {
             tcp,
             udp,
             tls,
+            quic,
             state,
         } = self;
         let tracker = TaskTracker::new();
+        // One cap for TCP and QUIC connections together.
         let slots = Arc::new(Semaphore::new(state.limits.max_connections));
         tracker.spawn(udp::serve(udp, state.clone(), shutdown.clone()));
         tracker.spawn(purge_sessions(state.clone(), shutdown.clone()));
         let refused = Arc::new(AtomicU64::new(0));
+        if let Some(endpoint) = quic {
+            tracker.spawn(quic::serve(
+                endpoint,
+                state.clone(),
+                slots.clone(),
+                refused.clone(),
+                shutdown.clone(),
+            ));
+        }
         tracker.spawn(report_refused(
             refused.clone(),
             state.limits.max_connections,
@@ -265,6 +311,18 @@ async fn accept(
             }
         }
     }
+}
+
+/// QUIC's default address: the TCP address's IP and the next port.
+fn quic_beside(tcp: SocketAddr) -> Result<SocketAddr, StartError> {
+    let port = tcp.port().checked_add(1).ok_or_else(|| {
+        StartError::Config(format!(
+            "QUIC listens on the TCP port + 1 by default, and {} is the last port: \
+             use --quic-listen",
+            tcp.port()
+        ))
+    })?;
+    Ok(SocketAddr::new(tcp.ip(), port))
 }
 
 /// Creates the user `admin` when there is no user at all: with

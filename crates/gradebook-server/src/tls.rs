@@ -22,7 +22,13 @@ pub const CERT_FILE: &str = "server-cert.pem";
 pub const KEY_FILE: &str = "server-key.pem";
 
 /// Builds the acceptor for `mode`, or `None` for plaintext.
-pub fn acceptor(mode: &TlsMode, data_dir: &Path) -> Result<Option<TlsAcceptor>, String> {
+pub fn acceptor(config: Option<&Arc<ServerConfig>>) -> Option<TlsAcceptor> {
+    config.map(|c| TlsAcceptor::from(c.clone()))
+}
+
+/// Builds the TLS 1.3 configuration for `mode` (TCP's; QUIC adds its ALPN
+/// to a copy), or `None` for plaintext.
+pub fn server_config(mode: &TlsMode, data_dir: &Path) -> Result<Option<Arc<ServerConfig>>, String> {
     let (cert, key) = match mode {
         TlsMode::Off => return Ok(None),
         TlsMode::Files { cert, key } => (cert.clone(), key.clone()),
@@ -59,7 +65,7 @@ pub fn acceptor(mode: &TlsMode, data_dir: &Path) -> Result<Option<TlsAcceptor>, 
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("TLS certificate and key do not match: {e}"))?;
-    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+    Ok(Some(Arc::new(config)))
 }
 
 /// Writes a new self-signed certificate for `localhost` and its key (the

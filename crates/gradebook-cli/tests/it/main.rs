@@ -9,6 +9,7 @@ mod backup;
 mod cli_bench;
 mod cli_commands;
 mod cli_csv;
+mod cli_quic;
 mod cli_shell;
 mod cli_tls;
 mod cli_transport;

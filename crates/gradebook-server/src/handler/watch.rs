@@ -19,6 +19,11 @@ fn over_tcp(caller: &Caller) -> Result<(), WireError> {
             ErrorCode::BadRequest,
             "watch needs a connection for its events: use TCP",
         )),
+        // Events on a server-initiated stream (spec §10) are still to come.
+        Transport::Quic => Err(WireError::new(
+            ErrorCode::BadRequest,
+            "watch is not available over QUIC yet: use TCP",
+        )),
     }
 }
 

@@ -9,6 +9,7 @@ mod integration;
 mod permissions;
 mod publication;
 mod python_client;
+mod quic;
 mod storage_full;
 mod strict_values;
 mod trust;

@@ -103,6 +103,8 @@ impl Serve {
             .env_remove("GRADEBOOK_ADMIN_PASSWORD")
             .env_remove("GRADEBOOK_PLAINTEXT")
             .env_remove("GRADEBOOK_LISTEN")
+            .env_remove("GRADEBOOK_QUIC_LISTEN")
+            .env_remove("GRADEBOOK_NO_QUIC")
             .env_remove("GRADEBOOK_DATA")
             .env_remove("NO_COLOR")
             .stdin(Stdio::null())
@@ -139,9 +141,14 @@ impl Serve {
             .unwrap_or_else(|| panic!("no tcp= in {line:?}"))
             .to_owned();
         assert_eq!(line.contains("tls=on"), !plaintext, "{line}");
+        let quic = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("quic="))
+            .map(str::to_owned);
         Server {
             child,
             addr,
+            quic,
             tls: !plaintext,
             line,
             data,
@@ -157,6 +164,8 @@ pub struct Server {
     pub child: Child,
     /// `HOST:PORT` from its listening line.
     pub addr: String,
+    /// Its QUIC `HOST:PORT`, when its listening line has one.
+    pub quic: Option<String>,
     /// Whether it serves TLS.
     pub tls: bool,
     /// Its listening line.
@@ -308,6 +317,8 @@ impl User {
             .env("GRADEBOOK_SERVER", &self.server)
             .env("NO_COLOR", "1")
             .env_remove("GRADEBOOK_PLAINTEXT")
+            .env_remove("GRADEBOOK_QUIC")
+            .env_remove("GRADEBOOK_QUIC_PORT")
             .env_remove("GRADEBOOK_CA_CERT")
             .env_remove("GRADEBOOK_ACCEPT_FINGERPRINT")
             .env_remove("GRADEBOOK_PASSWORD")

@@ -78,6 +78,8 @@ pub async fn behind_the_servers_back(dir: &std::path::Path, sql: &str, param: i6
 /// A running server; stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The QUIC address (TLS servers; QUIC on a free port).
+    pub quic: Option<SocketAddr>,
     pub dir: TempDir,
     pub tls: bool,
     /// The server's clock: the system's, unless started with
@@ -143,11 +145,13 @@ impl TestServer {
         config.clock = clock.clone();
         let server = Server::bind(config).await.expect("server starts");
         let addr = server.local_addr();
+        let quic = server.quic_addr();
         let tls = server.tls();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestServer {
             addr,
+            quic,
             dir,
             tls,
             clock,
@@ -193,6 +197,34 @@ impl TestServer {
         };
         o.timeout = Duration::from_secs(20);
         o
+    }
+
+    /// QUIC connection options for this server (TLS servers), trusting
+    /// its certificate as a CA, as [`TestServer::options`] does.
+    pub fn quic_options(&self) -> ConnectOptions {
+        let quic = self.quic.expect("a TLS server listens on QUIC");
+        let mut o = ConnectOptions::quic(
+            quic.to_string(),
+            Trust::CaFile(self.dir.path().join("server-cert.pem")),
+        );
+        o.timeout = Duration::from_secs(20);
+        o
+    }
+
+    /// A new QUIC connection, not logged in.
+    pub async fn quic_connect(&self) -> Client {
+        Client::connect(&self.quic_options())
+            .await
+            .expect("connects over QUIC")
+    }
+
+    /// A new QUIC connection logged in as the admin.
+    pub async fn quic_admin(&self) -> Client {
+        let mut c = self.quic_connect().await;
+        c.login("admin", ADMIN_PASSWORD)
+            .await
+            .expect("admin logs in over QUIC");
+        c
     }
 
     /// A new connection, not logged in.
