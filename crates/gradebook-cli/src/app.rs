@@ -96,6 +96,7 @@ pub async fn execute(ctx: &mut Ctx, command: Command) -> Result<(), CliError> {
         Command::Student(c) => student::run(ctx, c).await,
         Command::Grade(c) => grade::run(ctx, c).await,
         Command::Audit(c) => audit::run(ctx, c).await,
+        Command::Watch(args) => watch::run(ctx, args).await,
         Command::Import(c) => crate::import::import(ctx, c).await,
         Command::Export(c) => crate::export::export(ctx, c).await,
     }

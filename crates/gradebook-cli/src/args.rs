@@ -221,6 +221,17 @@ Examples:
         after_help = "Example:\n  gradebook audit list --promotion RT2-2026"
     )]
     Audit(AuditCommand),
+    /// Print grade events as they happen (watch): a student's own grades as they are published, a promotion's for its teachers.
+    #[command(after_help = "\
+Examples:
+  gradebook watch                          a student: their own grades
+  gradebook watch --promotion RT2-2026     a teacher: every event of a promotion
+  gradebook watch --student 12 --since 0   everything since the log began, then live
+  gradebook watch --json                   one JSON line per event, for scripts
+
+It reconnects by itself after a dropped connection or a server restart, and
+resumes where it stopped: no event is missed or shown twice. Ctrl-C stops it.")]
+    Watch(WatchArgs),
     /// Import students or grades from a CSV, .xlsx or .ods file (checked and written by the server).
     #[command(
         subcommand,
@@ -267,6 +278,20 @@ servers with --database and the same URL.")]
 Example (on the server, to tell users what to expect on first connection):
   gradebook fingerprint gradebook-data/server-cert.pem")]
     Fingerprint(FingerprintArgs),
+}
+
+/// `gradebook watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only this promotion's events.
+    #[arg(long, conflicts_with = "student")]
+    pub promotion: Option<String>,
+    /// Only this student's events (a student: their own, the default).
+    #[arg(long)]
+    pub student: Option<i64>,
+    /// First every event after this change-log position, then live ones.
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<i64>,
 }
 
 /// `gradebook login`.

@@ -119,6 +119,7 @@ pub fn check_udp(command: &Command) -> Result<(), CliError> {
             "an export reads a whole promotion, more than a datagram holds: run it without --udp"
         }
         Command::Serve(_) => "--udp is a client flag (the server always listens on UDP too)",
+        Command::Watch(_) => "watch needs a connection for its events: run it without --udp",
         _ => return Ok(()),
     };
     Err(CliError::usage(format!("--udp: {why}")))
@@ -132,6 +133,7 @@ pub fn check_quic(command: &Command) -> Result<(), CliError> {
             "an import pipelines requests that must run in order on one TCP connection, and \
              QUIC streams run concurrently: run it without --quic"
         }
+        Command::Watch(_) => "watch is not available over QUIC yet: run it without --quic",
         Command::Serve(_) => {
             "--quic is a client flag (the server listens on QUIC whenever TLS is on; \
              see --quic-listen and --no-quic)"

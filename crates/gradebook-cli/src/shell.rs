@@ -238,13 +238,14 @@ fn run_line(
     }
     if matches!(
         cli.command,
-        Command::Serve(_) | Command::Bench(_) | Command::Shell(_)
+        Command::Serve(_) | Command::Bench(_) | Command::Shell(_) | Command::Watch(_)
     ) {
         return Err(CliError::usage(format!(
             "not in the shell: run gradebook {} from your terminal",
             match cli.command {
                 Command::Serve(_) => "serve",
                 Command::Bench(_) => "bench",
+                Command::Watch(_) => "watch",
                 _ => "shell",
             }
         )));

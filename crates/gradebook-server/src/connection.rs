@@ -209,10 +209,13 @@ struct Connection<S> {
     watching: Option<Watching>,
 }
 
-/// A connection's watch: its registration, and the part of the log still
-/// to replay.
+/// A connection's watch: its registration, the session it is for, and the
+/// part of the log still to replay.
 struct Watching {
     subscription: Subscription,
+    /// Events stop once this session ends (a logout anywhere, a password
+    /// change, the account's deletion).
+    session: TokenHash,
     /// Replay the log's events after this seq (up to the subscription's
     /// position) before the live ones.
     replay_after: Option<i64>,
@@ -349,7 +352,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return None;
                 }
                 feed = next_event(&mut self.watching) => {
-                    self.deliver(feed);
+                    self.deliver(feed, state);
                     continue;
                 }
                 read = self.reader.read_buf(&mut self.input) => match read {
@@ -366,10 +369,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Queues a live event (one at or before the subscription's position
     /// came from the log already), or, once the feed dropped the watcher,
     /// `lagged`.
-    fn deliver(&mut self, feed: Feed) {
+    fn deliver(&mut self, feed: Feed, state: &State) {
         let Some(w) = &self.watching else {
             return;
         };
+        if !state.sessions.is_live(&w.session) {
+            // Its session ended: no more events, and a reply without an id
+            // says why (as `frame_too_large` does), so that a client
+            // waiting for events learns it.
+            let ended = WireError::unauthenticated(
+                "your session has ended, so its events stopped: log in again",
+            );
+            push(&self.codec, None, Err(&ended), &mut self.output);
+            self.watching = None;
+            return;
+        }
         match feed {
             Feed::Event(event) if event.seq > w.subscription.seq => {
                 push_event(&self.codec, &event.message(), &mut self.output);
@@ -515,8 +529,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // A new watch replaces the one before.
                 self.watching = taken.map(|subscription| Watching {
                     subscription,
+                    session: watch.session.token_hash,
                     replay_after: watch.since,
                 });
+                // A token sent in the envelope logs the watching connection
+                // in: its events are that session's.
+                if self.session.is_none() {
+                    self.session = Some(watch.session);
+                    self.codec.set_max_frame(self.limits.max_frame);
+                }
             }
             Effect::Unwatch => self.watching = None,
             // Only if it is this connection's session that ended: a logout

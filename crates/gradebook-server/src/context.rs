@@ -77,6 +77,9 @@ pub struct Watch {
     pub subscription: Arc<std::sync::Mutex<Option<crate::watch::Subscription>>>,
     /// Replay the log's events after this seq first.
     pub since: Option<i64>,
+    /// The session that asked: events stop when it ends; a connection
+    /// not logged in (the token came in the envelope) adopts it.
+    pub session: Arc<Session>,
 }
 
 impl std::fmt::Debug for Watch {

@@ -9,6 +9,7 @@ pub mod misc;
 pub mod promotion;
 pub mod student;
 pub mod user;
+pub mod watch;
 
 use gradebook_proto::{Call, Command};
 

@@ -14,6 +14,7 @@ mod cli_shell;
 mod cli_tls;
 mod cli_transport;
 mod cli_ux;
+mod cli_watch;
 mod client_calls;
 mod migrate;
 mod serve;

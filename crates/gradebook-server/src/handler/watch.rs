@@ -59,6 +59,10 @@ pub fn watch(state: &State, args: WatchArgs, caller: &Caller) -> Handled {
     let effect = Effect::Watch(Watch {
         subscription: Arc::new(Mutex::new(Some(subscription))),
         since: args.since,
+        session: caller
+            .session
+            .clone()
+            .ok_or_else(|| WireError::unauthenticated("log in first (auth.login)"))?,
     });
     Ok((
         Data::new(Watching {

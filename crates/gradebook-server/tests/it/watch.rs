@@ -339,3 +339,47 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
         seq = next;
     }
 }
+
+#[tokio::test]
+async fn events_stop_when_the_session_ends() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let (me, _) = world(&server, &mut admin).await;
+    ok(
+        &mut admin,
+        "promotion.update",
+        json!({"name": "P", "publication": "immediate"}),
+    )
+    .await;
+    let mut student = login(&server, "stud").await;
+    ok(&mut student, "watch", json!({"student": me})).await;
+    ok(
+        &mut admin,
+        "grade.add",
+        json!({"student": me, "subject": "S", "value": 10}),
+    )
+    .await;
+    assert_eq!(event(&mut student).await.event, "grade.published");
+    // An admin sets a new password: every session of the account ends.
+    ok(
+        &mut admin,
+        "user.password",
+        json!({"username": "stud", "new": "another-password-of-the-tests"}),
+    )
+    .await;
+    ok(
+        &mut admin,
+        "grade.add",
+        json!({"student": me, "subject": "S", "value": 11}),
+    )
+    .await;
+    // Instead of the event, a reply without an id says why.
+    let next = tokio::time::timeout(Duration::from_secs(20), student.recv())
+        .await
+        .expect("in time")
+        .expect("a reply");
+    assert_eq!(next.id, None);
+    let e = next.result.expect_err("an error");
+    assert_eq!(e.code.as_str(), "unauthenticated", "{e:?}");
+    no_event(&mut student).await;
+}

@@ -1,0 +1,180 @@
+//! `gradebook watch` as a student runs it: each new grade printed as it is
+//! published, with the average now; after a server restart it reconnects
+//! by itself and resumes, missing nothing and showing nothing twice.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::cli_support;
+
+use cli_support::{Serve, User};
+use serde_json::json;
+
+const PASSWORD: &str = "password-of-the-tests";
+
+/// The lines a running `gradebook watch` prints, read on a thread.
+struct Watcher {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Watcher {
+    fn start(user: &User, args: &[&str]) -> Watcher {
+        let mut child = user
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gradebook watch starts");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `text`; panics after 30 s.
+    fn expect(&mut self, text: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(e) => panic!("no line with {text:?} ({e}); got {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Every line printed within `wait`, after those seen.
+    fn rest(&mut self, wait: Duration) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(wait) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_sees_new_grades_live_across_a_server_restart() {
+    let dir = tempfile::tempdir().expect("a data directory");
+    let mut server = Serve::new().data(dir.path()).start();
+    let mut admin = server.admin().await;
+    admin
+        .call(
+            "promotion.create",
+            json!({"name": "RT2", "publication": "manual"}),
+        )
+        .await
+        .expect("promotion");
+    let me = admin
+        .call(
+            "student.add",
+            json!({"promotion": "RT2", "first_name": "Ada", "last_name": "L"}),
+        )
+        .await
+        .expect("student")["id"]
+        .as_i64()
+        .expect("id");
+    admin
+        .call(
+            "user.create",
+            json!({"username": "ada", "password": PASSWORD, "role": "student", "student": me}),
+        )
+        .await
+        .expect("account");
+    let student = User::new(&server);
+    student.login("ada", PASSWORD);
+    let mut watch = Watcher::start(&student, &["watch"]);
+    watch.expect(&format!("Watching student {me}"));
+
+    // Hidden, then published: only the publication shows.
+    let g = admin
+        .call(
+            "grade.add",
+            json!({"student": me, "subject": "Networks", "value": 14.5, "coefficient": 2, "label": "Midterm"}),
+        )
+        .await
+        .expect("grade");
+    admin
+        .call(
+            "grade.publish",
+            json!({"promotion": "RT2", "ids": [g["id"]]}),
+        )
+        .await
+        .expect("published");
+    let line = watch.expect("New grade in Networks");
+    assert_eq!(
+        line,
+        "New grade in Networks: 14.50 ×2 (Midterm), average now 14.50"
+    );
+
+    // The server restarts on the same address and data; a grade published
+    // while it was away from the watcher is shown once it is back.
+    let addr = server.addr.clone();
+    server.terminate();
+    drop(server);
+    let server = Serve::new().listen(&addr).data(dir.path()).start();
+    let mut admin = server.admin().await;
+    admin
+        .call(
+            "promotion.update",
+            json!({"name": "RT2", "publication": "immediate"}),
+        )
+        .await
+        .expect("immediate");
+    admin
+        .call(
+            "grade.add",
+            json!({"student": me, "subject": "Maths", "value": 9, "label": "Quiz"}),
+        )
+        .await
+        .expect("grade");
+    let line = watch.expect("New grade in Maths");
+    assert_eq!(
+        line,
+        "New grade in Maths: 9.00 ×1 (Quiz), average now 12.67"
+    );
+    admin
+        .call("promotion.lock", json!({"name": "RT2"}))
+        .await
+        .expect("locked");
+    watch.expect("Promotion RT2 locked");
+    let all = watch.rest(Duration::from_millis(500));
+    let midterm = all.iter().filter(|l| l.contains("14.50 ×2")).count();
+    assert_eq!(midterm, 1, "shown once: {all:?}");
+    assert_eq!(
+        all.iter().filter(|l| l.contains("9.00 ×1")).count(),
+        1,
+        "{all:?}"
+    );
+}
+
+#[test]
+fn watch_says_what_it_needs() {
+    let server = cli_support::Server::plaintext();
+    let admin = User::admin(&server);
+    let out = admin.run(&["watch", "--udp"]);
+    assert!(out.fails(2).contains("watch needs a connection"), "{out:?}");
+}
