@@ -55,10 +55,12 @@ redis_rps() { redis-benchmark -p $REDIS_PORT -t ping -c 50 "$@" --csv 2>/dev/nul
   | awk -F'","' '/PING_MBULK/ {print int($2)}'; }
 bench() { "$G" bench --json "$@" 2>/dev/null; }
 
-echo "measuring… (redis, gradebook plaintext, TLS, pipelined, writes, fsync, idle)" >&2
+echo "measuring… (redis, gradebook plaintext, TLS, QUIC, pipelined, writes, fsync, idle)" >&2
 R1=$(redis_rps -n "$N_READ")
 B1=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -n "$N_READ" --workload average)
 T1=$(bench --server 127.0.0.1:$TLS_PORT -c 50 -n "$N_READ" --workload average)
+# The same reads over QUIC (the TLS server's UDP port + 1), right after.
+Q1=$(bench --server 127.0.0.1:$TLS_PORT --quic -c 50 -n "$N_READ" --workload average)
 R16=$(redis_rps -n "$N_PIPE" -P 16)
 B16=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -P 16 -n "$N_PIPE" --workload average)
 W=$(bench --plaintext --server 127.0.0.1:$PLAIN_PORT -c 50 -n "$N_WRITE" --workload write)
@@ -95,7 +97,7 @@ wait $BENCH
 I=$(cat "$WORK/idle.json")
 RSS_IDLE=$(cat "$WORK/rss")
 
-b1=$(echo "$B1" | rps); t1=$(echo "$T1" | rps); b16=$(echo "$B16" | rps)
+b1=$(echo "$B1" | rps); t1=$(echo "$T1" | rps); q1=$(echo "$Q1" | rps); b16=$(echo "$B16" | rps)
 w=$(echo "$W" | rps); f=$(echo "$F" | rps); m=$(echo "$M" | rps); i=$(echo "$I" | rps)
 x=$(echo "$X" | rps); pw=$(echo "$PW" | rps)
 after() { python3 -c "import json,sys; d=json.load(sys.stdin)[\"$1\"]; print(f'{d[\"p50_ms\"]:.3f} ms, {d[\"p50_over_ping\"]:.1f}')"; }
@@ -109,6 +111,7 @@ cat <<EOF
 |---|---|---|---|---|
 | reads, plaintext JSON, 50 conns (student.average) | $b1 req/s | redis PING $R1 req/s | $(ratio "$b1" "$R1") | ≥ 0.50 |
 | reads over TLS, 50 conns | $t1 req/s | redis PING $R1 req/s | $(ratio "$t1" "$R1") | ≥ 0.40 |
+| reads over QUIC, 50 conns | $q1 req/s | TLS TCP $t1 req/s | $(ratio "$q1" "$t1") | ≥ 0.40 |
 | pipelined reads, -P 16 | $b16 req/s | redis PING -P 16 $R16 req/s | $(ratio "$b16" "$R16") | ≥ 0.25 |
 | durable writes (grade.add), 50 conns | $w req/s | single-row fsync $f commits/s | $(ratio "$w" "$f") | ≥ 5 |
 | p99 latency, reads, 50 conns | $p99 ms (TLS: $tp99 ms) | | | < 5 ms |

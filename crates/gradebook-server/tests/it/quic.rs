@@ -683,3 +683,64 @@ async fn a_new_client_is_sent_a_retry_and_its_next_connections_are_not() {
         "the second connection brought a token: no Retry"
     );
 }
+
+#[tokio::test]
+async fn the_aioquic_example_logs_in_and_reads_an_average() {
+    // `examples/python/quic_client.py` needs aioquic, which the project
+    // does not install: the test runs where the interpreter has it
+    // (GRADEBOOK_TEST_PYTHON names one, e.g. a virtualenv's), and says so
+    // where it does not.
+    let python = std::env::var("GRADEBOOK_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_aioquic = std::process::Command::new(&python)
+        .args(["-c", "import aioquic"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_aioquic {
+        eprintln!("skipped: {python} has no aioquic (pip install aioquic)");
+        return;
+    }
+    let server = TestServer::start_tls().await;
+    let mut c = server.quic_admin().await;
+    let ids = promotion_with_students(&mut c, "P", 1).await;
+    ok(
+        &mut c,
+        "grade.add",
+        json!({"student": ids[0], "subject": "S", "value": 13.5, "coefficient": 2}),
+    )
+    .await;
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/python/quic_client.py");
+    let quic = server.quic.expect("QUIC");
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .args(["--host", "localhost", "--port", &quic.port().to_string()])
+        .arg("--cafile")
+        .arg(server.dir.path().join("server-cert.pem"))
+        .args(["--student", &ids[0].to_string()])
+        .env("GRADEBOOK_PASSWORD", ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), out)
+        .await
+        .expect("the example finishes in time")
+        .expect("the example runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("logged in as admin (admin) over QUIC"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "student {}: average 13.50 (1 grade(s) counted)",
+            ids[0]
+        )),
+        "{stdout}"
+    );
+}
