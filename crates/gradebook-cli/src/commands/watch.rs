@@ -13,6 +13,10 @@ use crate::args::WatchArgs as Args;
 use crate::error::CliError;
 use crate::output;
 
+/// How often a request keeps the session alive (sessions end after 30
+/// idle minutes).
+const KEEPALIVE: Duration = Duration::from_secs(600);
+
 /// The longest wait between two attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -59,9 +63,28 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), CliError> {
             announced = true;
         }
         last = Some(last.unwrap_or(watching.seq));
-        // Events until the connection drops or the feed says lagged.
+        // Events until the connection drops or the feed says lagged. Now
+        // and then a request keeps the session from expiring idle (its
+        // reply comes between events; waiting for an event is resumed).
+        let mut keepalive =
+            tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
         loop {
-            let event = match ctx.conn.client().await?.next_event().await {
+            let waited = {
+                let client = ctx.conn.client().await?;
+                tokio::select! {
+                    next = client.next_event() => Some(next.map_err(|e| e.to_string())),
+                    _ = keepalive.tick() => None,
+                }
+            };
+            let next = match waited {
+                Some(next) => next,
+                None => match ctx.conn.run(call::Whoami(NoArgs {})).await {
+                    Ok(_) => continue,
+                    Err(CliError::Connection(m)) => Err(m),
+                    Err(e) => return Err(e),
+                },
+            };
+            let event = match next {
                 Ok(e) => e,
                 Err(e) => {
                     eprintln!("gradebook watch: the connection was lost ({e}); reconnecting");
