@@ -636,26 +636,51 @@ async fn insert_grade(
         Some(r) => r.try_get(0)?,
         None => 0,
     };
-    Ok(Grade {
+    Ok(added_grade(new, id))
+}
+
+/// Adds a grade if its student exists, in one statement that also reads
+/// the student's promotion (what the log records): no row, no student.
+const ADD_GRADE: &str = "WITH s AS (SELECT id, promotion_id FROM students WHERE id = $1), \
+     g AS (INSERT INTO grades (student_id, subject, value, coefficient, label, created_at) \
+     SELECT id, $2, $3, $4, $5, $6 FROM s RETURNING id) \
+     SELECT g.id, s.promotion_id FROM g, s";
+
+pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+    let Some(row) = tx
+        .query_opt(
+            ADD_GRADE,
+            &[
+                &new.student,
+                &new.subject,
+                &new.value.to_code(),
+                &i64::from(new.coefficient.hundredths()),
+                &new.label,
+                &ctx.at,
+            ],
+        )
+        .await?
+    else {
+        return Err(no_student(new.student).into());
+    };
+    tx.know_promotion(new.student, row.try_get(1)?);
+    let g = added_grade(new, row.try_get(0)?);
+    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
+        .await?;
+    record_request(tx, ctx, &g).await?;
+    Ok(g)
+}
+
+/// The grade `new` once stored under `id`.
+fn added_grade(new: &NewGrade, id: i64) -> Grade {
+    Grade {
         id,
         student: new.student,
         subject: new.subject.clone(),
         value: new.value,
         coefficient: new.coefficient,
         label: new.label.clone(),
-    })
-}
-
-pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
-    // The student exists; its promotion, read here, is what the log needs.
-    if tx.promotion_of(new.student).await?.is_none() {
-        return Err(no_student(new.student).into());
     }
-    let g = insert_grade(tx, new, ctx).await?;
-    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
-        .await?;
-    record_request(tx, ctx, &g).await?;
-    Ok(g)
 }
 
 pub(crate) async fn grade_update(

@@ -14,13 +14,22 @@
 //! by taking a transaction-level advisory lock ([`WRITE_LOCK`]) and reading
 //! the chain's head (last seq and hash) again under it, so that entries
 //! written by another server are continued, never forked or numbered
-//! twice. The cost: one more statement per batch (two round trips, the
-//! lock and the head, both cheap: the head is the last row of the
-//! primary key's index), and writers on different servers never overlap,
-//! which the change log's single chain needs anyway. The batch's entries
-//! reach the follower through [`Delivery`], which reads first any entries
-//! other servers committed before them, so that it sees every entry, in
-//! order, once.
+//! twice. The cost: two more statements per batch, sent with its `BEGIN`
+//! in one round trip (both cheap: the head is the last row of the primary
+//! key's index), and writers on different servers never overlap, which
+//! the change log's single chain needs anyway. The batch's entries reach
+//! the follower through [`Delivery`], which reads first any entries other
+//! servers committed before them, so that it sees every entry, in order,
+//! once.
+//!
+//! Round trips, not commits, bound a batch on PostgreSQL (a commit is one
+//! fsync for the whole batch; every statement awaited is a round trip
+//! through the kernel and PostgreSQL's process). So what needs no answer
+//! before the next statement is sent with it: the change-log entries the
+//! writes append are chained as they are made but inserted all at once
+//! when the batch ends, in one statement sent with the head's update, the
+//! notification and the `COMMIT`; a write's savepoint is released with the
+//! next one's opening.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -33,10 +42,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use gradebook_store::{Follower, Queued, StoreError};
 
-use crate::error::{self, Result};
+use gradebook_store::change::Head;
+
+use crate::error::{self, Error, Result};
 use crate::log::{self, Batch};
 use crate::tail::Delivery;
-use gradebook_store::change::Head;
 
 /// A boxed future that a write returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -307,52 +317,101 @@ async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>)
 }
 
 /// The batch's transaction: the lock, the head, every write in its
-/// savepoint, the notification, the commit.
+/// savepoint, the change log's entries, the notification, the commit.
+///
+/// Statements that need no answer before the next is sent go together
+/// (tokio-postgres pipelines the requests of futures polled at once on one
+/// connection): the opening three, and the closing ones. A batch then costs
+/// a handful of round trips whatever its size, beside those of its writes.
 async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result<()> {
-    batch.client().batch_execute("BEGIN").await?;
+    let client = batch.client();
+    // Prepared (once per connection) before anything is pipelined: a
+    // statement still to prepare would be sent after those behind it.
+    let (lock, head, insert, highest, notify) = tokio::try_join!(
+        client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+        client.prepare_cached(log::HEAD),
+        client.prepare_cached(log::INSERT_ENTRIES),
+        client.prepare_cached("UPDATE changes_highest SET seq = GREATEST(seq, $1)"),
+        client.prepare_cached("SELECT pg_notify($1, $2)"),
+    )?;
+    // `biased`: polled first in this order, so sent in this order.
+    let (_, _, row) = tokio::try_join!(
+        biased;
+        client.batch_execute("BEGIN"),
+        client.execute(&lock, &[&WRITE_LOCK]),
+        client.query_opt(&head, &[]),
+    )?;
+    batch.head = log::head_of(row)?;
+    // The savepoint still to release (of the last write), released with
+    // the next statement sent rather than in a round trip of its own.
+    let mut release = None;
+    for job in jobs.iter_mut() {
+        run_alone(batch, &mut release, job.as_mut()).await?;
+    }
+    let client = batch.client();
+    let release = async {
+        if let Some(savepoint) = release {
+            client
+                .batch_execute(&format!("RELEASE {savepoint}"))
+                .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let commit = async { Ok::<_, Error>(client.batch_execute("COMMIT").await?) };
+    if batch.entries.is_empty() {
+        tokio::try_join!(biased; release, commit)?;
+        return Ok(());
+    }
+    let last = batch.head.seq;
+    let payload = last.to_string();
+    // Should one of these fail, the COMMIT sent behind it ends the
+    // transaction with a rollback, and the failure is what is reported.
+    tokio::try_join!(
+        biased;
+        release,
+        batch.store_entries(&insert),
+        async { Ok(client.execute(&highest, &[&last]).await?) },
+        async { Ok(client.execute(&notify, &[&CHANNEL, &payload]).await?) },
+        commit,
+    )?;
+    Ok(())
+}
+
+/// The savepoint of a write run alone.
+const WRITE: &str = "write";
+
+/// The statements that open savepoint `name`, after releasing `release`
+/// (the savepoint still to release, if any).
+fn open(release: Option<&str>, name: &str) -> String {
+    match release {
+        Some(previous) => format!("RELEASE {previous}; SAVEPOINT {name}"),
+        None => format!("SAVEPOINT {name}"),
+    }
+}
+
+/// Runs `job` in its own savepoint: kept if it succeeds, rolled back (with
+/// its entries) if it fails. `release` is the savepoint still to be
+/// released before, if any; on return, the one still to be released after.
+async fn run_alone(
+    batch: &mut Batch,
+    release: &mut Option<&'static str>,
+    job: &mut dyn Job,
+) -> Result<()> {
     batch
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .client()
+        .batch_execute(&open(release.take(), WRITE))
         .await?;
-    batch.head = log::head(batch.client()).await?;
-    // Each write in its savepoint; releasing one and opening the next go
-    // in one round trip.
-    let mut open = false;
-    for job in jobs {
-        if !open {
-            batch.client().batch_execute("SAVEPOINT write").await?;
-        }
-        batch.next_write();
-        let mark = batch.mark();
-        if job.run(batch).await {
-            batch
-                .client()
-                .batch_execute("RELEASE write; SAVEPOINT write")
-                .await?;
-        } else {
-            batch.undo(mark);
-            batch
-                .client()
-                .batch_execute("ROLLBACK TO write; RELEASE write; SAVEPOINT write")
-                .await?;
-        }
-        open = true;
-    }
-    if open {
-        batch.client().batch_execute("RELEASE write").await?;
-    }
-    if !batch.entries.is_empty() {
-        let last = batch.head.seq;
+    batch.next_write();
+    let mark = batch.mark();
+    if job.run(batch).await {
+        *release = Some(WRITE);
+    } else {
+        batch.undo(mark);
         batch
-            .execute(
-                "UPDATE changes_highest SET seq = GREATEST(seq, $1)",
-                &[&last],
-            )
-            .await?;
-        batch
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.to_string()])
+            .client()
+            .batch_execute("ROLLBACK TO write; RELEASE write")
             .await?;
     }
-    batch.client().batch_execute("COMMIT").await?;
     Ok(())
 }
 
