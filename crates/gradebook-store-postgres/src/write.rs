@@ -15,6 +15,7 @@ use gradebook_store::{
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
 use crate::log::Batch;
+use crate::writer::GradeJob;
 use crate::{
     grade_from_row, no_grade, no_promotion, no_student, no_user, number_taken, role_from_db,
     student_from_row,
@@ -681,6 +682,105 @@ fn added_grade(new: &NewGrade, id: i64) -> Grade {
         coefficient: new.coefficient,
         label: new.label.clone(),
     }
+}
+
+/// Adds the grades of a run of `grade.add`s, those whose student exists,
+/// in one statement; their ids are drawn in the run's order, as if each
+/// had been added alone. Input rows are numbered (`n`) so that each comes
+/// back to its write: the rows' order out of an `INSERT` is not promised.
+const ADD_GRADES: &str = "WITH found AS ( \
+       SELECT nextval(pg_get_serial_sequence('grades', 'id')) AS id, f.* FROM ( \
+         SELECT i.n, i.student_id, s.promotion_id, i.subject, i.value, i.coefficient, \
+                i.label, i.created_at \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], \
+                     $6::bigint[]) \
+              WITH ORDINALITY AS i (student_id, subject, value, coefficient, label, created_at, n) \
+         JOIN students s ON s.id = i.student_id \
+         ORDER BY i.n \
+       ) f \
+     ), added AS ( \
+       INSERT INTO grades (id, student_id, subject, value, coefficient, label, created_at) \
+       OVERRIDING SYSTEM VALUE \
+       SELECT id, student_id, subject, value, coefficient, label, created_at FROM found \
+     ) \
+     SELECT n, id, promotion_id FROM found";
+// The `ORDER BY` sits in a subquery, below `nextval`: the planner keeps
+// such a subquery whole, so ids are drawn in the sorted order (a `nextval`
+// beside the `ORDER BY` would be computed before the sort).
+
+/// Why a run of grades ([`add_grades`]) did not go as one statement.
+#[derive(Debug)]
+pub(crate) enum RunFailed {
+    /// The statement (or what the run logs) failed: nothing of the run is
+    /// kept once its savepoint is rolled back, and its writes can go one
+    /// at a time.
+    Statement(Error),
+    /// The transaction itself failed (its savepoint could not be opened).
+    Batch(Error),
+}
+
+/// Adds `grades`, plain `grade.add`s in the order they came (no UDP
+/// request to record), with [`ADD_GRADES`], after `open` (the statements
+/// that open the run's savepoint) in the same round trip; logs each added
+/// grade; and gives each write its result: its grade, or `not_found` if
+/// its student does not exist (which changed nothing).
+pub(crate) async fn add_grades(
+    tx: &mut Batch,
+    open: &str,
+    grades: &[&mut GradeJob],
+) -> std::result::Result<Vec<Result<Grade>>, RunFailed> {
+    let client = tx.client();
+    let stmt = client
+        .prepare_cached(ADD_GRADES)
+        .await
+        .map_err(|e| RunFailed::Batch(e.into()))?;
+    let student: Vec<i64> = grades.iter().map(|g| g.new.student).collect();
+    let subject: Vec<&str> = grades.iter().map(|g| g.new.subject.as_str()).collect();
+    let value: Vec<i64> = grades.iter().map(|g| g.new.value.to_code()).collect();
+    let coefficient: Vec<i64> = grades
+        .iter()
+        .map(|g| i64::from(g.new.coefficient.hundredths()))
+        .collect();
+    let label: Vec<Option<&str>> = grades.iter().map(|g| g.new.label.as_deref()).collect();
+    let at: Vec<i64> = grades.iter().map(|g| g.ctx.at).collect();
+    // Both sent before either answer is awaited.
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&student, &subject, &value, &coefficient, &label, &at];
+    let (opened, rows) = tokio::join!(
+        biased;
+        client.batch_execute(open),
+        client.query(&stmt, &params),
+    );
+    opened.map_err(|e| RunFailed::Batch(e.into()))?;
+    let rows = rows.map_err(|e| RunFailed::Statement(e.into()))?;
+    let mut added: Vec<Option<(i64, i64)>> = vec![None; grades.len()];
+    for row in &rows {
+        let read = || -> Result<(usize, i64, i64)> {
+            let n: i64 = row.try_get(0)?;
+            let n = usize::try_from(n - 1)
+                .ok()
+                .filter(|n| *n < added.len())
+                .ok_or_else(|| StoreError::Corrupt(format!("grade {n} of a run came back")))?;
+            Ok((n, row.try_get(1)?, row.try_get(2)?))
+        };
+        let (n, id, promotion) = read().map_err(RunFailed::Statement)?;
+        added[n] = Some((id, promotion));
+    }
+    let mut results = Vec::with_capacity(grades.len());
+    for (job, added) in grades.iter().zip(added) {
+        let Some((id, promotion)) = added else {
+            results.push(Err(no_student(job.new.student).into()));
+            continue;
+        };
+        tx.next_write();
+        tx.know_promotion(job.new.student, promotion);
+        let g = added_grade(&job.new, id);
+        tx.append(&job.ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
+            .await
+            .map_err(RunFailed::Statement)?;
+        results.push(Ok(g));
+    }
+    Ok(results)
 }
 
 pub(crate) async fn grade_update(

@@ -2,7 +2,8 @@
 //! one transaction and one commit, and each is acknowledged only once that
 //! commit is done.
 //!
-//! Writes are closures sent to a task that takes every write queued, opens
+//! Writes are closures (a `grade.add`, the grade itself: [`GradeJob`])
+//! sent to a task that takes every write queued, opens
 //! one transaction on its own connection, runs each write inside its own
 //! savepoint (so a failing write undoes only itself), commits once, hands
 //! the entries the writes appended to the change log to the follower, and
@@ -29,7 +30,11 @@
 //! writes append are chained as they are made but inserted all at once
 //! when the batch ends, in one statement sent with the head's update, the
 //! notification and the `COMMIT`; a write's savepoint is released with the
-//! next one's opening.
+//! next one's opening. And a run of consecutive `grade.add`s, the writes
+//! that come in streams, goes as one statement for all of its grades
+//! ([`write::add_grades`]) rather than one each; should that statement
+//! fail, the run's writes go again one at a time, each in its savepoint,
+//! so that the one the database refuses fails alone.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -42,11 +47,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use gradebook_store::{Follower, Queued, StoreError};
 
+use gradebook_core::{Grade, NewGrade};
 use gradebook_store::change::Head;
 
 use crate::error::{self, Error, Result};
 use crate::log::{self, Batch};
 use crate::tail::Delivery;
+use crate::write::{self, Context};
 
 /// A boxed future that a write returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -98,6 +105,42 @@ trait Job: Send {
     /// Tells the caller the outcome, now that the batch has committed
     /// (`Ok`) or failed to.
     fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>);
+    /// The grade this job adds, if it is a plain `grade.add`: one that
+    /// may go in one statement with the others of its run
+    /// ([`write::add_grades`]).
+    fn grade(&mut self) -> Option<&mut GradeJob> {
+        None
+    }
+}
+
+/// What a caller is told of its write, whose own result was `result`,
+/// once its batch has committed (`Ok`) or failed to.
+fn outcome<T>(
+    result: Option<Outcome<T>>,
+    batch: std::result::Result<(), &StoreError>,
+) -> Outcome<T> {
+    match (result, batch) {
+        // A duplicate means "the first copy is durable": not so if its
+        // batch (possibly this one) failed.
+        (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
+        // A write that failed changed nothing, whatever became of the
+        // batch.
+        (Some(Err(e)), _) => Err(e),
+        (Some(Ok(value)), Ok(())) => Ok(value),
+        (_, Err(e)) => Err(error::not_committed(e)),
+        (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
+    }
+}
+
+/// Runs `work`; a panicking write is undone like a failing one, and the
+/// task goes on with the others.
+async fn catching<T>(work: impl Future<Output = Result<T>>) -> Outcome<T> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Corrupt(
+            "a write panicked; it was undone".into(),
+        )),
+    }
 }
 
 /// A write and the caller waiting for its result.
@@ -115,14 +158,7 @@ where
     fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let result = match self.work.take() {
-                // A panicking write is undone like a failing one, and the
-                // task goes on with the others.
-                Some(work) => match AssertUnwindSafe(work(batch)).catch_unwind().await {
-                    Ok(result) => result.map_err(StoreError::from),
-                    Err(_) => Err(StoreError::Corrupt(
-                        "a write panicked; it was undone".into(),
-                    )),
-                },
+                Some(work) => catching(work(batch)).await,
                 None => Err(StoreError::Corrupt("a write was run twice".into())),
             };
             let ok = result.is_ok();
@@ -132,19 +168,40 @@ where
     }
 
     fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>) {
-        let result = match (self.result, batch) {
-            // A duplicate means "the first copy is durable": not so if its
-            // batch (possibly this one) failed.
-            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
-            // A write that failed changed nothing, whatever became of the
-            // batch.
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(e)) => Err(error::not_committed(e)),
-            (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
-        };
         // The caller may have gone away; the write stands all the same.
-        let _ = self.reply.send(result);
+        let _ = self.reply.send(outcome(self.result, batch));
+    }
+}
+
+/// A `grade.add` and the caller waiting for its result. Unlike a
+/// [`Pending`] write, the writer can see what it adds, and adds the grades
+/// of consecutive such jobs with one statement.
+pub(crate) struct GradeJob {
+    pub(crate) new: NewGrade,
+    pub(crate) ctx: Context,
+    /// The job's result, once run (alone or with its run).
+    pub(crate) result: Option<Outcome<Grade>>,
+    reply: oneshot::Sender<Outcome<Grade>>,
+}
+
+impl Job for GradeJob {
+    fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let result = catching(write::grade_add(batch, &self.new, &self.ctx)).await;
+            let ok = result.is_ok();
+            self.result = Some(result);
+            ok
+        })
+    }
+
+    fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>) {
+        let _ = self.reply.send(outcome(self.result, batch));
+    }
+
+    fn grade(&mut self) -> Option<&mut GradeJob> {
+        // A UDP request's row is recorded by the write itself, once it
+        // knows its result: such a grade goes alone.
+        (!self.ctx.has_request()).then_some(self)
     }
 }
 
@@ -185,6 +242,25 @@ impl Writer {
         result?.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Adds the grade `new` in the next batch (see [`GradeJob`]), and
+    /// tells `ctx`'s `queued` once it is queued, as [`Writer::run_queued`].
+    pub(crate) async fn add_grade(&self, new: NewGrade, ctx: Context) -> Outcome<Grade> {
+        let queued = ctx.queued();
+        let (reply, result) = oneshot::channel();
+        let job = GradeJob {
+            new,
+            ctx,
+            result: None,
+            reply,
+        };
+        let sent = self.send(Box::new(job));
+        if let Some(q) = queued {
+            q.tell();
+        }
+        sent?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Queues `write`; the receiver gets its result after the commit.
     fn submit<T, F>(&self, write: F) -> Outcome<oneshot::Receiver<Outcome<T>>>
     where
@@ -197,10 +273,15 @@ impl Writer {
             result: None,
             reply,
         };
-        self.queue
-            .send(Message::Job(Box::new(job)))
-            .map_err(|_| StoreError::Closed)?;
+        self.send(Box::new(job))?;
         Ok(result)
+    }
+
+    /// Queues `job` for the next batch.
+    fn send(&self, job: Box<dyn Job>) -> Outcome<()> {
+        self.queue
+            .send(Message::Job(job))
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Gives `follower` a snapshot, taken between two batches, and every
@@ -342,11 +423,30 @@ async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result
         client.query_opt(&head, &[]),
     )?;
     batch.head = log::head_of(row)?;
-    // The savepoint still to release (of the last write), released with
-    // the next statement sent rather than in a round trip of its own.
+    // The savepoint still to release (of the last write, or run of
+    // grades), released with the next statement sent rather than in a
+    // round trip of its own.
     let mut release = None;
-    for job in jobs.iter_mut() {
-        run_alone(batch, &mut release, job.as_mut()).await?;
+    let mut start = 0;
+    while start < jobs.len() {
+        let end = jobs[start..]
+            .iter_mut()
+            .position(|j| j.grade().is_none())
+            .map_or(jobs.len(), |n| start + n);
+        if end == start {
+            run_alone(batch, &mut release, jobs[start].as_mut()).await?;
+            start += 1;
+            continue;
+        }
+        let run = &mut jobs[start..end];
+        start = end;
+        if !add_grades(batch, &mut release, run).await? {
+            // The run's statement failed: its writes go one at a time, so
+            // that the one that fails undoes only itself.
+            for job in run {
+                run_alone(batch, &mut release, job.as_mut()).await?;
+            }
+        }
     }
     let client = batch.client();
     let release = async {
@@ -379,6 +479,8 @@ async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result
 
 /// The savepoint of a write run alone.
 const WRITE: &str = "write";
+/// The savepoint of a run of grades.
+const GRADES: &str = "grades";
 
 /// The statements that open savepoint `name`, after releasing `release`
 /// (the savepoint still to release, if any).
@@ -413,6 +515,40 @@ async fn run_alone(
             .await?;
     }
     Ok(())
+}
+
+/// Runs a run of plain `grade.add`s ([`Job::grade`]) as one statement
+/// ([`write::add_grades`]) in one savepoint, opened in the same round trip
+/// (releasing `release` before, as [`run_alone`]). Whether it did: if the
+/// statement failed (a grade the database refuses), nothing of the run
+/// was kept and the caller runs its writes one at a time.
+async fn add_grades(
+    batch: &mut Batch,
+    release: &mut Option<&'static str>,
+    run: &mut [Box<dyn Job>],
+) -> Result<bool> {
+    let open = open(release.take(), GRADES);
+    let grades: Vec<&mut GradeJob> = run.iter_mut().filter_map(|j| j.grade()).collect();
+    let mark = batch.mark();
+    match write::add_grades(batch, &open, &grades).await {
+        Ok(outcomes) => {
+            for (job, outcome) in grades.into_iter().zip(outcomes) {
+                job.result = Some(outcome.map_err(StoreError::from));
+            }
+            *release = Some(GRADES);
+            Ok(true)
+        }
+        Err(write::RunFailed::Statement(e)) => {
+            tracing::debug!(error = %StoreError::from(e), grades = grades.len(), "grades added one at a time");
+            batch.undo(mark);
+            batch
+                .client()
+                .batch_execute("ROLLBACK TO grades; RELEASE grades")
+                .await?;
+            Ok(false)
+        }
+        Err(write::RunFailed::Batch(e)) => Err(e),
+    }
 }
 
 /// After a failed batch: rolls its transaction back, or, if even that
