@@ -14,6 +14,9 @@ use gradebook_store::{
 };
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
+use deadpool_postgres::Object;
+use tokio_postgres::Row;
+
 use crate::log::Batch;
 use crate::writer::GradeJob;
 use crate::{
@@ -689,7 +692,8 @@ fn added_grade(new: &NewGrade, id: i64) -> Grade {
 /// had been added alone. Input rows are numbered (`n`) so that each comes
 /// back to its write: the rows' order out of an `INSERT` is not promised.
 const ADD_GRADES: &str = "WITH found AS ( \
-       SELECT nextval(pg_get_serial_sequence('grades', 'id')) AS id, f.* FROM ( \
+       SELECT nextval((SELECT pg_get_serial_sequence('grades', 'id')::regclass)) AS id, f.* \
+       FROM ( \
          SELECT i.n, i.student_id, s.promotion_id, i.subject, i.value, i.coefficient, \
                 i.label, i.created_at \
          FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], \
@@ -706,7 +710,8 @@ const ADD_GRADES: &str = "WITH found AS ( \
      SELECT n, id, promotion_id FROM found";
 // The `ORDER BY` sits in a subquery, below `nextval`: the planner keeps
 // such a subquery whole, so ids are drawn in the sorted order (a `nextval`
-// beside the `ORDER BY` would be computed before the sort).
+// beside the `ORDER BY` would be computed before the sort). The sequence
+// is looked up once (an uncorrelated subquery), not once a row.
 
 /// Why a run of grades ([`add_grades`]) did not go as one statement.
 #[derive(Debug)]
@@ -721,15 +726,14 @@ pub(crate) enum RunFailed {
 
 /// Adds `grades`, plain `grade.add`s in the order they came (no UDP
 /// request to record), with [`ADD_GRADES`], after `open` (the statements
-/// that open the run's savepoint) in the same round trip; logs each added
-/// grade; and gives each write its result: its grade, or `not_found` if
-/// its student does not exist (which changed nothing).
-pub(crate) async fn add_grades(
-    tx: &mut Batch,
+/// that open the run's savepoint) in the same round trip; the rows it
+/// returns are for [`log_grades`]. Both are sent when the future is first
+/// polled, once the statement is prepared.
+pub(crate) async fn insert_grades(
+    client: &Object,
     open: &str,
-    grades: &[&mut GradeJob],
-) -> std::result::Result<Vec<Result<Grade>>, RunFailed> {
-    let client = tx.client();
+    grades: &[&GradeJob],
+) -> std::result::Result<Vec<Row>, RunFailed> {
     let stmt = client
         .prepare_cached(ADD_GRADES)
         .await
@@ -743,7 +747,6 @@ pub(crate) async fn add_grades(
         .collect();
     let label: Vec<Option<&str>> = grades.iter().map(|g| g.new.label.as_deref()).collect();
     let at: Vec<i64> = grades.iter().map(|g| g.ctx.at).collect();
-    // Both sent before either answer is awaited.
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
         [&student, &subject, &value, &coefficient, &label, &at];
     let (opened, rows) = tokio::join!(
@@ -752,9 +755,19 @@ pub(crate) async fn add_grades(
         client.query(&stmt, &params),
     );
     opened.map_err(|e| RunFailed::Batch(e.into()))?;
-    let rows = rows.map_err(|e| RunFailed::Statement(e.into()))?;
+    rows.map_err(|e| RunFailed::Statement(e.into()))
+}
+
+/// Logs each grade that [`insert_grades`] added (its `rows`), and gives
+/// each write of the run its result: its grade, or `not_found` if its
+/// student does not exist (which changed nothing).
+pub(crate) async fn log_grades(
+    tx: &mut Batch,
+    rows: &[Row],
+    grades: &[&GradeJob],
+) -> std::result::Result<Vec<Result<Grade>>, RunFailed> {
     let mut added: Vec<Option<(i64, i64)>> = vec![None; grades.len()];
-    for row in &rows {
+    for row in rows {
         let read = || -> Result<(usize, i64, i64)> {
             let n: i64 = row.try_get(0)?;
             let n = usize::try_from(n - 1)

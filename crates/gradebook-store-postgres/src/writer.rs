@@ -34,7 +34,9 @@
 //! that come in streams, goes as one statement for all of its grades
 //! ([`write::add_grades`]) rather than one each; should that statement
 //! fail, the run's writes go again one at a time, each in its savepoint,
-//! so that the one the database refuses fails alone.
+//! so that the one the database refuses fails alone. A batch of grades
+//! thus costs two round trips and one fsync, whatever its size: its
+//! opening with its grades, then its entries with the commit.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -415,13 +417,39 @@ async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result
         client.prepare_cached("UPDATE changes_highest SET seq = GREATEST(seq, $1)"),
         client.prepare_cached("SELECT pg_notify($1, $2)"),
     )?;
-    // `biased`: polled first in this order, so sent in this order.
-    let (_, _, row) = tokio::try_join!(
-        biased;
-        client.batch_execute("BEGIN"),
-        client.execute(&lock, &[&WRITE_LOCK]),
-        client.query_opt(&head, &[]),
-    )?;
+    // A batch that starts with a run of grades (a stream of grades, the
+    // usual case) sends its statement with the opening ones: `biased`,
+    // the futures are first polled, so their statements sent, in this
+    // order, and each is answered in turn.
+    let lead = jobs
+        .iter_mut()
+        .position(|j| j.grade().is_none())
+        .unwrap_or(jobs.len());
+    let (row, mut first) = {
+        let grades: Vec<&GradeJob> = jobs[..lead]
+            .iter_mut()
+            .filter_map(|j| j.grade().map(|g| &*g))
+            .collect();
+        let (opened, first) = tokio::join!(
+            biased;
+            async {
+                tokio::try_join!(
+                    biased;
+                    client.batch_execute("BEGIN"),
+                    client.execute(&lock, &[&WRITE_LOCK]),
+                    client.query_opt(&head, &[]),
+                )
+            },
+            async {
+                if grades.is_empty() {
+                    None
+                } else {
+                    Some(write::insert_grades(client, &open(None, GRADES), &grades).await)
+                }
+            },
+        );
+        (opened?.2, first)
+    };
     batch.head = log::head_of(row)?;
     // The savepoint still to release (of the last write, or run of
     // grades), released with the next statement sent rather than in a
@@ -440,7 +468,7 @@ async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result
         }
         let run = &mut jobs[start..end];
         start = end;
-        if !add_grades(batch, &mut release, run).await? {
+        if !add_grades(batch, &mut release, run, first.take()).await? {
             // The run's statement failed: its writes go one at a time, so
             // that the one that fails undoes only itself.
             for job in run {
@@ -518,22 +546,36 @@ async fn run_alone(
 }
 
 /// Runs a run of plain `grade.add`s ([`Job::grade`]) as one statement
-/// ([`write::add_grades`]) in one savepoint, opened in the same round trip
-/// (releasing `release` before, as [`run_alone`]). Whether it did: if the
-/// statement failed (a grade the database refuses), nothing of the run
-/// was kept and the caller runs its writes one at a time.
+/// ([`write::insert_grades`]) in one savepoint, opened in the same round
+/// trip (releasing `release` before, as [`run_alone`]), unless `sent`
+/// already holds the statement's answer (sent with the batch's opening).
+/// Whether it did: if the statement failed (a grade the database
+/// refuses), nothing of the run was kept and the caller runs its writes
+/// one at a time.
 async fn add_grades(
     batch: &mut Batch,
     release: &mut Option<&'static str>,
     run: &mut [Box<dyn Job>],
+    sent: Option<std::result::Result<Vec<tokio_postgres::Row>, write::RunFailed>>,
 ) -> Result<bool> {
-    let open = open(release.take(), GRADES);
-    let grades: Vec<&mut GradeJob> = run.iter_mut().filter_map(|j| j.grade()).collect();
+    let grades: Vec<&GradeJob> = run
+        .iter_mut()
+        .filter_map(|j| j.grade().map(|g| &*g))
+        .collect();
+    let rows = match sent {
+        Some(rows) => rows,
+        None => write::insert_grades(batch.client(), &open(release.take(), GRADES), &grades).await,
+    };
     let mark = batch.mark();
-    match write::add_grades(batch, &open, &grades).await {
-        Ok(outcomes) => {
-            for (job, outcome) in grades.into_iter().zip(outcomes) {
-                job.result = Some(outcome.map_err(StoreError::from));
+    let results = match rows {
+        Ok(rows) => write::log_grades(batch, &rows, &grades).await,
+        Err(e) => Err(e),
+    };
+    match results {
+        Ok(results) => {
+            let jobs = run.iter_mut().filter_map(|j| j.grade());
+            for (job, result) in jobs.zip(results) {
+                job.result = Some(result.map_err(StoreError::from));
             }
             *release = Some(GRADES);
             Ok(true)
