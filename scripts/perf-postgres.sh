@@ -6,6 +6,9 @@
 #
 #   scripts/perf-postgres.sh           # about 2 minutes
 #   QUICK=1 scripts/perf-postgres.sh   # fewer requests, for a smoke test
+#   GRADEBOOK=/path/to/gradebook scripts/perf-postgres.sh
+#                                      # measures that build instead (two
+#                                      # builds side by side: before/after)
 #
 # Starts a throwaway PostgreSQL cluster (initdb in a temporary directory,
 # fsync and synchronous_commit on, as PostgreSQL ships) and stops it at the
@@ -20,8 +23,12 @@ if [ -n "${QUICK:-}" ]; then N_READ=30000; N_WRITE=3000; fi
 
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$PG_BIN" ] || { echo "needs PostgreSQL (apt-get install postgresql)" >&2; exit 1; }
-cargo build --release -q -p gradebook-cli
-G=$PWD/target/release/gradebook
+if [ -n "${GRADEBOOK:-}" ]; then
+  G=$(realpath "$GRADEBOOK")
+else
+  cargo build --release -q -p gradebook-cli
+  G=$PWD/target/release/gradebook
+fi
 WORK=$(mktemp -d -t gradebook-perf-pg.XXXXXX)
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 [ "$(id -u)" = 0 ] && chown postgres "$WORK"

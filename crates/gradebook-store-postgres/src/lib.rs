@@ -555,8 +555,11 @@ impl Store for PostgresStore {
     }
 
     async fn grade_add(&self, grade: &NewGrade, ctx: WriteContext<'_>) -> Result<Grade> {
-        let (grade, ctx) = (grade.clone(), Context::new(&ctx));
-        write!(self, ctx, |tx| write::grade_add(tx, &grade, &ctx))
+        // Not a closure: the writer adds the grades of consecutive
+        // `grade.add`s together.
+        self.writer
+            .add_grade(grade.clone(), Context::new(&ctx))
+            .await
     }
 
     async fn grade_update(

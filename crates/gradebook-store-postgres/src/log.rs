@@ -5,8 +5,8 @@
 
 use deadpool_postgres::Object;
 use futures_util::{TryStreamExt, pin_mut};
-use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 
 use gradebook_store::change::{
     ChainReport, Change, ChangeRecord, EntityIds, Head, StoredEntry, verify_chain,
@@ -17,17 +17,30 @@ use crate::error::Result;
 use crate::write::Context;
 use crate::{grade_from_row, student_from_row};
 
+/// The query that reads the head (see [`head_of`]).
+pub(crate) const HEAD: &str = "SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1";
+
 /// The head stored in the database, as the current transaction (or
 /// statement) on `client` sees it.
 pub(crate) async fn head(client: &Object) -> Result<Head> {
-    let stmt = client
-        .prepare_cached("SELECT seq, hash FROM changes ORDER BY seq DESC LIMIT 1")
-        .await?;
-    let Some(row) = client.query_opt(&stmt, &[]).await? else {
+    let stmt = client.prepare_cached(HEAD).await?;
+    head_of(client.query_opt(&stmt, &[]).await?)
+}
+
+/// The head that [`HEAD`] answered: `row`, or the empty log's.
+pub(crate) fn head_of(row: Option<Row>) -> Result<Head> {
+    let Some(row) = row else {
         return Ok(Head::EMPTY);
     };
     Ok(Head::stored(row.try_get(0)?, row.try_get(1)?)?)
 }
+
+/// Appends a batch's entries, whose columns come as arrays, one element
+/// per entry: one statement for all of them.
+pub(crate) const INSERT_ENTRIES: &str = "INSERT INTO changes (seq, at, username, command, kind, \
+     promotion_id, student_id, grade_id, old, new, hash) \
+     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+     $6::bigint[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::bytea[])";
 
 /// Where a write started, to undo its entries if it fails.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +61,19 @@ pub(crate) struct Batch {
     pub(crate) head: Head,
     /// The entries the writes run so far appended.
     pub(crate) entries: Vec<ChangeRecord>,
+    /// The stored columns of `entries` that their records do not hold,
+    /// one per entry: the rows are inserted all at once when the batch
+    /// ends ([`Batch::store_entries`]), not one round trip each.
+    columns: Vec<Columns>,
+}
+
+/// What an entry stores beside its record's seq, time, author and command.
+struct Columns {
+    kind: &'static str,
+    ids: EntityIds,
+    old: Option<String>,
+    new: Option<String>,
+    hash: gradebook_store::change::Hash,
 }
 
 impl std::fmt::Debug for Batch {
@@ -67,6 +93,7 @@ impl Batch {
             promotions: std::collections::HashMap::new(),
             head: Head::EMPTY,
             entries: Vec::new(),
+            columns: Vec::new(),
         }
     }
 
@@ -129,11 +156,6 @@ impl Batch {
         Ok(promotion)
     }
 
-    /// Remembers the promotion of `student`, read by the current write.
-    pub(crate) fn knows_promotion_of(&mut self, student: i64, promotion: i64) {
-        self.promotions.insert(student, promotion);
-    }
-
     /// Forgets what the previous write read (see `promotions`).
     pub(crate) fn next_write(&mut self) {
         self.promotions.clear();
@@ -147,14 +169,24 @@ impl Batch {
         }
     }
 
-    /// Forgets the entries appended since `mark` (their rows are rolled
-    /// back with the write's savepoint).
+    /// Forgets the entries appended since `mark`: a write that failed
+    /// leaves no entry (its other rows are rolled back with its savepoint;
+    /// its entries were never sent).
     pub(crate) fn undo(&mut self, mark: Mark) {
         self.head = mark.head;
         self.entries.truncate(mark.entries);
+        self.columns.truncate(mark.entries);
     }
 
-    /// Appends one change, made by `command`, to the log.
+    /// Tells the batch the promotion of `student`, read by the current
+    /// write, so that its entries need not read it again.
+    pub(crate) fn know_promotion(&mut self, student: i64, promotion: i64) {
+        self.promotions.insert(student, promotion);
+    }
+
+    /// Appends one change, made by `command`, to the log. The entry is
+    /// chained at once and stored with the batch's others when the batch
+    /// ends.
     pub(crate) async fn append(
         &mut self,
         ctx: &Context,
@@ -166,28 +198,47 @@ impl Batch {
             ids.promotion = self.promotion_of(student).await?;
         }
         let next = self.head.next(ctx.at, &ctx.by, command, change, ids)?;
-        self.execute(
-            "INSERT INTO changes (seq, at, username, command, kind, promotion_id, \
-             student_id, grade_id, old, new, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            &[
-                &next.head.seq,
-                &ctx.at,
-                &ctx.by,
-                &command,
-                &next.kind,
-                &next.ids.promotion,
-                &next.ids.student,
-                &next.ids.grade,
-                &next.old,
-                &next.new,
-                &&next.head.hash[..],
-            ],
-        )
-        .await?;
         self.head = next.head;
         self.entries.push(next.record);
+        self.columns.push(Columns {
+            kind: next.kind,
+            ids: next.ids,
+            old: next.old,
+            new: next.new,
+            hash: next.head.hash,
+        });
         Ok(())
+    }
+
+    /// Inserts the entries the batch's writes appended with `insert`
+    /// ([`INSERT_ENTRIES`], prepared), sent when the future is first
+    /// polled. Run once, after the last write: a write rolled back before
+    /// then has taken its entries away ([`Batch::undo`]), so only kept
+    /// writes' entries are stored.
+    pub(crate) async fn store_entries(&self, insert: &Statement) -> Result<u64> {
+        let records = &self.entries;
+        let columns = &self.columns;
+        let seq: Vec<i64> = records.iter().map(|r| r.seq).collect();
+        let at: Vec<i64> = records.iter().map(|r| r.at).collect();
+        let by: Vec<&str> = records.iter().map(|r| r.by.as_str()).collect();
+        let command: Vec<&str> = records.iter().map(|r| r.command.as_str()).collect();
+        let kind: Vec<&str> = columns.iter().map(|c| c.kind).collect();
+        let promotion: Vec<Option<i64>> = columns.iter().map(|c| c.ids.promotion).collect();
+        let student: Vec<Option<i64>> = columns.iter().map(|c| c.ids.student).collect();
+        let grade: Vec<Option<i64>> = columns.iter().map(|c| c.ids.grade).collect();
+        let old: Vec<Option<&str>> = columns.iter().map(|c| c.old.as_deref()).collect();
+        let new: Vec<Option<&str>> = columns.iter().map(|c| c.new.as_deref()).collect();
+        let hash: Vec<&[u8]> = columns.iter().map(|c| &c.hash[..]).collect();
+        Ok(self
+            .client
+            .execute(
+                insert,
+                &[
+                    &seq, &at, &by, &command, &kind, &promotion, &student, &grade, &old, &new,
+                    &hash,
+                ],
+            )
+            .await?)
     }
 }
 

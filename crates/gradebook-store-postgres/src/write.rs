@@ -14,7 +14,11 @@ use gradebook_store::{
 };
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
+use deadpool_postgres::Object;
+use tokio_postgres::Row;
+
 use crate::log::Batch;
+use crate::writer::GradeJob;
 use crate::{
     grade_from_row, no_grade, no_promotion, no_student, no_user, number_taken, role_from_db,
     student_from_row,
@@ -835,7 +839,51 @@ async fn insert_grade(
         Some(r) => r.try_get(0)?,
         None => 0,
     };
-    Ok(Grade {
+    Ok(added_grade(new, id, published))
+}
+
+/// Adds a grade if its student exists and its promotion is not locked, in
+/// one statement that also reads the promotion (what the log records, its
+/// lock, its publication mode): no row, no student; a locked promotion
+/// adds nothing and says so.
+const ADD_GRADE: &str = "WITH s AS (SELECT st.id, st.promotion_id, p.name, p.locked, \
+     p.publication = 'immediate' AS published \
+     FROM students st JOIN promotions p ON p.id = st.promotion_id WHERE st.id = $1), \
+     g AS (INSERT INTO grades (student_id, subject, value, coefficient, label, created_at, \
+     published) SELECT id, $2, $3, $4, $5, $6, published FROM s WHERE NOT locked RETURNING id) \
+     SELECT g.id, s.promotion_id, s.name, s.locked, s.published FROM s LEFT JOIN g ON TRUE";
+
+pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
+    let Some(row) = tx
+        .query_opt(
+            ADD_GRADE,
+            &[
+                &new.student,
+                &new.subject,
+                &new.value.to_code(),
+                &i64::from(new.coefficient.hundredths()),
+                &new.label,
+                &ctx.at,
+            ],
+        )
+        .await?
+    else {
+        return Err(no_student(new.student).into());
+    };
+    if row.try_get::<_, bool>(3)? {
+        return Err(gradebook_store::locked(&row.try_get::<_, String>(2)?).into());
+    }
+    tx.know_promotion(new.student, row.try_get(1)?);
+    let g = added_grade(new, row.try_get(0)?, row.try_get(4)?);
+    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
+        .await?;
+    record_request(tx, ctx, &g).await?;
+    Ok(g)
+}
+
+/// The grade `new` once stored under `id`.
+fn added_grade(new: &NewGrade, id: i64, published: bool) -> Grade {
+    Grade {
         id,
         student: new.student,
         subject: new.subject.clone(),
@@ -843,19 +891,147 @@ async fn insert_grade(
         coefficient: new.coefficient,
         label: new.label.clone(),
         published,
-    })
+    }
 }
 
-pub(crate) async fn grade_add(tx: &mut Batch, new: &NewGrade, ctx: &Context) -> Result<Grade> {
-    // The student exists, and its promotion takes changes and says
-    // whether the grade is visible at once.
-    let home = home_of_student(tx, new.student).await?.unlocked()?;
-    tx.knows_promotion_of(new.student, home.id);
-    let g = insert_grade(tx, new, home.publication.publishes_new_grades(), ctx).await?;
-    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
-        .await?;
-    record_request(tx, ctx, &g).await?;
-    Ok(g)
+/// Adds the grades of a run of `grade.add`s, those whose student exists
+/// and whose promotion is not locked, in one statement; their ids are
+/// drawn in the run's order, as if each had been added alone. Input rows
+/// are numbered (`n`) so that each comes back to its write: the rows'
+/// order out of an `INSERT` is not promised. A grade of a locked
+/// promotion comes back with `locked` and is not added.
+const ADD_GRADES: &str = "WITH found AS ( \
+       SELECT nextval((SELECT pg_get_serial_sequence('grades', 'id')::regclass)) AS id, f.* \
+       FROM ( \
+         SELECT i.n, i.student_id, s.promotion_id, p.name, p.locked, \
+                p.publication = 'immediate' AS published, i.subject, i.value, \
+                i.coefficient, i.label, i.created_at \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], \
+                     $6::bigint[]) \
+              WITH ORDINALITY AS i (student_id, subject, value, coefficient, label, created_at, n) \
+         JOIN students s ON s.id = i.student_id \
+         JOIN promotions p ON p.id = s.promotion_id \
+         ORDER BY i.n \
+       ) f \
+     ), added AS ( \
+       INSERT INTO grades (id, student_id, subject, value, coefficient, label, created_at, \
+                           published) \
+       OVERRIDING SYSTEM VALUE \
+       SELECT id, student_id, subject, value, coefficient, label, created_at, published \
+       FROM found WHERE NOT locked \
+     ) \
+     SELECT n, id, promotion_id, name, locked, published FROM found";
+// The `ORDER BY` sits in a subquery, below `nextval`: the planner keeps
+// such a subquery whole, so ids are drawn in the sorted order (a `nextval`
+// beside the `ORDER BY` would be computed before the sort). The sequence
+// is looked up once (an uncorrelated subquery), not once a row. A locked
+// promotion's grade draws an id it never uses: ids may have gaps, never
+// repeats.
+
+/// Why a run of grades ([`add_grades`]) did not go as one statement.
+#[derive(Debug)]
+pub(crate) enum RunFailed {
+    /// The statement (or what the run logs) failed: nothing of the run is
+    /// kept once its savepoint is rolled back, and its writes can go one
+    /// at a time.
+    Statement(Error),
+    /// The transaction itself failed (its savepoint could not be opened).
+    Batch(Error),
+}
+
+/// Adds `grades`, plain `grade.add`s in the order they came (no UDP
+/// request to record), with [`ADD_GRADES`], after `open` (the statements
+/// that open the run's savepoint) in the same round trip; the rows it
+/// returns are for [`log_grades`]. Both are sent when the future is first
+/// polled, once the statement is prepared.
+pub(crate) async fn insert_grades(
+    client: &Object,
+    open: &str,
+    grades: &[&GradeJob],
+) -> std::result::Result<Vec<Row>, RunFailed> {
+    let stmt = client
+        .prepare_cached(ADD_GRADES)
+        .await
+        .map_err(|e| RunFailed::Batch(e.into()))?;
+    let student: Vec<i64> = grades.iter().map(|g| g.new.student).collect();
+    let subject: Vec<&str> = grades.iter().map(|g| g.new.subject.as_str()).collect();
+    let value: Vec<i64> = grades.iter().map(|g| g.new.value.to_code()).collect();
+    let coefficient: Vec<i64> = grades
+        .iter()
+        .map(|g| i64::from(g.new.coefficient.hundredths()))
+        .collect();
+    let label: Vec<Option<&str>> = grades.iter().map(|g| g.new.label.as_deref()).collect();
+    let at: Vec<i64> = grades.iter().map(|g| g.ctx.at).collect();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&student, &subject, &value, &coefficient, &label, &at];
+    let (opened, rows) = tokio::join!(
+        biased;
+        client.batch_execute(open),
+        client.query(&stmt, &params),
+    );
+    opened.map_err(|e| RunFailed::Batch(e.into()))?;
+    rows.map_err(|e| RunFailed::Statement(e.into()))
+}
+
+/// What [`ADD_GRADES`] says of one write of the run.
+#[derive(Debug, Clone)]
+struct RunRow {
+    id: i64,
+    promotion: i64,
+    name: String,
+    locked: bool,
+    published: bool,
+}
+
+/// Logs each grade that [`insert_grades`] added (its `rows`), and gives
+/// each write of the run its result: its grade, `not_found` if its
+/// student does not exist, or `locked` (both changed nothing).
+pub(crate) async fn log_grades(
+    tx: &mut Batch,
+    rows: &[Row],
+    grades: &[&GradeJob],
+) -> std::result::Result<Vec<Result<Grade>>, RunFailed> {
+    let mut found: Vec<Option<RunRow>> = vec![None; grades.len()];
+    for row in rows {
+        let read = || -> Result<(usize, RunRow)> {
+            let n: i64 = row.try_get(0)?;
+            let n = usize::try_from(n - 1)
+                .ok()
+                .filter(|n| *n < found.len())
+                .ok_or_else(|| StoreError::Corrupt(format!("grade {n} of a run came back")))?;
+            Ok((
+                n,
+                RunRow {
+                    id: row.try_get(1)?,
+                    promotion: row.try_get(2)?,
+                    name: row.try_get(3)?,
+                    locked: row.try_get(4)?,
+                    published: row.try_get(5)?,
+                },
+            ))
+        };
+        let (n, run_row) = read().map_err(RunFailed::Statement)?;
+        found[n] = Some(run_row);
+    }
+    let mut results = Vec::with_capacity(grades.len());
+    for (job, found) in grades.iter().zip(found) {
+        let Some(row) = found else {
+            results.push(Err(no_student(job.new.student).into()));
+            continue;
+        };
+        if row.locked {
+            results.push(Err(gradebook_store::locked(&row.name).into()));
+            continue;
+        }
+        tx.next_write();
+        tx.know_promotion(job.new.student, row.promotion);
+        let g = added_grade(&job.new, row.id, row.published);
+        tx.append(&job.ctx, "grade.add", Change::Grade(Diff::added(g.clone())))
+            .await
+            .map_err(RunFailed::Statement)?;
+        results.push(Ok(g));
+    }
+    Ok(results)
 }
 
 pub(crate) async fn grade_update(

@@ -2,7 +2,8 @@
 //! one transaction and one commit, and each is acknowledged only once that
 //! commit is done.
 //!
-//! Writes are closures sent to a task that takes every write queued, opens
+//! Writes are closures (a `grade.add`, the grade itself: [`GradeJob`])
+//! sent to a task that takes every write queued, opens
 //! one transaction on its own connection, runs each write inside its own
 //! savepoint (so a failing write undoes only itself), commits once, hands
 //! the entries the writes appended to the change log to the follower, and
@@ -14,13 +15,28 @@
 //! by taking a transaction-level advisory lock ([`WRITE_LOCK`]) and reading
 //! the chain's head (last seq and hash) again under it, so that entries
 //! written by another server are continued, never forked or numbered
-//! twice. The cost: one more statement per batch (two round trips, the
-//! lock and the head, both cheap: the head is the last row of the
-//! primary key's index), and writers on different servers never overlap,
-//! which the change log's single chain needs anyway. The batch's entries
-//! reach the follower through [`Delivery`], which reads first any entries
-//! other servers committed before them, so that it sees every entry, in
-//! order, once.
+//! twice. The cost: two more statements per batch, sent with its `BEGIN`
+//! in one round trip (both cheap: the head is the last row of the primary
+//! key's index), and writers on different servers never overlap, which
+//! the change log's single chain needs anyway. The batch's entries reach
+//! the follower through [`Delivery`], which reads first any entries other
+//! servers committed before them, so that it sees every entry, in order,
+//! once.
+//!
+//! Round trips, not commits, bound a batch on PostgreSQL (a commit is one
+//! fsync for the whole batch; every statement awaited is a round trip
+//! through the kernel and PostgreSQL's process). So what needs no answer
+//! before the next statement is sent with it: the change-log entries the
+//! writes append are chained as they are made but inserted all at once
+//! when the batch ends, in one statement sent with the head's update, the
+//! notification and the `COMMIT`; a write's savepoint is released with the
+//! next one's opening. And a run of consecutive `grade.add`s, the writes
+//! that come in streams, goes as one statement for all of its grades
+//! ([`write::add_grades`]) rather than one each; should that statement
+//! fail, the run's writes go again one at a time, each in its savepoint,
+//! so that the one the database refuses fails alone. A batch of grades
+//! thus costs two round trips and one fsync, whatever its size: its
+//! opening with its grades, then its entries with the commit.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -33,10 +49,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use gradebook_store::{Follower, Queued, StoreError};
 
-use crate::error::{self, Result};
+use gradebook_core::{Grade, NewGrade};
+use gradebook_store::change::Head;
+
+use crate::error::{self, Error, Result};
 use crate::log::{self, Batch};
 use crate::tail::Delivery;
-use gradebook_store::change::Head;
+use crate::write::{self, Context};
 
 /// A boxed future that a write returns.
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -88,6 +107,42 @@ trait Job: Send {
     /// Tells the caller the outcome, now that the batch has committed
     /// (`Ok`) or failed to.
     fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>);
+    /// The grade this job adds, if it is a plain `grade.add`: one that
+    /// may go in one statement with the others of its run
+    /// ([`write::add_grades`]).
+    fn grade(&mut self) -> Option<&mut GradeJob> {
+        None
+    }
+}
+
+/// What a caller is told of its write, whose own result was `result`,
+/// once its batch has committed (`Ok`) or failed to.
+fn outcome<T>(
+    result: Option<Outcome<T>>,
+    batch: std::result::Result<(), &StoreError>,
+) -> Outcome<T> {
+    match (result, batch) {
+        // A duplicate means "the first copy is durable": not so if its
+        // batch (possibly this one) failed.
+        (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
+        // A write that failed changed nothing, whatever became of the
+        // batch.
+        (Some(Err(e)), _) => Err(e),
+        (Some(Ok(value)), Ok(())) => Ok(value),
+        (_, Err(e)) => Err(error::not_committed(e)),
+        (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
+    }
+}
+
+/// Runs `work`; a panicking write is undone like a failing one, and the
+/// task goes on with the others.
+async fn catching<T>(work: impl Future<Output = Result<T>>) -> Outcome<T> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result.map_err(StoreError::from),
+        Err(_) => Err(StoreError::Corrupt(
+            "a write panicked; it was undone".into(),
+        )),
+    }
 }
 
 /// A write and the caller waiting for its result.
@@ -105,14 +160,7 @@ where
     fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             let result = match self.work.take() {
-                // A panicking write is undone like a failing one, and the
-                // task goes on with the others.
-                Some(work) => match AssertUnwindSafe(work(batch)).catch_unwind().await {
-                    Ok(result) => result.map_err(StoreError::from),
-                    Err(_) => Err(StoreError::Corrupt(
-                        "a write panicked; it was undone".into(),
-                    )),
-                },
+                Some(work) => catching(work(batch)).await,
                 None => Err(StoreError::Corrupt("a write was run twice".into())),
             };
             let ok = result.is_ok();
@@ -122,19 +170,40 @@ where
     }
 
     fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>) {
-        let result = match (self.result, batch) {
-            // A duplicate means "the first copy is durable": not so if its
-            // batch (possibly this one) failed.
-            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
-            // A write that failed changed nothing, whatever became of the
-            // batch.
-            (Some(Err(e)), _) => Err(e),
-            (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(e)) => Err(error::not_committed(e)),
-            (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
-        };
         // The caller may have gone away; the write stands all the same.
-        let _ = self.reply.send(result);
+        let _ = self.reply.send(outcome(self.result, batch));
+    }
+}
+
+/// A `grade.add` and the caller waiting for its result. Unlike a
+/// [`Pending`] write, the writer can see what it adds, and adds the grades
+/// of consecutive such jobs with one statement.
+pub(crate) struct GradeJob {
+    pub(crate) new: NewGrade,
+    pub(crate) ctx: Context,
+    /// The job's result, once run (alone or with its run).
+    pub(crate) result: Option<Outcome<Grade>>,
+    reply: oneshot::Sender<Outcome<Grade>>,
+}
+
+impl Job for GradeJob {
+    fn run<'a>(&'a mut self, batch: &'a mut Batch) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let result = catching(write::grade_add(batch, &self.new, &self.ctx)).await;
+            let ok = result.is_ok();
+            self.result = Some(result);
+            ok
+        })
+    }
+
+    fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>) {
+        let _ = self.reply.send(outcome(self.result, batch));
+    }
+
+    fn grade(&mut self) -> Option<&mut GradeJob> {
+        // A UDP request's row is recorded by the write itself, once it
+        // knows its result: such a grade goes alone.
+        (!self.ctx.has_request()).then_some(self)
     }
 }
 
@@ -175,6 +244,25 @@ impl Writer {
         result?.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Adds the grade `new` in the next batch (see [`GradeJob`]), and
+    /// tells `ctx`'s `queued` once it is queued, as [`Writer::run_queued`].
+    pub(crate) async fn add_grade(&self, new: NewGrade, ctx: Context) -> Outcome<Grade> {
+        let queued = ctx.queued();
+        let (reply, result) = oneshot::channel();
+        let job = GradeJob {
+            new,
+            ctx,
+            result: None,
+            reply,
+        };
+        let sent = self.send(Box::new(job));
+        if let Some(q) = queued {
+            q.tell();
+        }
+        sent?;
+        result.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Queues `write`; the receiver gets its result after the commit.
     fn submit<T, F>(&self, write: F) -> Outcome<oneshot::Receiver<Outcome<T>>>
     where
@@ -187,10 +275,15 @@ impl Writer {
             result: None,
             reply,
         };
-        self.queue
-            .send(Message::Job(Box::new(job)))
-            .map_err(|_| StoreError::Closed)?;
+        self.send(Box::new(job))?;
         Ok(result)
+    }
+
+    /// Queues `job` for the next batch.
+    fn send(&self, job: Box<dyn Job>) -> Outcome<()> {
+        self.queue
+            .send(Message::Job(job))
+            .map_err(|_| StoreError::Closed)
     }
 
     /// Gives `follower` a snapshot, taken between two batches, and every
@@ -307,53 +400,197 @@ async fn run_batch(pool: &Pool, state: &mut State, jobs: &mut Vec<Box<dyn Job>>)
 }
 
 /// The batch's transaction: the lock, the head, every write in its
-/// savepoint, the notification, the commit.
+/// savepoint, the change log's entries, the notification, the commit.
+///
+/// Statements that need no answer before the next is sent go together
+/// (tokio-postgres pipelines the requests of futures polled at once on one
+/// connection): the opening three, and the closing ones. A batch then costs
+/// a handful of round trips whatever its size, beside those of its writes.
 async fn run_transaction(batch: &mut Batch, jobs: &mut [Box<dyn Job>]) -> Result<()> {
-    batch.client().batch_execute("BEGIN").await?;
-    batch
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-        .await?;
-    batch.head = log::head(batch.client()).await?;
-    // Each write in its savepoint; releasing one and opening the next go
-    // in one round trip.
-    let mut open = false;
-    for job in jobs {
-        if !open {
-            batch.client().batch_execute("SAVEPOINT write").await?;
+    let client = batch.client();
+    // Prepared (once per connection) before anything is pipelined: a
+    // statement still to prepare would be sent after those behind it.
+    let (lock, head, insert, highest, notify) = tokio::try_join!(
+        client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
+        client.prepare_cached(log::HEAD),
+        client.prepare_cached(log::INSERT_ENTRIES),
+        client.prepare_cached("UPDATE changes_highest SET seq = GREATEST(seq, $1)"),
+        client.prepare_cached("SELECT pg_notify($1, $2)"),
+    )?;
+    // A batch that starts with a run of grades (a stream of grades, the
+    // usual case) sends its statement with the opening ones: `biased`,
+    // the futures are first polled, so their statements sent, in this
+    // order, and each is answered in turn.
+    let lead = jobs
+        .iter_mut()
+        .position(|j| j.grade().is_none())
+        .unwrap_or(jobs.len());
+    let (row, mut first) = {
+        let grades: Vec<&GradeJob> = jobs[..lead]
+            .iter_mut()
+            .filter_map(|j| j.grade().map(|g| &*g))
+            .collect();
+        let (opened, first) = tokio::join!(
+            biased;
+            async {
+                tokio::try_join!(
+                    biased;
+                    client.batch_execute("BEGIN"),
+                    client.execute(&lock, &[&WRITE_LOCK]),
+                    client.query_opt(&head, &[]),
+                )
+            },
+            async {
+                if grades.is_empty() {
+                    None
+                } else {
+                    Some(write::insert_grades(client, &open(None, GRADES), &grades).await)
+                }
+            },
+        );
+        (opened?.2, first)
+    };
+    batch.head = log::head_of(row)?;
+    // The savepoint still to release (of the last write, or run of
+    // grades), released with the next statement sent rather than in a
+    // round trip of its own.
+    let mut release = None;
+    let mut start = 0;
+    while start < jobs.len() {
+        let end = jobs[start..]
+            .iter_mut()
+            .position(|j| j.grade().is_none())
+            .map_or(jobs.len(), |n| start + n);
+        if end == start {
+            run_alone(batch, &mut release, jobs[start].as_mut()).await?;
+            start += 1;
+            continue;
         }
-        batch.next_write();
-        let mark = batch.mark();
-        if job.run(batch).await {
-            batch
-                .client()
-                .batch_execute("RELEASE write; SAVEPOINT write")
+        let run = &mut jobs[start..end];
+        start = end;
+        if !add_grades(batch, &mut release, run, first.take()).await? {
+            // The run's statement failed: its writes go one at a time, so
+            // that the one that fails undoes only itself.
+            for job in run {
+                run_alone(batch, &mut release, job.as_mut()).await?;
+            }
+        }
+    }
+    let client = batch.client();
+    let release = async {
+        if let Some(savepoint) = release {
+            client
+                .batch_execute(&format!("RELEASE {savepoint}"))
                 .await?;
-        } else {
+        }
+        Ok::<_, Error>(())
+    };
+    let commit = async { Ok::<_, Error>(client.batch_execute("COMMIT").await?) };
+    if batch.entries.is_empty() {
+        tokio::try_join!(biased; release, commit)?;
+        return Ok(());
+    }
+    let last = batch.head.seq;
+    let payload = last.to_string();
+    // Should one of these fail, the COMMIT sent behind it ends the
+    // transaction with a rollback, and the failure is what is reported.
+    tokio::try_join!(
+        biased;
+        release,
+        batch.store_entries(&insert),
+        async { Ok(client.execute(&highest, &[&last]).await?) },
+        async { Ok(client.execute(&notify, &[&CHANNEL, &payload]).await?) },
+        commit,
+    )?;
+    Ok(())
+}
+
+/// The savepoint of a write run alone.
+const WRITE: &str = "write";
+/// The savepoint of a run of grades.
+const GRADES: &str = "grades";
+
+/// The statements that open savepoint `name`, after releasing `release`
+/// (the savepoint still to release, if any).
+fn open(release: Option<&str>, name: &str) -> String {
+    match release {
+        Some(previous) => format!("RELEASE {previous}; SAVEPOINT {name}"),
+        None => format!("SAVEPOINT {name}"),
+    }
+}
+
+/// Runs `job` in its own savepoint: kept if it succeeds, rolled back (with
+/// its entries) if it fails. `release` is the savepoint still to be
+/// released before, if any; on return, the one still to be released after.
+async fn run_alone(
+    batch: &mut Batch,
+    release: &mut Option<&'static str>,
+    job: &mut dyn Job,
+) -> Result<()> {
+    batch
+        .client()
+        .batch_execute(&open(release.take(), WRITE))
+        .await?;
+    batch.next_write();
+    let mark = batch.mark();
+    if job.run(batch).await {
+        *release = Some(WRITE);
+    } else {
+        batch.undo(mark);
+        batch
+            .client()
+            .batch_execute("ROLLBACK TO write; RELEASE write")
+            .await?;
+    }
+    Ok(())
+}
+
+/// Runs a run of plain `grade.add`s ([`Job::grade`]) as one statement
+/// ([`write::insert_grades`]) in one savepoint, opened in the same round
+/// trip (releasing `release` before, as [`run_alone`]), unless `sent`
+/// already holds the statement's answer (sent with the batch's opening).
+/// Whether it did: if the statement failed (a grade the database
+/// refuses), nothing of the run was kept and the caller runs its writes
+/// one at a time.
+async fn add_grades(
+    batch: &mut Batch,
+    release: &mut Option<&'static str>,
+    run: &mut [Box<dyn Job>],
+    sent: Option<std::result::Result<Vec<tokio_postgres::Row>, write::RunFailed>>,
+) -> Result<bool> {
+    let grades: Vec<&GradeJob> = run
+        .iter_mut()
+        .filter_map(|j| j.grade().map(|g| &*g))
+        .collect();
+    let rows = match sent {
+        Some(rows) => rows,
+        None => write::insert_grades(batch.client(), &open(release.take(), GRADES), &grades).await,
+    };
+    let mark = batch.mark();
+    let results = match rows {
+        Ok(rows) => write::log_grades(batch, &rows, &grades).await,
+        Err(e) => Err(e),
+    };
+    match results {
+        Ok(results) => {
+            let jobs = run.iter_mut().filter_map(|j| j.grade());
+            for (job, result) in jobs.zip(results) {
+                job.result = Some(result.map_err(StoreError::from));
+            }
+            *release = Some(GRADES);
+            Ok(true)
+        }
+        Err(write::RunFailed::Statement(e)) => {
+            tracing::debug!(error = %StoreError::from(e), grades = grades.len(), "grades added one at a time");
             batch.undo(mark);
             batch
                 .client()
-                .batch_execute("ROLLBACK TO write; RELEASE write; SAVEPOINT write")
+                .batch_execute("ROLLBACK TO grades; RELEASE grades")
                 .await?;
+            Ok(false)
         }
-        open = true;
+        Err(write::RunFailed::Batch(e)) => Err(e),
     }
-    if open {
-        batch.client().batch_execute("RELEASE write").await?;
-    }
-    if !batch.entries.is_empty() {
-        let last = batch.head.seq;
-        batch
-            .execute(
-                "UPDATE changes_highest SET seq = GREATEST(seq, $1)",
-                &[&last],
-            )
-            .await?;
-        batch
-            .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.to_string()])
-            .await?;
-    }
-    batch.client().batch_execute("COMMIT").await?;
-    Ok(())
 }
 
 /// After a failed batch: rolls its transaction back, or, if even that

@@ -345,3 +345,150 @@ async fn a_follower_learns_another_servers_writes_without_writing_itself() {
     a.close().await;
     b.close().await;
 }
+
+/// Runs `writes` in the order given, all queued while another session
+/// holds the writers' lock, so that they share batches; their results in
+/// the same order.
+async fn queued_together<T, F>(url: &str, writes: Vec<F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    const WRITE_LOCK: i64 = 0x6772_6164_6562_0001;
+    let blocker = raw(url).await;
+    blocker.batch_execute("BEGIN").await.expect("begins");
+    blocker
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await
+        .expect("locks");
+    // `join_all` polls its futures in order the first time: each write is
+    // queued before the next.
+    let all = tokio::spawn(futures_util::future::join_all(writes));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    blocker.batch_execute("COMMIT").await.expect("unlocks");
+    all.await.expect("writes")
+}
+
+#[tokio::test]
+async fn a_grade_the_database_refuses_fails_alone_and_its_neighbours_commit_in_order() {
+    let (url, store) = fresh().await;
+    let student = with_student(&store).await;
+    // A rule of the database's that no write checks beforehand: the
+    // statement adding the run's grades fails, and they go one at a time.
+    raw(&url)
+        .await
+        .batch_execute("ALTER TABLE grades ADD CONSTRAINT no_poison CHECK (subject <> 'poison')")
+        .await
+        .expect("adds a constraint");
+    let writes = (0..20i64)
+        .map(|i| {
+            let store = store.clone();
+            let mut g = grade(if i == 5 { 9999 } else { student });
+            if i == 13 {
+                g.subject = "poison".into();
+            }
+            async move { store.grade_add(&g, WriteContext::new("admin", i)).await }
+        })
+        .collect();
+    let results = queued_together(&url, writes).await;
+    let mut ids = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        match (i, r) {
+            (5, Err(StoreError::NotFound(_))) | (13, Err(StoreError::Backend(_))) => {}
+            (5 | 13, r) => panic!("write {i} should have failed: {r:?}"),
+            (_, Ok(g)) => ids.push(g.id),
+            (_, Err(e)) => panic!("write {i} failed: {e}"),
+        }
+    }
+    // Ids in the order the writes were sent.
+    assert_eq!(ids.len(), 18);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let client = raw(&url).await;
+    let stored: Vec<i64> = client
+        .query("SELECT id FROM grades ORDER BY id", &[])
+        .await
+        .expect("reads")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, ids);
+    // Each kept grade logged once, in order, with its student's promotion.
+    let logged: Vec<(i64, Option<i64>, Option<i64>)> = client
+        .query(
+            "SELECT grade_id, student_id, promotion_id FROM changes WHERE kind = 'grade' \
+             ORDER BY seq",
+            &[],
+        )
+        .await
+        .expect("reads")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let promotion: i64 = client
+        .query_one("SELECT id FROM promotions WHERE name = 'P'", &[])
+        .await
+        .expect("reads")
+        .get(0);
+    let expected: Vec<_> = ids
+        .iter()
+        .map(|id| (*id, Some(student), Some(promotion)))
+        .collect();
+    assert_eq!(logged, expected);
+    let report = store.verify_log().await.expect("verifies");
+    assert_eq!((report.entries, report.problem), (3 + 18, None));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn grades_and_other_writes_in_one_batch_keep_their_order() {
+    let (url, store) = fresh().await;
+    let student = with_student(&store).await;
+    let add = |at: i64| {
+        let store = store.clone();
+        Box::pin(async move {
+            store
+                .grade_add(&grade(student), WriteContext::new("admin", at))
+                .await
+                .map(|_| ())
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+    };
+    let remove = {
+        let store = store.clone();
+        Box::pin(async move {
+            store
+                .student_remove(student, WriteContext::new("admin", 3))
+                .await
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>
+    };
+    // Two grades, the student's removal, one more grade: the last finds
+    // no student, whatever batches they share.
+    let results = queued_together(&url, vec![add(1), add(2), remove, add(4)]).await;
+    assert!(results[..3].iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        matches!(results[3], Err(StoreError::NotFound(_))),
+        "{results:?}"
+    );
+    let kinds: Vec<(String, String)> = raw(&url)
+        .await
+        .query(
+            "SELECT command, kind FROM changes WHERE seq > 3 ORDER BY seq",
+            &[],
+        )
+        .await
+        .expect("reads")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected = [
+        ("grade.add", "grade"),
+        ("grade.add", "grade"),
+        ("student.remove", "grade"),
+        ("student.remove", "grade"),
+        ("student.remove", "student"),
+    ]
+    .map(|(c, k)| (c.to_owned(), k.to_owned()));
+    assert_eq!(kinds, expected);
+    let report = store.verify_log().await.expect("verifies");
+    assert_eq!(report.problem, None);
+    store.close().await;
+}

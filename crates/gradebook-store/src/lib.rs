@@ -350,6 +350,12 @@ impl OwnedContext {
         }
     }
 
+    /// Whether the write is made for a UDP request, whose row it must
+    /// record ([`OwnedContext::request_row`]).
+    pub fn has_request(&self) -> bool {
+        self.request.is_some()
+    }
+
     /// Who is waiting for the write to be queued.
     pub fn queued(&self) -> Option<std::sync::Arc<Queued>> {
         self.queued.clone()
