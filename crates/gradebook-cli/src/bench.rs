@@ -13,6 +13,7 @@
 mod after_write;
 mod baseline;
 mod import;
+mod watchers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -146,6 +147,12 @@ pub struct BenchArgs {
     /// figure).
     #[arg(long, value_name = "N", conflicts_with_all = ["fsync_baseline", "import_grades"])]
     after_write: Option<u32>,
+    /// Connections watching the data set's first promotion during the load
+    /// (use --promotions 1 and --workload write): each counts its events;
+    /// afterwards, the latency of 200 events from a write's acknowledgement
+    /// to a watcher's receipt.
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with_all = ["fsync_baseline", "import_grades", "after_write"])]
+    watchers: usize,
 }
 
 impl BenchArgs {
@@ -416,6 +423,19 @@ async fn load(
     for _ in 0..args.idle {
         idle.push(Client::connect(options).await?);
     }
+    let watched = data.promotions.first().cloned().unwrap_or_default();
+    let watchers = if args.watchers > 0 {
+        if args.promotions != 1 || !matches!(args.workload, Workload::Write) {
+            return Err(ClientError::Protocol(
+                "--watchers counts the events of writes to one promotion: add --promotions 1 \
+                 --workload write"
+                    .into(),
+            ));
+        }
+        Some(watchers::start(options, username, password, &watched, args.watchers).await?)
+    } else {
+        None
+    };
 
     // Log every worker in before the clock starts.
     let wire = match args.encoding {
@@ -484,6 +504,35 @@ async fn load(
     drop(idle);
 
     report(target, args, done, errors, seconds, &latencies);
+    if let Some(w) = watchers {
+        let expected = (done - errors) * args.watchers as u64;
+        let received = w.settle(expected).await;
+        let student = data.students.first().copied().unwrap_or_default();
+        let h =
+            watchers::event_latency(options, username, password, &watched, student, 200).await?;
+        w.stop();
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        if target.json {
+            println!(
+                "{}",
+                json!({
+                    "watchers": args.watchers,
+                    "events_expected": expected,
+                    "events_received": received,
+                    "event_p50_ms": ms(0.5),
+                    "event_p99_ms": ms(0.99),
+                })
+            );
+        } else {
+            println!(
+                "  {} watchers: {received} of {expected} events received; event latency ms \
+                 (acknowledgement to receipt, 200 more writes): p50 {:.3}  p99 {:.3}",
+                args.watchers,
+                ms(0.5),
+                ms(0.99)
+            );
+        }
+    }
     Ok(())
 }
 
