@@ -278,17 +278,20 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
     .await;
     let mut sleeper = raw_watcher(&server, "prof").await;
     // Writes go on while the watcher reads nothing: more events than its
-    // queue and the sockets' buffers hold. Pipelined, 100 at a time.
-    const WRITES: usize = 4000;
+    // queue and the sockets' buffers hold (Linux lets a socket's send
+    // buffer grow to 4 MiB, `tcp_wmem`: 16,000 events of ~420 bytes are
+    // 6.7 MB). Pipelined, 100 at a time.
+    const WRITES: usize = 16_000;
     let mut done = 0;
     while done < WRITES {
         for i in 0..100 {
             let value = (done + i) % 20;
             let label = "x".repeat(60);
+            let subject = "s".repeat(60);
             admin
                 .send(
                     "grade.add",
-                    json!({"student": me, "subject": "S", "value": value, "label": label}),
+                    json!({"student": me, "subject": subject, "value": value, "label": label}),
                 )
                 .expect("queued");
         }
