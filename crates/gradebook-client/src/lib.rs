@@ -398,6 +398,14 @@ impl Client {
         }
     }
 
+    /// The next frame as it came, undecoded (flushing queued requests
+    /// first): what a benchmark counting events needs, without paying for
+    /// decoding them.
+    pub async fn next_frame(&mut self) -> Result<bytes::BytesMut, ClientError> {
+        self.flush().await?;
+        self.read_frame().await
+    }
+
     /// The next event message of a connection that watches (protocol §9),
     /// waiting for it as long as it takes (flushing queued requests
     /// first). A reply arriving instead is a protocol error: read replies

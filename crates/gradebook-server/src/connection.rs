@@ -385,10 +385,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return;
         }
         match feed {
-            Feed::Event(event) if event.seq > w.subscription.seq => {
-                push_event(&self.codec, &event.message(), &mut self.output);
+            Feed::Event(first) => {
+                // With the events already waiting behind it: one write for
+                // a batch's events, not one each.
+                let position = w.subscription.seq;
+                let encoding = self.codec.encoding();
+                let mut next = Some(first);
+                while let Some(event) = next.take() {
+                    if event.seq > position {
+                        self.output.extend_from_slice(event.frame(encoding));
+                    }
+                    if self.output.len() < FLUSH_AT {
+                        next = self
+                            .watching
+                            .as_mut()
+                            .and_then(|w| w.subscription.events.try_recv().ok());
+                    }
+                }
             }
-            Feed::Event(_) => {}
             Feed::Closed => {
                 let seq = w.subscription.lagged().unwrap_or(w.subscription.seq);
                 let lagged = events::Message {
@@ -441,7 +455,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             };
             after = page.last().map_or(until, |(record, _)| record.seq);
             for event in &found {
-                push_event(&self.codec, &event.message(), &mut self.output);
+                self.output
+                    .extend_from_slice(event.frame(self.codec.encoding()));
             }
             if self.output.len() >= FLUSH_AT {
                 self.flush().await?;

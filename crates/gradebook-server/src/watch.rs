@@ -16,7 +16,11 @@
 //! before the position, so none is missed or sent twice.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::BytesMut;
+use gradebook_proto::Encoding;
+use gradebook_proto::codec::write_frame;
 
 use gradebook_core::{Grade, Role};
 use gradebook_store::{Change, ChangeRecord, Diff};
@@ -31,7 +35,7 @@ use crate::model::{Model, View};
 pub const QUEUE: usize = 1024;
 
 /// One event, before it is filtered for a watcher.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Event {
     /// The change-log entry it comes from.
     pub seq: i64,
@@ -48,6 +52,10 @@ pub struct Event {
     pub public: bool,
     /// The grade or the promotion.
     pub data: Value,
+    /// Its frame in JSON and in MessagePack, each made once, by the first
+    /// watcher that needs it: a thousand watchers copy bytes, they do not
+    /// serialise the event a thousand times.
+    frames: [OnceLock<Vec<u8>>; 2],
 }
 
 /// An event as it goes on the wire: `{"event", "seq", "data"}`.
@@ -73,6 +81,7 @@ impl Event {
             student,
             public,
             data,
+            frames: Default::default(),
         };
         match &record.change {
             Change::Grade(Diff { old, new }) => {
@@ -103,6 +112,25 @@ impl Event {
             seq: self.seq,
             data: Some(&self.data),
         }
+    }
+
+    /// The event as one frame of `encoding` (made once per encoding);
+    /// empty if it cannot be encoded (logged).
+    pub fn frame(&self, encoding: Encoding) -> &[u8] {
+        let slot = match encoding {
+            Encoding::Json => &self.frames[0],
+            Encoding::Msgpack => &self.frames[1],
+        };
+        slot.get_or_init(|| {
+            let mut out = BytesMut::new();
+            match write_frame(encoding, &self.message(), &mut out) {
+                Ok(()) => out.to_vec(),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not encode an event");
+                    Vec::new()
+                }
+            }
+        })
     }
 }
 
