@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Publication, Role, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
 use gradebook_store::{
     AuditEntry, AuditFilter, ChainReport, ChangeRecord, Credentials, Follower, GradePatch,
     GradeSelection, NewGrade, NewStudent, PromotionPatch, PromotionRecord, Result, SessionRecord,
@@ -230,12 +230,6 @@ fn grade_from_row(r: &Row) -> error::Result<Grade> {
     })
 }
 
-/// Parses a publication mode stored as text; a bad one means a corrupt row.
-fn publication_from_db(s: &str) -> std::result::Result<Publication, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown publication mode '{s}'")))
-}
-
 /// Reads a promotion's record from `id, name, year, description,
 /// created_by, publication, locked`.
 fn promotion_from_row(r: &Row) -> error::Result<PromotionRecord> {
@@ -245,7 +239,7 @@ fn promotion_from_row(r: &Row) -> error::Result<PromotionRecord> {
         year: r.try_get(2)?,
         description: r.try_get(3)?,
         created_by: r.try_get(4)?,
-        publication: publication_from_db(r.try_get(5)?)?,
+        publication: gradebook_store::stored_publication(r.try_get(5)?)?,
         locked: r.try_get(6)?,
     })
 }

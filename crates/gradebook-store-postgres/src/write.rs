@@ -6,11 +6,12 @@
 //! statement, so that both log the same entries and fail with the same
 //! errors.
 
-use gradebook_core::{Grade, Promotion, Publication, Student, User};
+use gradebook_core::{Grade, Promotion, Student, User};
 
 use gradebook_store::{
-    Change, Diff, GradePatch, GradeSelection, GrantRecord, NewGrade, NewStudent, PromotionPatch,
-    PromotionRecord, SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord,
+    Change, Diff, GradePatch, GradeSelection, GrantRecord, Home, NewGrade, NewStudent,
+    PromotionPatch, PromotionRecord, SessionEnd, StoreError, StudentPatch, StudentRecord,
+    UserRecord,
 };
 
 use crate::error::{Error, Result, is_constraint_violation, is_unique_violation};
@@ -62,37 +63,12 @@ async fn promotion_record(tx: &Batch, name: &str) -> Result<PromotionRecord> {
     }
 }
 
-/// What a change to a student or a grade needs to know of the promotion
-/// it happens in.
-#[derive(Debug, Clone)]
-struct Home {
-    /// The promotion's id.
-    id: i64,
-    /// Its name.
-    name: String,
-    /// Whether a grade written now is visible at once.
-    publication: Publication,
-    /// Whether it refuses changes.
-    locked: bool,
-}
-
-impl Home {
-    /// Refuses a change if the promotion is locked.
-    fn unlocked(self) -> Result<Self> {
-        if self.locked {
-            Err(gradebook_store::locked(&self.name).into())
-        } else {
-            Ok(self)
-        }
-    }
-}
-
 /// Reads a [`Home`] from `id, name, publication, locked`.
 fn home_from_row(r: &tokio_postgres::Row) -> Result<Home> {
     Ok(Home {
         id: r.try_get(0)?,
         name: r.try_get(1)?,
-        publication: crate::publication_from_db(r.try_get(2)?)?,
+        publication: gradebook_store::stored_publication(r.try_get(2)?)?,
         locked: r.try_get(3)?,
     })
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Publication, Role, Student, User};
+use gradebook_core::{Coefficient, Grade, GradeValue, Promotion, Role, Student, User};
 use gradebook_store::{
     AuditEntry, AuditFilter, ChainReport, ChangeRecord, Credentials, Follower, GradePatch,
     GradeSelection, NewGrade, NewStudent, PromotionPatch, PromotionRecord, Result, SessionRecord,
@@ -193,19 +193,13 @@ impl GradeRow {
     }
 }
 
-/// Parses a publication mode stored as text; a bad one means a corrupt row.
-fn publication_from_db(s: &str) -> std::result::Result<Publication, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("unknown publication mode '{s}'")))
-}
-
 /// Reads a promotion's record from `id, name, year, description,
 /// created_by, publication, locked`.
 fn promotion_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<error::Result<PromotionRecord>> {
     let (id, name, year, description, created_by) =
         (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
     let (publication, locked): (String, bool) = (r.get(5)?, r.get(6)?);
-    Ok(publication_from_db(&publication)
+    Ok(gradebook_store::stored_publication(&publication)
         .map(|publication| PromotionRecord {
             id,
             name,

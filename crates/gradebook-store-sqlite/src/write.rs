@@ -6,12 +6,13 @@
 //! first appearance, and every statement here names them in increasing
 //! order, so positional parameters bind as numbered.
 
-use gradebook_core::{Grade, Promotion, Publication, Student, User};
+use gradebook_core::{Grade, Promotion, Student, User};
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use gradebook_store::{
-    Change, Diff, GradePatch, GradeSelection, GrantRecord, NewGrade, NewStudent, PromotionPatch,
-    PromotionRecord, SessionEnd, StoreError, StudentPatch, StudentRecord, UserRecord,
+    Change, Diff, GradePatch, GradeSelection, GrantRecord, Home, NewGrade, NewStudent,
+    PromotionPatch, PromotionRecord, SessionEnd, StoreError, StudentPatch, StudentRecord,
+    UserRecord,
 };
 
 use crate::error::{Error, Result, is_unique_violation};
@@ -52,36 +53,11 @@ fn promotion_record(tx: &Transaction<'_>, name: &str) -> Result<PromotionRecord>
     .ok_or_else(|| no_promotion(name))?
 }
 
-/// What a change to a student or a grade needs to know of the promotion
-/// it happens in.
-#[derive(Debug, Clone)]
-struct Home {
-    /// The promotion's id.
-    id: i64,
-    /// Its name.
-    name: String,
-    /// Whether a grade written now is visible at once.
-    publication: Publication,
-    /// Whether it refuses changes.
-    locked: bool,
-}
-
-impl Home {
-    /// Refuses a change if the promotion is locked.
-    fn unlocked(self) -> Result<Self> {
-        if self.locked {
-            Err(gradebook_store::locked(&self.name).into())
-        } else {
-            Ok(self)
-        }
-    }
-}
-
 /// Reads a [`Home`] from `id, name, publication, locked`.
 fn home_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Home>> {
     let (id, name, publication, locked): (i64, String, String, bool) =
         (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-    Ok(crate::publication_from_db(&publication)
+    Ok(gradebook_store::stored_publication(&publication)
         .map(|publication| Home {
             id,
             name,

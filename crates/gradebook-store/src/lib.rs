@@ -174,6 +174,38 @@ impl GradeSelection {
     }
 }
 
+/// What a change to a student or a grade needs to know of the promotion
+/// it happens in, as each backend reads it in the write's transaction.
+#[derive(Debug, Clone)]
+pub struct Home {
+    /// The promotion's id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Whether a grade written now is visible at once.
+    pub publication: Publication,
+    /// Whether it refuses changes.
+    pub locked: bool,
+}
+
+impl Home {
+    /// Refuses a change if the promotion is locked ([`locked`]).
+    pub fn unlocked(self) -> Result<Self> {
+        if self.locked {
+            Err(locked(&self.name))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// Parses a publication mode as a backend stores it; a bad one means a
+/// corrupt row.
+pub fn stored_publication(s: &str) -> Result<Publication> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown publication mode '{s}'")))
+}
+
 /// The refusal of a change to a locked promotion's students or grades,
 /// worded alike by every backend.
 pub fn locked(promotion: &str) -> StoreError {
