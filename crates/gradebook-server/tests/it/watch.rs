@@ -66,6 +66,21 @@ async fn world(server: &TestServer, admin: &mut Client) -> (i64, i64) {
     (me, mate)
 }
 
+/// [`world`] on a server with `limits`, its promotion publishing grades
+/// immediately: the server, its admin and the student `me`.
+async fn immediate_world(limits: Limits) -> (TestServer, Client, i64) {
+    let server = TestServer::start_with(TlsMode::Off, limits).await;
+    let mut admin = server.admin().await;
+    let (me, _) = world(&server, &mut admin).await;
+    ok(
+        &mut admin,
+        "promotion.update",
+        json!({"name": "P", "publication": "immediate"}),
+    )
+    .await;
+    (server, admin, me)
+}
+
 async fn login(server: &TestServer, user: &str) -> Client {
     let mut c = server.connect().await;
     c.login(user, PASSWORD).await.expect("logs in");
@@ -156,15 +171,7 @@ async fn each_watcher_gets_exactly_what_it_may_read() {
 
 #[tokio::test]
 async fn since_replays_the_log_with_no_gap_and_no_duplicate() {
-    let server = TestServer::start().await;
-    let mut admin = server.admin().await;
-    let (me, _) = world(&server, &mut admin).await;
-    ok(
-        &mut admin,
-        "promotion.update",
-        json!({"name": "P", "publication": "immediate"}),
-    )
-    .await;
+    let (server, mut admin, me) = immediate_world(Limits::default()).await;
     let first = ok(&mut admin, "watch", json!({"promotion": "P"})).await["seq"]
         .as_i64()
         .expect("seq");
@@ -267,15 +274,7 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
         watch_queue: 32,
         ..Limits::default()
     };
-    let server = TestServer::start_with(TlsMode::Off, limits).await;
-    let mut admin = server.admin().await;
-    let (me, _) = world(&server, &mut admin).await;
-    ok(
-        &mut admin,
-        "promotion.update",
-        json!({"name": "P", "publication": "immediate"}),
-    )
-    .await;
+    let (server, mut admin, me) = immediate_world(limits).await;
     let mut sleeper = raw_watcher(&server, "prof").await;
     // Writes go on while the watcher reads nothing: more events than its
     // queue and the sockets' buffers hold (Linux lets a socket's send
@@ -345,15 +344,7 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
 
 #[tokio::test]
 async fn events_stop_when_the_session_ends() {
-    let server = TestServer::start().await;
-    let mut admin = server.admin().await;
-    let (me, _) = world(&server, &mut admin).await;
-    ok(
-        &mut admin,
-        "promotion.update",
-        json!({"name": "P", "publication": "immediate"}),
-    )
-    .await;
+    let (server, mut admin, me) = immediate_world(Limits::default()).await;
     let mut student = login(&server, "stud").await;
     ok(&mut student, "watch", json!({"student": me})).await;
     ok(
