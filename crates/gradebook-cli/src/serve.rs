@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use gradebook_proto::Secret;
-use gradebook_server::{Config, QuicListen, Server, TlsMode};
+use gradebook_server::{Config, HttpListen, QuicListen, Server, TlsMode};
 use tokio_util::sync::CancellationToken;
 
 /// Settings of `gradebook serve`; each flag may also come from the
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
   gradebook serve                                  TLS on 0.0.0.0:7302, data in ./gradebook-data
   gradebook serve --plaintext --listen 127.0.0.1:7302   for nc and learning
   gradebook serve --quic-listen 0.0.0.0:8443       QUIC on another UDP port (default: TCP port + 1)
+  gradebook serve --http-listen 0.0.0.0:443        the web portal on another port (default: 7380)
   GRADEBOOK_ADMIN_PASSWORD='a long secret' gradebook serve --data /var/lib/gradebook")]
 pub struct ServeArgs {
     /// TCP and UDP address to listen on (port 0 picks a free port).
@@ -61,6 +62,19 @@ pub struct ServeArgs {
     /// No QUIC listener (QUIC is on whenever TLS is).
     #[arg(long, env = "GRADEBOOK_NO_QUIC")]
     no_quic: bool,
+    /// The web portal's address: HTTPS, or HTTP with --plaintext (then on
+    /// loopback only, as the protocol) [default: the --listen IP, port 7380,
+    /// e.g. 0.0.0.0:7380; a free port when --listen's port is 0].
+    #[arg(
+        long,
+        env = "GRADEBOOK_HTTP_LISTEN",
+        value_name = "ADDR:PORT",
+        conflicts_with = "no_http"
+    )]
+    http_listen: Option<SocketAddr>,
+    /// No web portal.
+    #[arg(long, env = "GRADEBOOK_NO_HTTP")]
+    no_http: bool,
     /// Requests (streams) one QUIC connection may have open at once.
     #[arg(long, env = "GRADEBOOK_QUIC_STREAMS", default_value_t = 32)]
     quic_streams: u32,
@@ -126,6 +140,11 @@ impl ServeArgs {
             (true, _) => QuicListen::Off,
             (false, Some(addr)) => QuicListen::At(addr),
             (false, None) => QuicListen::BesideTcp,
+        };
+        config.http = match (self.no_http, self.http_listen) {
+            (true, _) => HttpListen::Off,
+            (false, Some(addr)) => HttpListen::At(addr),
+            (false, None) => HttpListen::BesideTcp,
         };
         config.limits.quic_streams = self.quic_streams;
         config.limits.quic_retry = !self.quic_no_retry;

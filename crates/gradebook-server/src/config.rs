@@ -37,6 +37,21 @@ pub enum QuicListen {
     At(SocketAddr),
 }
 
+/// Where the web portal (HTTPS, or HTTP with `--plaintext`) listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    /// No web portal (`--no-http`).
+    Off,
+    /// The TCP address's IP on port 7380 ([`DEFAULT_HTTP_PORT`]); port 0,
+    /// a free port, when the TCP port was 0.
+    BesideTcp,
+    /// This TCP address (`--http-listen`; port 0 picks a free port).
+    At(SocketAddr),
+}
+
+/// The web portal's default port (spec §8: `0.0.0.0:7380`).
+pub const DEFAULT_HTTP_PORT: u16 = 7380;
+
 /// Limits and timeouts; each has a default from spec §7.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -118,6 +133,8 @@ pub struct Config {
     pub tls: TlsMode,
     /// The QUIC listener (with TLS only).
     pub quic: QuicListen,
+    /// The web portal.
+    pub http: HttpListen,
     /// Allow plaintext on a non-loopback address.
     pub insecure_bind: bool,
     /// The first admin's password; `None` generates one and prints it.
@@ -137,6 +154,7 @@ impl Config {
             database: None,
             tls: TlsMode::SelfSigned,
             quic: QuicListen::BesideTcp,
+            http: HttpListen::BesideTcp,
             insecure_bind: false,
             admin_password: None,
             limits: Limits::default(),

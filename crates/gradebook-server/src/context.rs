@@ -50,6 +50,8 @@ pub enum Transport {
     Udp,
     /// A QUIC stream (one request per stream, encrypted).
     Quic,
+    /// A page or form of the web portal, run as its signed-in user.
+    Http,
 }
 
 /// What the connection must do after the reply is written.

@@ -9,7 +9,8 @@
 //! validates with the domain core and writes through the store. What a
 //! request carries on the way is in [`context`]. [`udp`] serves datagrams
 //! through the same `execute`, and [`quic`] serves QUIC streams through it
-//! too, one request per stream.
+//! too, one request per stream. [`web`] is the portal: its pages run the
+//! same commands through the same `execute`, as the signed-in user.
 //!
 //! Start it with [`Server::bind`] then [`Server::run`]; tests bind port 0
 //! and drive the real server with the real client. Every expiry, timeout
@@ -36,9 +37,10 @@ mod session;
 mod tls;
 mod udp;
 mod watch;
+mod web;
 
 pub use clock::Clock;
-pub use config::{Config, Limits, QuicListen, TlsMode};
+pub use config::{Config, DEFAULT_HTTP_PORT, HttpListen, Limits, QuicListen, TlsMode};
 
 /// The bodies of the fuzz targets that need the server (`fuzz/`), also
 /// replayed over the saved corpus by `tests/it/fuzz_corpus.rs`. Not part of

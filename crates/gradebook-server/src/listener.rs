@@ -1,5 +1,5 @@
 //! Start-up and the accept loop: open the store, create the first admin,
-//! load TLS, bind TCP, UDP and QUIC, serve until shutdown.
+//! load TLS, bind TCP, UDP, QUIC and the web portal, serve until shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{self, Auth};
-use crate::config::{Config, QuicListen, TlsMode};
+use crate::config::{Config, DEFAULT_HTTP_PORT, HttpListen, QuicListen, TlsMode};
 use crate::context::State;
 use crate::memory::Memory;
 use crate::model::Model;
 use crate::session::Sessions;
 use crate::watch::{Feed, Hub};
-use crate::{connection, quic, tls, udp};
+use crate::{connection, quic, tls, udp, web};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,7 @@ pub struct Server {
     udp: UdpSocket,
     tls: Option<TlsAcceptor>,
     quic: Option<quinn::Endpoint>,
+    http: Option<TcpListener>,
     state: Arc<State>,
 }
 
@@ -61,6 +62,7 @@ impl std::fmt::Debug for Server {
             .field("tcp", &self.tcp)
             .field("tls", &self.tls.is_some())
             .field("quic", &self.quic_addr())
+            .field("http", &self.http_addr())
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +167,29 @@ impl Server {
                 Some(quic::bind(addr, tls, &config.limits).map_err(StartError::Config)?)
             }
         };
+        let http = match config.http {
+            HttpListen::Off => None,
+            http => {
+                let addr = match http {
+                    HttpListen::At(addr) => addr,
+                    _ if config.listen.port() == 0 => SocketAddr::new(tcp_addr.ip(), 0),
+                    _ => SocketAddr::new(tcp_addr.ip(), DEFAULT_HTTP_PORT),
+                };
+                // Pages carry passwords and session cookies: in clear,
+                // only on loopback, as the protocol.
+                if plaintext && !addr.ip().is_loopback() && !config.insecure_bind {
+                    return Err(StartError::Config(format!(
+                        "--plaintext serves the web portal on loopback addresses only (not {}): \
+                         use --http-listen 127.0.0.1:PORT, --no-http, or add --insecure-bind",
+                        addr.ip()
+                    )));
+                }
+                Some(TcpListener::bind(addr).await.map_err(|source| StartError::Io {
+                    what: format!("cannot listen for the web portal on {addr} (--http-listen, --no-http)"),
+                    source,
+                })?)
+            }
+        };
         let state = Arc::new(State {
             store,
             sessions,
@@ -181,6 +206,7 @@ impl Server {
             udp,
             tls,
             quic,
+            http,
             state,
         })
     }
@@ -202,13 +228,21 @@ impl Server {
         self.quic.as_ref().and_then(|q| q.local_addr().ok())
     }
 
+    /// The web portal's address actually bound, when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|h| h.local_addr().ok())
+    }
+
     /// The line printed once the server accepts connections (spec §8):
-    /// ` quic=HOST:PORT` at its end when QUIC is on.
+    /// ` http=HOST:PORT` then ` quic=HOST:PORT` at its end when they are on.
     pub fn listening_line(&self) -> String {
         let addr = self.local_addr();
         let udp = self.udp.local_addr().unwrap_or(addr);
         let tls = if self.tls() { "on" } else { "off" };
         let mut line = format!("listening tcp={addr} udp={udp} tls={tls}");
+        if let Some(http) = self.http_addr() {
+            line.push_str(&format!(" http={http}"));
+        }
         if let Some(quic) = self.quic_addr() {
             line.push_str(&format!(" quic={quic}"));
         }
@@ -224,6 +258,7 @@ impl Server {
             udp,
             tls,
             quic,
+            http,
             state,
         } = self;
         let tracker = TaskTracker::new();
@@ -235,6 +270,16 @@ impl Server {
         if let Some(endpoint) = quic {
             tracker.spawn(quic::serve(
                 endpoint,
+                state.clone(),
+                slots.clone(),
+                refused.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(listener) = http {
+            tracker.spawn(web::serve(
+                listener,
+                tls.clone(),
                 state.clone(),
                 slots.clone(),
                 refused.clone(),

@@ -14,7 +14,9 @@ use crate::watch::Filter;
 /// Events need a connection to arrive on.
 fn over_tcp(caller: &Caller) -> Result<(), WireError> {
     match caller.transport {
-        Transport::Tcp => Ok(()),
+        // The portal's live pages read the subscription as server-sent
+        // events.
+        Transport::Tcp | Transport::Http => Ok(()),
         Transport::Udp => Err(WireError::new(
             ErrorCode::BadRequest,
             "watch needs a connection for its events: use TCP",
