@@ -233,6 +233,19 @@ impl Server {
         self.http.as_ref().and_then(|h| h.local_addr().ok())
     }
 
+    /// The web portal's routes on this server's state, to drive in process
+    /// (tests send requests to it without a socket); `None` with
+    /// `--no-http`. Not part of the API.
+    #[doc(hidden)]
+    pub fn web_router(&self) -> Option<axum::Router> {
+        self.http.as_ref()?;
+        Some(web::router(std::sync::Arc::new(web::Web {
+            state: self.state.clone(),
+            secure: self.tls(),
+            shutdown: CancellationToken::new(),
+        })))
+    }
+
     /// The line printed once the server accepts connections (spec §8):
     /// ` http=HOST:PORT` then ` quic=HOST:PORT` at its end when they are on.
     pub fn listening_line(&self) -> String {

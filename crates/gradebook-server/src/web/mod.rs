@@ -62,9 +62,32 @@ pub struct Web {
     pub shutdown: CancellationToken,
 }
 
-/// The peer of the HTTP connection a request came on.
+/// The peer of the HTTP connection a request came on (a loopback address
+/// for requests sent to the router in process, as tests do).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer::of(parts))
+    }
+}
+
+impl Peer {
+    /// The peer a request's parts were tagged with.
+    pub fn of(parts: &axum::http::request::Parts) -> Peer {
+        parts
+            .extensions
+            .get::<Peer>()
+            .copied()
+            .unwrap_or(Peer(SocketAddr::from(([127, 0, 0, 1], 0))))
+    }
+}
 
 impl Web {
     /// Runs one command as the holder of `token` (or anonymously), through

@@ -19,7 +19,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::{Form, Router};
 use gradebook_core::Role;
 use gradebook_proto::command::{LoginArgs, NoArgs, call};
 use gradebook_proto::{ErrorCode, Secret, data};
@@ -135,11 +135,7 @@ impl FromRequestParts<Arc<Web>> for Viewer {
         web: &Arc<Web>,
     ) -> Result<Self, Self::Rejection> {
         let lang = Lang::of(&parts.headers);
-        let peer = parts
-            .extensions
-            .get::<Peer>()
-            .copied()
-            .unwrap_or(Peer(std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+        let peer = Peer::of(parts);
         let to_login = || {
             let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             Redirect::to(&format!("/login?next={}", page::encode(next))).into_response()
@@ -269,7 +265,7 @@ struct LoginForm {
 /// for an unknown user and a wrong password.
 async fn login(
     State(web): State<Arc<Web>>,
-    Extension(peer): Extension<Peer>,
+    peer: Peer,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {

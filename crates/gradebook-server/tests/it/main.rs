@@ -15,3 +15,6 @@ mod strict_values;
 mod trust;
 mod udp;
 mod watch;
+mod web;
+mod web_admin;
+mod web_teacher;

@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod web;
+
 /// The first admin's password in every test server.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
@@ -85,6 +87,10 @@ pub struct TestServer {
     /// The server's clock: the system's, unless started with
     /// [`TestServer::start_with_clock`].
     pub clock: Clock,
+    /// The web portal's address.
+    pub http: Option<SocketAddr>,
+    /// The web portal's routes, to drive in process ([`web::Browser`]).
+    pub web: Option<axum::Router>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<()>>,
 }
@@ -147,6 +153,8 @@ impl TestServer {
         let addr = server.local_addr();
         let quic = server.quic_addr();
         let tls = server.tls();
+        let http = server.http_addr();
+        let web = server.web_router();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(server.run(shutdown.clone()));
         TestServer {
@@ -155,6 +163,8 @@ impl TestServer {
             dir,
             tls,
             clock,
+            http,
+            web,
             shutdown,
             task: Some(task),
         }

@@ -1,0 +1,1 @@
+//! An admin's pages of the web portal, in process (see `web.rs`).

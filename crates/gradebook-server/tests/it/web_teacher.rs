@@ -1,0 +1,1 @@
+//! A teacher's pages of the web portal, in process (see `web.rs`).
