@@ -1,0 +1,233 @@
+// What the browser tests share: the real server started from its binary,
+// the command line as a second client of it, Chromium, and screenshots.
+//
+// The server runs as it would for a department: TLS on (its self-signed
+// certificate, which the browser is told to accept), on free loopback
+// ports, with a fresh data directory. Nothing here talks to the network
+// beyond 127.0.0.1.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+/** The first admin's password, given to the server at its first start. */
+export const ADMIN_PASSWORD = 'admin-password-for-browser-tests';
+
+/** The binary under test: scripts/test builds it and says where. */
+function binary() {
+  const bin = process.env.GRADEBOOK_BIN;
+  if (!bin) {
+    throw new Error(
+      'GRADEBOOK_BIN is not set: build the binary (cargo build -p gradebook-cli) and ' +
+        'run GRADEBOOK_BIN=target/debug/gradebook node --test tests/browser/ (scripts/test does)',
+    );
+  }
+  if (!fs.existsSync(bin)) throw new Error(`GRADEBOOK_BIN=${bin}: no such file`);
+  return path.resolve(bin);
+}
+
+/** The environment without any GRADEBOOK_ setting of the caller's. */
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('GRADEBOOK_')) env[k] = v;
+  }
+  return env;
+}
+
+/**
+ * Starts `gradebook serve` with TLS on free ports and waits for its
+ * `listening … http=HOST:PORT` line. Its log goes to a file in its
+ * temporary directory, shown by `stop` when something failed.
+ */
+export async function startServer() {
+  const bin = binary();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'gradebook-browser-'));
+  const data = path.join(root, 'data');
+  const logPath = path.join(root, 'server.log');
+  const log = fs.openSync(logPath, 'w');
+  const child = spawn(
+    bin,
+    ['serve', '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--no-quic', '--data', data],
+    {
+      env: { ...cleanEnv(), GRADEBOOK_ADMIN_PASSWORD: ADMIN_PASSWORD, RUST_LOG: 'info' },
+      stdio: ['ignore', 'pipe', log],
+    },
+  );
+  // Should this process end without `stop` (an uncaught error), the
+  // server goes with it.
+  const orphan = () => child.kill('SIGKILL');
+  process.on('exit', orphan);
+
+  const line = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s; log: ${logPath}`)), 30_000);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const found = out.split('\n').find((l) => l.startsWith('listening '));
+      if (found) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`the server exited (${code ?? signal}) before listening:\n${fs.readFileSync(logPath, 'utf8')}`));
+    });
+  });
+  const field = (name) => {
+    const m = line.match(new RegExp(`\\b${name}=(\\S+)`));
+    if (!m) throw new Error(`no ${name}= in the listening line: ${line}`);
+    return m[1];
+  };
+  if (field('tls') !== 'on') throw new Error(`expected TLS on: ${line}`);
+  const http = field('http');
+  const tcp = field('tcp');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+
+  return {
+    /** `https://127.0.0.1:PORT`, the portal. */
+    url: `https://${http}`,
+    /** The protocol's TCP address, for the command line. */
+    tcp,
+    /** The server's certificate, for the command line's --ca-cert. */
+    cert: path.join(data, 'server-cert.pem'),
+    root,
+    /** Runs `gradebook ARGS…` as a command-line user of this server. */
+    cli: (args, opts) => runCli(bin, root, tcp, path.join(data, 'server-cert.pem'), args, opts),
+    /**
+     * Stops the server (SIGINT, then SIGKILL after 10 s) and removes its
+     * directory; after a failure, keeps it and prints the log's path.
+     */
+    async stop({ failed = false } = {}) {
+      process.off('exit', orphan);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGINT');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      fs.closeSync(log);
+      if (failed) {
+        console.error(`browser tests failed: the server's log is ${logPath}`);
+      } else {
+        fs.rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+/**
+ * `gradebook ARGS…` with a home of its own beside the server's data, the
+ * server's certificate trusted with --ca-cert (GRADEBOOK_CA_CERT), and
+ * `env` added (GRADEBOOK_PASSWORD, GRADEBOOK_NEW_PASSWORD…). Resolves with
+ * standard output (parsed when `--json` is among the arguments); rejects
+ * with standard error when the command fails.
+ */
+function runCli(bin, root, tcp, cert, args, { env = {}, home = 'cli' } = {}) {
+  const dir = path.join(root, home);
+  fs.mkdirSync(dir, { recursive: true });
+  const child = spawn(bin, args, {
+    env: {
+      ...cleanEnv(),
+      HOME: dir,
+      XDG_CONFIG_HOME: path.join(dir, 'config'),
+      XDG_DATA_HOME: path.join(dir, 'data'),
+      GRADEBOOK_SERVER: tcp,
+      GRADEBOOK_CA_CERT: cert,
+      NO_COLOR: '1',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) {
+        reject(new Error(`gradebook ${args.join(' ')} exited with ${code}:\n${stderr}${stdout}`));
+      } else {
+        resolve(args.includes('--json') ? JSON.parse(stdout) : stdout);
+      }
+    });
+  });
+}
+
+/**
+ * Debian's Chromium, headless, in a fresh profile: Playwright's `launch`
+ * gives it a new temporary --user-data-dir and removes it on close. No
+ * browser is downloaded (`npx playwright install` is never needed).
+ */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.GRADEBOOK_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** The desktop size the tests browse at, and the phone size for pictures. */
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 390, height: 844 };
+
+/**
+ * A browser context of its own (cookies, storage) on the portal: one per
+ * person, as two people on two machines. English unless switched.
+ */
+export function newContext(browser, server) {
+  return browser.newContext({
+    baseURL: server.url,
+    ignoreHTTPSErrors: true,
+    locale: 'en-GB',
+    viewport: DESKTOP,
+  });
+}
+
+/**
+ * With GRADEBOOK_SCREENSHOTS=DIR, saves `NAME-{en,fr}-{desktop,phone}.png`
+ * of the whole page (at the width of each, as tall as the page is): for
+ * each language, switches with `/lang` (the link every
+ * page has), lets `show` bring the page back to what is pictured (by
+ * default, the address it was at), then pictures it at both widths. The
+ * page is left in English at desktop width, where it was.
+ */
+export async function screenshots(page, name, show) {
+  const dir = process.env.GRADEBOOK_SCREENSHOTS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  const here = new URL(page.url());
+  const back = here.pathname + here.search;
+  const again = show ?? (() => page.goto(back));
+  for (const lang of ['en', 'fr']) {
+    await page.goto(`/lang?to=${lang}&back=${encodeURIComponent(back)}`);
+    await again();
+    for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+      await page.setViewportSize(viewport);
+      // Let the layout settle at the new width.
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      await page.screenshot({
+        path: path.join(dir, `${name}-${lang}-${size}.png`),
+        fullPage: true,
+        animations: 'disabled',
+      });
+    }
+  }
+  await page.setViewportSize(DESKTOP);
+  await page.goto(`/lang?to=en&back=${encodeURIComponent(back)}`);
+  await again();
+}
