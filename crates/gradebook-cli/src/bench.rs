@@ -42,6 +42,9 @@ pub enum Workload {
     Read,
     /// Only student.average (the read the performance targets quote).
     Average,
+    /// Only student.show (what a student's home page in the web portal
+    /// reads, beside its promotion's average).
+    Show,
     /// Writes: grade.add, each acknowledged after its commit.
     Write,
     /// 90% reads (as `read`), 10% writes.
@@ -738,6 +741,7 @@ fn next_request(workload: Workload, data: &DataSet, rng: &mut u64, counter: &Ato
     match workload {
         Workload::Ping => Command::Ping(NoArgs {}),
         Workload::Average => Command::StudentAverage(IdArgs { id: student }),
+        Workload::Show => Command::StudentShow(IdArgs { id: student }),
         Workload::Read => read(r >> 8),
         Workload::Write => write(),
         Workload::Mixed if r.is_multiple_of(10) => write(),

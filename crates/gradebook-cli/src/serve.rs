@@ -201,6 +201,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         };
         let line = server.listening_line();
         tracing::info!("{line}");
+        if let Some(mut http) = server.http_addr() {
+            // An address a browser on this machine can open.
+            if http.ip().is_unspecified() {
+                http.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let scheme = if server.tls() { "https" } else { "http" };
+            let host = match http.ip() {
+                ip if ip.is_loopback() => format!("localhost:{}", http.port()),
+                _ => http.to_string(),
+            };
+            tracing::info!("the web portal is at {scheme}://{host}/");
+        }
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
         let shutdown = CancellationToken::new();

@@ -25,13 +25,14 @@ fn run(u: &User, server: &Server, args: &[&str]) -> cli_support::Out {
 }
 
 #[test]
-fn the_listening_line_ends_with_quic_when_tls_is_on() {
+fn the_listening_line_ends_with_http_then_quic_when_tls_is_on() {
     let server = Server::tls();
     let parts: Vec<&str> = server.line.split_whitespace().collect();
-    assert_eq!(parts.len(), 5, "{:?}", server.line);
+    assert_eq!(parts.len(), 6, "{:?}", server.line);
     assert_eq!(parts[3], "tls=on");
-    assert!(parts[4].starts_with("quic=127.0.0.1:"), "{:?}", server.line);
-    assert_ne!(parts[4], "quic=127.0.0.1:0");
+    assert!(parts[4].starts_with("http=127.0.0.1:"), "{:?}", server.line);
+    assert!(parts[5].starts_with("quic=127.0.0.1:"), "{:?}", server.line);
+    assert_ne!(parts[5], "quic=127.0.0.1:0");
     // Off with --no-quic, and never with --plaintext.
     let off = Serve::new().tls().args(&["--no-quic"]).start();
     assert!(!off.line.contains("quic="), "{:?}", off.line);

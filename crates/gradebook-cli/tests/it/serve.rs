@@ -12,13 +12,23 @@ use serde_json::json;
 async fn the_listening_line_follows_the_spec() {
     let p = Serve::new().start();
     let parts: Vec<&str> = p.line.split_whitespace().collect();
-    assert_eq!(parts.len(), 4, "{:?}", p.line);
+    assert_eq!(parts.len(), 5, "{:?}", p.line);
     assert_eq!(parts[0], "listening");
     assert!(parts[1].starts_with("tcp=127.0.0.1:"));
     let port = parts[1].rsplit(':').next().expect("port");
     assert_ne!(port, "0");
     assert_eq!(parts[2], format!("udp=127.0.0.1:{port}"));
     assert_eq!(parts[3], "tls=off");
+    // The web portal, on loopback like the rest with --plaintext.
+    assert!(parts[4].starts_with("http=127.0.0.1:"), "{:?}", p.line);
+    assert_ne!(parts[4], "http=127.0.0.1:0");
+    // Off with --no-http; refused on a public address in plaintext.
+    let off = Serve::new().args(&["--no-http"]).start();
+    assert_eq!(off.line.split_whitespace().count(), 4, "{:?}", off.line);
+    let refused = Serve::new().args(&["--http-listen", "0.0.0.0:0"]).output();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("loopback"), "{said}");
 }
 
 #[tokio::test]

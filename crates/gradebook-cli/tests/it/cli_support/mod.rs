@@ -105,6 +105,8 @@ impl Serve {
             .env_remove("GRADEBOOK_LISTEN")
             .env_remove("GRADEBOOK_QUIC_LISTEN")
             .env_remove("GRADEBOOK_NO_QUIC")
+            .env_remove("GRADEBOOK_HTTP_LISTEN")
+            .env_remove("GRADEBOOK_NO_HTTP")
             .env_remove("GRADEBOOK_DATA")
             .env_remove("NO_COLOR")
             .stdin(Stdio::null())
@@ -112,6 +114,11 @@ impl Serve {
             .stderr(self.stderr);
         if self.plaintext {
             cmd.arg("--plaintext");
+        }
+        // The portal's default port is fixed (7380): a server restarted
+        // on a known address would share it with every other test's.
+        if !self.args.iter().any(|a| a.contains("http")) {
+            cmd.args(["--http-listen", "127.0.0.1:0"]);
         }
         if let Some(p) = &self.admin_password {
             cmd.env("GRADEBOOK_ADMIN_PASSWORD", p);
