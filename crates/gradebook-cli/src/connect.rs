@@ -221,6 +221,14 @@ impl Conn {
         }
     }
 
+    /// Counts now as a use of the connection: a connection that watches
+    /// waits for events, and the server does not close it as idle, so
+    /// the wait must not make the next request reopen it (which would
+    /// leave the watch behind).
+    pub fn mark_used(&mut self) {
+        self.last_used = Instant::now();
+    }
+
     /// The open TCP connection, for what only a connection does
     /// (pipelining); opened when needed. Not with `--udp`.
     pub async fn client(&mut self) -> Result<&mut Client, CliError> {
