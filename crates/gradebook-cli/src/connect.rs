@@ -133,7 +133,6 @@ pub fn check_quic(command: &Command) -> Result<(), CliError> {
             "an import pipelines requests that must run in order on one TCP connection, and \
              QUIC streams run concurrently: run it without --quic"
         }
-        Command::Watch(_) => "watch is not available over QUIC yet: run it without --quic",
         Command::Serve(_) => {
             "--quic is a client flag (the server listens on QUIC whenever TLS is on; \
              see --quic-listen and --no-quic)"
