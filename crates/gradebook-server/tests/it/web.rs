@@ -357,6 +357,22 @@ async fn a_student_sees_exactly_the_published_grades() {
     assert_eq!(live.body.matches("class=\"bar mine\"").count(), 1);
 }
 
+/// What `/events` sends `browser` while `write` runs, until a
+/// publication arrives.
+async fn until_published(
+    browser: &mut Browser,
+    write: impl std::future::Future<Output = ()>,
+) -> String {
+    let (status, events) = browser
+        .stream_until("/events", Duration::from_secs(10), write, |seen| {
+            seen.contains("event: grade.published")
+        })
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(events.contains("event: grade.published"), "{events}");
+    events
+}
+
 #[tokio::test]
 async fn a_publication_reaches_the_students_page_live() {
     let server = TestServer::start().await;
@@ -371,15 +387,9 @@ async fn a_publication_reaches_the_students_page_live() {
         )
         .await;
     };
-    let (status, events) = ada
-        .stream_until("/events", Duration::from_secs(10), publish, |seen| {
-            seen.contains("event: grade.published")
-        })
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(events.contains("event: grade.published"), "{events}");
+    let events = until_published(&mut ada, publish).await;
     assert!(events.contains("18.75"), "{events}");
-    // Nothing about Bob reached her.
+    // The part of the page the script fetches again shows it.
     let page = ada.get("/me/live").await.expect(StatusCode::OK);
     assert!(page.body.contains("Physics"), "{}", page.body);
 }
@@ -408,12 +418,7 @@ async fn a_student_never_receives_another_students_events() {
         )
         .await;
     };
-    let (status, events) = ada
-        .stream_until("/events", Duration::from_secs(10), write, |seen| {
-            seen.contains("event: grade.published")
-        })
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let events = until_published(&mut ada, write).await;
     assert_eq!(events.matches("event: grade").count(), 1, "{events}");
     assert!(
         events.contains(&format!("\"student\":{ada_id}")),
