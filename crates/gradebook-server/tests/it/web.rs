@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use gradebook_proto::Secret;
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -265,15 +264,12 @@ async fn the_login_form_only_sends_back_to_this_site() {
 async fn logging_out_needs_the_token_and_ends_the_protocol_session_too() {
     let server = TestServer::start().await;
     let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
-    let token = browser
-        .cookie("gradebook_session")
-        .expect("a session")
-        .to_owned();
+    let token = browser.session_token();
 
     // The same token works over TCP: the portal's session is the protocol's.
     let mut tcp = server.connect().await;
     let whoami = tcp
-        .call_with_token(&Secret::new(token.clone()), "auth.whoami", json!({}))
+        .call_with_token(&token, "auth.whoami", json!({}))
         .await
         .expect("the portal's token works over TCP");
     assert_eq!(whoami["username"], "admin");
@@ -292,7 +288,7 @@ async fn logging_out_needs_the_token_and_ends_the_protocol_session_too() {
     assert_eq!(out.location(), Some("/login"));
     assert!(browser.cookie("gradebook_session").is_none());
     let err = tcp
-        .call_with_token(&Secret::new(token.clone()), "auth.whoami", json!({}))
+        .call_with_token(&token, "auth.whoami", json!({}))
         .await
         .expect_err("the session ended everywhere");
     assert!(err.to_string().contains("unauthenticated"), "{err}");
@@ -302,12 +298,9 @@ async fn logging_out_needs_the_token_and_ends_the_protocol_session_too() {
 async fn a_logout_over_the_protocol_signs_the_browser_out() {
     let server = TestServer::start().await;
     let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
-    let token = browser
-        .cookie("gradebook_session")
-        .expect("a session")
-        .to_owned();
+    let token = browser.session_token();
     let mut tcp = server.connect().await;
-    tcp.call_with_token(&Secret::new(token.clone()), "auth.logout", json!({}))
+    tcp.call_with_token(&token, "auth.logout", json!({}))
         .await
         .expect("logout over TCP");
     let reply = browser.get("/me").await.expect(StatusCode::SEE_OTHER);
