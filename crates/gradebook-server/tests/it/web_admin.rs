@@ -1,6 +1,8 @@
 //! An admin's pages of the web portal, in process (see `web.rs`): accounts,
-//! each checked against what the protocol then says (a created account
-//! logs in over TCP, a deleted one no longer does).
+//! grants and the audit log, each checked against what the protocol then
+//! says (a created account logs in over TCP, a revoked teacher no longer
+//! lists the promotion), and refused to teachers, students and posts
+//! without the form's token.
 
 use axum::http::StatusCode;
 use gradebook_client::ClientError;
@@ -31,6 +33,19 @@ async fn logs_in(server: &TestServer, username: &str, password: &str) -> bool {
         Err(ClientError::Server(e)) if e.code.as_str() == "unauthenticated" => false,
         Err(e) => panic!("login of {username}: {e}"),
     }
+}
+
+/// The names of the promotions `username` sees in their own
+/// `promotion.list`.
+async fn promotions_of(server: &TestServer, username: &str) -> Vec<String> {
+    let mut c = server.connect().await;
+    c.login(username, PASSWORD).await.expect("logs in");
+    ok(&mut c, "promotion.list", json!({})).await["promotions"]
+        .as_array()
+        .expect("promotions")
+        .iter()
+        .map(|p| p["name"].as_str().expect("a name").to_owned())
+        .collect()
 }
 
 /// Promotion `P` with one student, a teacher `tina` and a student account
@@ -156,7 +171,7 @@ async fn an_admin_sees_every_account_with_its_role_and_record() {
             .contains("<form id=\"create-user\" method=\"post\" action=\"/admin/users\"")
     );
     assert!(page.body.contains("create it again"), "{}", page.body);
-    for link in ["/admin/users", "/admin/audit"] {
+    for link in ["/admin/users", "/admin/grants", "/admin/audit"] {
         assert!(page.body.contains(&format!("href=\"{link}\"")), "{link}");
     }
 
@@ -504,5 +519,404 @@ async fn an_admin_changes_their_own_password_with_the_current_one() {
         next.location().is_some_and(|l| l.starts_with("/login")),
         "{:?}",
         next.location()
+    );
+}
+
+#[tokio::test]
+async fn a_grant_then_a_revoke_change_what_the_teacher_manages() {
+    let server = TestServer::start().await;
+    department(&server).await;
+    assert!(
+        !promotions_of(&server, "tina")
+            .await
+            .contains(&"P".to_owned())
+    );
+    let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
+    let page = browser.get("/admin/grants").await.expect(StatusCode::OK);
+    assert_accessible(&page);
+    let csrf = page.csrf();
+    let promotions = rows(&page.body, "grants");
+    assert_eq!(promotions.len(), 1, "{}", page.body);
+    assert!(promotions[0].contains("name=\"promotion\" value=\"P\""));
+    // Teachers only are offered.
+    assert!(promotions[0].contains("<option value=\"tina\""));
+    assert!(!promotions[0].contains("<option value=\"ada\""));
+
+    let grant = |action: &'static str, user: &'static str| {
+        [("promotion", "P"), ("username", user), ("action", action)]
+    };
+    let mut form = grant("grant", "tina").to_vec();
+    form.push(("csrf", &csrf));
+    let granted = browser
+        .post("/admin/grants", &form)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let page = browser
+        .get(granted.location().expect("back"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        text_of(&page.body, "notice").as_deref(),
+        Some("tina may now manage P.")
+    );
+    assert!(
+        promotions_of(&server, "tina")
+            .await
+            .contains(&"P".to_owned())
+    );
+
+    let mut form = grant("revoke", "tina").to_vec();
+    form.push(("csrf", &csrf));
+    browser
+        .post("/admin/grants", &form)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert!(
+        !promotions_of(&server, "tina")
+            .await
+            .contains(&"P".to_owned())
+    );
+
+    // The protocol's refusals, inline: a student account, nobody, no
+    // such promotion, an action that is neither.
+    let mut admin = server.admin().await;
+    for (fields, status, code) in [
+        (
+            grant("grant", "ada"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_value",
+        ),
+        (grant("grant", "nobody"), StatusCode::NOT_FOUND, "not_found"),
+        (
+            [
+                ("promotion", "Q"),
+                ("username", "tina"),
+                ("action", "grant"),
+            ],
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let mut form = fields.to_vec();
+        form.push(("csrf", &csrf));
+        let page = browser.post("/admin/grants", &form).await.expect(status);
+        let message = err(
+            &mut admin,
+            "promotion.grant",
+            json!({"name": fields[0].1, "username": fields[1].1}),
+            code,
+        )
+        .await;
+        assert_eq!(
+            text_of(&page.body, "grant-error").as_deref(),
+            Some(message.as_str()),
+            "{}",
+            page.body
+        );
+    }
+    let mut form = grant("promote", "tina").to_vec();
+    form.push(("csrf", &csrf));
+    browser
+        .post("/admin/grants", &form)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    assert!(
+        !promotions_of(&server, "tina")
+            .await
+            .contains(&"P".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn the_audit_page_shows_recent_grade_changes_and_filters_them() {
+    let server = TestServer::start().await;
+    let ada = department(&server).await;
+    let mut admin = server.admin().await;
+    let bob = ok(
+        &mut admin,
+        "student.add",
+        json!({"promotion": "P", "first_name": "Bob", "last_name": "Martin"}),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("id");
+    let grade = ok(
+        &mut admin,
+        "grade.add",
+        json!({"student": ada, "subject": "Maths", "value": 12.5, "coefficient": 2, "label": "Midterm"}),
+    )
+    .await["id"]
+        .as_i64()
+        .expect("id");
+    ok(
+        &mut admin,
+        "grade.update",
+        json!({"id": grade, "value": 14}),
+    )
+    .await;
+    ok(
+        &mut admin,
+        "grade.add",
+        json!({"student": bob, "subject": "Physics", "value": "ABS"}),
+    )
+    .await;
+    let entries = ok(&mut admin, "audit.list", json!({})).await["entries"].clone();
+    let newest = &entries[0];
+
+    let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
+    let page = browser.get("/admin/audit").await.expect(StatusCode::OK);
+    assert_accessible(&page);
+    let all = rows(&page.body, "audit");
+    assert_eq!(all.len(), 3, "{}", page.body);
+    // Newest first, with its seq, readable UTC time, who and what.
+    let at = newest["at"].as_str().expect("a time");
+    assert!(
+        all[0].contains(&format!(">{}</th>", newest["id"])),
+        "{}",
+        all[0]
+    );
+    assert!(all[0].contains(&format!("datetime=\"{at}\"")), "{}", all[0]);
+    assert!(
+        all[0].contains(&at.replace('T', " ").replace('Z', " UTC")),
+        "{}",
+        all[0]
+    );
+    assert!(all[0].contains("<td>admin</td>"));
+    assert!(all[0].contains("<code>grade.add</code>"));
+    assert!(all[0].contains(&format!("student {bob}")), "{}", all[0]);
+    assert!(all[0].contains("Physics ABS"), "{}", all[0]);
+    // The update says what changed, from what to what.
+    assert!(all[1].contains("<code>grade.update</code>"));
+    assert!(all[1].contains("12.5 → 14"), "{}", all[1]);
+    assert!(all[2].contains("– → Maths 12.5 ×2 (Midterm)"), "{}", all[2]);
+
+    // Filters: one student, a limit, a promotion.
+    let page = browser
+        .get(&format!("/admin/audit?promotion=&student={ada}&limit="))
+        .await
+        .expect(StatusCode::OK);
+    let only_ada = rows(&page.body, "audit");
+    assert_eq!(only_ada.len(), 2, "{}", page.body);
+    assert!(
+        only_ada
+            .iter()
+            .all(|r| r.contains(&format!("student {ada}")))
+    );
+    assert!(page.body.contains(&format!(
+        "name=\"student\" type=\"number\" inputmode=\"numeric\" value=\"{ada}\""
+    )));
+    let page = browser
+        .get("/admin/audit?limit=1")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(rows(&page.body, "audit").len(), 1);
+    let page = browser
+        .get("/admin/audit?promotion=P")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(rows(&page.body, "audit").len(), 3);
+    assert!(page.body.contains("<option value=\"P\" selected>"));
+
+    // The protocol's own refusals of a filter, inline.
+    let page = browser
+        .get("/admin/audit?limit=0")
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let message = err(
+        &mut admin,
+        "audit.list",
+        json!({"limit": 0}),
+        "invalid_value",
+    )
+    .await;
+    assert_eq!(text_of(&page.body, "audit-error"), Some(message));
+    browser
+        .get("/admin/audit?promotion=Nowhere")
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    browser
+        .get("/admin/audit?student=ada")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn checking_the_chain_reports_it_intact() {
+    let server = TestServer::start().await;
+    let ada = department(&server).await;
+    let mut admin = server.admin().await;
+    ok(
+        &mut admin,
+        "grade.add",
+        json!({"student": ada, "subject": "Maths", "value": 15}),
+    )
+    .await;
+    let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
+    let page = browser.get("/admin/audit").await.expect(StatusCode::OK);
+    assert!(!page.body.contains("id=\"chain-status\""));
+    let csrf = page.csrf();
+    let report = ok(&mut admin, "audit.verify", json!({})).await;
+    assert_eq!(report["intact"], true);
+
+    let checked = browser
+        .post("/admin/audit/verify", &[("csrf", &csrf)])
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        checked
+            .body
+            .contains("<p id=\"chain-status\" role=\"status\""),
+        "{}",
+        checked.body
+    );
+    let status = text_of(&checked.body, "chain-status").expect("a status");
+    assert!(status.contains("intact"), "{status}");
+    assert!(
+        status.contains(&format!("{} entries", report["entries"])),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("seq {}", report["last_seq"])),
+        "{status}"
+    );
+    // The page still lists the entries.
+    assert_eq!(rows(&checked.body, "audit").len(), 1);
+
+    // Without the form's token: refused.
+    browser
+        .post("/admin/audit/verify", &[])
+        .await
+        .expect(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn teachers_and_students_are_refused_every_admin_page_and_form() {
+    let server = TestServer::start().await;
+    department(&server).await;
+    let mut admin = server.admin().await;
+    // Tina manages P: even the audit of her own promotion is not here.
+    ok(
+        &mut admin,
+        "promotion.grant",
+        json!({"name": "P", "username": "tina"}),
+    )
+    .await;
+    let before = usernames(&server).await;
+    for who in ["tina", "ada"] {
+        let mut browser = Browser::signed_in(&server, who, PASSWORD).await;
+        let refused = browser
+            .get("/admin/users")
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        // No admin link in their navigation; their own form token, from
+        // the page's logout form.
+        assert!(
+            !refused.body.contains("href=\"/admin/"),
+            "{who}: {}",
+            refused.body
+        );
+        let csrf = refused.csrf();
+        assert!(!csrf.is_empty());
+        for path in [
+            "/admin/users",
+            "/admin/users?done=created&user=x",
+            "/admin/grants",
+            "/admin/audit",
+            "/admin/audit?promotion=P",
+        ] {
+            let reply = browser.get(path).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{who} GET {path}");
+            assert!(reply.body.contains("forbidden"), "{who} GET {path}");
+        }
+        let posts: [(&str, Vec<(&str, &str)>); 7] = [
+            (
+                "/admin/users",
+                vec![
+                    ("username", "mallory"),
+                    ("password", PASSWORD),
+                    ("role", "admin"),
+                ],
+            ),
+            ("/admin/users/admin/delete", vec![]),
+            ("/admin/users/admin/delete", vec![("confirm", "yes")]),
+            (
+                "/admin/users/admin/password",
+                vec![("password", NEW_PASSWORD)],
+            ),
+            (
+                "/admin/users/tina/password",
+                vec![("password", NEW_PASSWORD), ("old", PASSWORD)],
+            ),
+            (
+                "/admin/grants",
+                vec![
+                    ("promotion", "P"),
+                    ("username", "tina"),
+                    ("action", "revoke"),
+                ],
+            ),
+            ("/admin/audit/verify", vec![]),
+        ];
+        for (path, mut fields) in posts {
+            fields.push(("csrf", &csrf));
+            let reply = browser.post(path, &fields).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{who} POST {path}");
+        }
+    }
+    // Nothing changed.
+    assert_eq!(usernames(&server).await, before);
+    assert!(logs_in(&server, "admin", ADMIN_PASSWORD).await);
+    assert!(logs_in(&server, "tina", PASSWORD).await);
+    assert!(
+        promotions_of(&server, "tina")
+            .await
+            .contains(&"P".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_the_form_token_is_refused_and_changes_nothing() {
+    let server = TestServer::start().await;
+    department(&server).await;
+    let before = usernames(&server).await;
+    let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
+    let posts: [(&str, Vec<(&str, &str)>); 5] = [
+        (
+            "/admin/users",
+            vec![
+                ("username", "mallory"),
+                ("password", PASSWORD),
+                ("role", "admin"),
+            ],
+        ),
+        ("/admin/users/tina/delete", vec![("confirm", "yes")]),
+        (
+            "/admin/users/tina/password",
+            vec![("password", NEW_PASSWORD)],
+        ),
+        (
+            "/admin/grants",
+            vec![
+                ("promotion", "P"),
+                ("username", "tina"),
+                ("action", "grant"),
+            ],
+        ),
+        ("/admin/audit/verify", vec![]),
+    ];
+    for (path, fields) in posts {
+        for token in [None, Some(""), Some("0123456789abcdef0123456789abcdef")] {
+            let mut form = fields.clone();
+            form.extend(token.map(|t| ("csrf", t)));
+            let reply = browser.post(path, &form).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "POST {path} {token:?}");
+        }
+    }
+    assert_eq!(usernames(&server).await, before);
+    assert!(logs_in(&server, "tina", PASSWORD).await);
+    assert!(
+        !promotions_of(&server, "tina")
+            .await
+            .contains(&"P".to_owned())
     );
 }
