@@ -228,6 +228,7 @@ Examples:
   gradebook watch --promotion RT2-2026     a teacher: every event of a promotion
   gradebook watch --student 12 --since 0   everything since the log began, then live
   gradebook watch --json                   one JSON line per event, for scripts
+  gradebook --quic watch                   over QUIC: events on a stream of their own
 
 It reconnects by itself after a dropped connection or a server restart, and
 resumes where it stopped: no event is missed or shown twice. Ctrl-C stops it.")]

@@ -133,7 +133,6 @@ pub fn check_quic(command: &Command) -> Result<(), CliError> {
             "an import pipelines requests that must run in order on one TCP connection, and \
              QUIC streams run concurrently: run it without --quic"
         }
-        Command::Watch(_) => "watch is not available over QUIC yet: run it without --quic",
         Command::Serve(_) => {
             "--quic is a client flag (the server listens on QUIC whenever TLS is on; \
              see --quic-listen and --no-quic)"
@@ -219,6 +218,14 @@ impl Conn {
                 Ok(slot.insert(transport))
             }
         }
+    }
+
+    /// Counts now as a use of the connection: a connection that watches
+    /// waits for events, and the server does not close it as idle, so
+    /// the wait must not make the next request reopen it (which would
+    /// leave the watch behind).
+    pub fn mark_used(&mut self) {
+        self.last_used = Instant::now();
     }
 
     /// The open TCP connection, for what only a connection does

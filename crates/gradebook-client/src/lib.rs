@@ -400,27 +400,37 @@ impl Client {
 
     /// The next frame as it came, undecoded (flushing queued requests
     /// first): what a benchmark counting events needs, without paying for
-    /// decoding them.
+    /// decoding them. Over QUIC, the next frame of the watch's event
+    /// stream (replies come on streams of their own: [`Client::recv`]).
     pub async fn next_frame(&mut self) -> Result<bytes::BytesMut, ClientError> {
         self.flush().await?;
-        self.read_frame().await
+        match &mut self.link {
+            Link::Quic(link) => Ok(link.next_event_frame().await?.1),
+            Link::Stream(_) => self.read_frame().await,
+        }
     }
 
     /// The next event message of a connection that watches (protocol §9),
     /// waiting for it as long as it takes (flushing queued requests
-    /// first). A reply arriving instead is a protocol error: read replies
-    /// with [`Client::recv`] before waiting for events.
+    /// first); over QUIC, from the watch's event stream. Cancel-safe. The
+    /// reply without an id that ends a watch (its session ended) is
+    /// [`ClientError::Server`] with its error; another reply arriving
+    /// instead is a protocol error: read replies with [`Client::recv`]
+    /// before waiting for events.
     pub async fn next_event(&mut self) -> Result<gradebook_proto::data::Event, ClientError> {
         if let Some(event) = self.events.pop_front() {
             return Ok(event);
         }
         self.flush().await?;
-        let frame = self.read_frame().await?;
-        decode_event(self.codec.encoding(), &frame)
-            .ok_or_else(|| ClientError::Protocol("a reply came where an event was awaited".into()))
+        let (encoding, frame) = match &mut self.link {
+            Link::Quic(link) => link.next_event_frame().await?,
+            Link::Stream(_) => (self.codec.encoding(), self.read_frame().await?),
+        };
+        event_or_notice(encoding, &frame)
     }
 
     /// Reads the next whole frame (over QUIC: the next reply stream).
+    /// Cancel-safe over TCP: what was read stays in the input buffer.
     async fn read_frame(&mut self) -> Result<BytesMut, ClientError> {
         let stream = match &mut self.link {
             Link::Stream(stream) => stream,
@@ -501,6 +511,26 @@ impl Client {
             }
             Link::Quic(link) => link.send_raw(bytes, self.timeout).await,
         }
+    }
+}
+
+/// An event message; or, for the reply without an id that ends a watch
+/// (protocol §9: its session ended), that reply's error.
+fn event_or_notice(
+    encoding: Encoding,
+    frame: &[u8],
+) -> Result<gradebook_proto::data::Event, ClientError> {
+    if let Some(event) = decode_event(encoding, frame) {
+        return Ok(event);
+    }
+    match Reply::decode(encoding, frame) {
+        Ok(Reply {
+            id: None,
+            result: Err(e),
+        }) => Err(ClientError::Server(e)),
+        _ => Err(ClientError::Protocol(
+            "a reply came where an event was awaited".into(),
+        )),
     }
 }
 

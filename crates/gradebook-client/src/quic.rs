@@ -7,15 +7,25 @@
 //! read in the order the requests were queued, so [`crate::Client`]'s
 //! pipelining works unchanged. When the server's stream credit is used up,
 //! the next stream waits for an earlier one to finish.
+//!
+//! A `watch`'s events come on a unidirectional stream the server opens for
+//! that watch, framed as over TCP (JSON Lines, or length-prefixed
+//! MessagePack: its first byte tells, `{` or a length's first byte);
+//! [`QuicLink::next_event_frame`] reads them, one stream after the other
+//! (a new watch's stream begins once the previous one has ended), so that
+//! [`crate::Client::next_event`] works as over TCP.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::BytesMut;
+use gradebook_proto::{Encoding, FrameCodec, FrameError};
 use quinn::crypto::rustls::QuicClientConfig;
 use quinn::{Connection, Endpoint, RecvStream, VarInt};
 use rustls::pki_types::CertificateDer;
+use tokio_util::codec::Decoder;
 
 use crate::tls::{self, Trust};
 use crate::{ClientError, MAX_REPLY};
@@ -48,6 +58,11 @@ fn tokens(remote: SocketAddr) -> Arc<quinn::TokenMemoryCache> {
 /// smaller of both sides' applies).
 const IDLE: Duration = Duration::from_secs(300);
 
+/// Event streams the server may have open towards the client at once: one
+/// per watch, and a new watch's begins while the last one's end is still
+/// on its way.
+const EVENT_STREAMS: u32 = 4;
+
 /// A QUIC connection and the requests on it.
 pub(crate) struct QuicLink {
     /// Its UDP socket, kept as long as the connection.
@@ -58,6 +73,17 @@ pub(crate) struct QuicLink {
     /// Streams whose request went, their replies not read yet, oldest
     /// first.
     sent: VecDeque<RecvStream>,
+    /// The event stream being read, once the server opened one.
+    events: Option<EventStream>,
+}
+
+/// One watch's event stream, and what was read of it but not cut into
+/// frames yet.
+struct EventStream {
+    recv: RecvStream,
+    input: BytesMut,
+    /// Known from its first byte.
+    codec: Option<FrameCodec>,
 }
 
 impl std::fmt::Debug for QuicLink {
@@ -66,6 +92,7 @@ impl std::fmt::Debug for QuicLink {
             .field("remote", &self.conn.remote_address())
             .field("queued", &self.queued.len())
             .field("sent", &self.sent.len())
+            .field("watching", &self.events.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -96,11 +123,11 @@ pub(crate) async fn connect(
     let crypto = QuicClientConfig::try_from(Arc::new(tls_config))
         .map_err(|e| ClientError::Tls(e.to_string()))?;
     let mut transport = quinn::TransportConfig::default();
-    // The server opens no stream of its own yet (`watch` will, one
-    // unidirectional stream per watch: raise this then).
+    // The server opens no request stream, only event streams (one per
+    // watch).
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(0))
-        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .max_concurrent_uni_streams(VarInt::from_u32(EVENT_STREAMS))
         .max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(IDLE).map_err(|e| ClientError::Tls(e.to_string()))?,
         ));
@@ -125,6 +152,7 @@ pub(crate) async fn connect(
         conn,
         queued: VecDeque::new(),
         sent: VecDeque::new(),
+        events: None,
     };
     Ok((link, fingerprint))
 }
@@ -182,6 +210,38 @@ impl QuicLink {
         })
     }
 
+    /// The next frame of the watch's events, in the encoding the frame
+    /// came in, waiting for the server to open an event stream if none is
+    /// open, and going on to the next one when a stream ends. Cancel-safe:
+    /// what was read stays for the next call. A stream reset by the server
+    /// (its events were not read in time) is an error; the next call
+    /// waits for a new watch's stream.
+    pub(crate) async fn next_event_frame(&mut self) -> Result<(Encoding, BytesMut), ClientError> {
+        loop {
+            let stream = match &mut self.events {
+                Some(stream) => stream,
+                None => {
+                    let recv = self.conn.accept_uni().await.map_err(io)?;
+                    self.events.insert(EventStream {
+                        recv,
+                        input: BytesMut::new(),
+                        codec: None,
+                    })
+                }
+            };
+            match stream.next_frame().await {
+                Ok(Some(frame)) => return Ok(frame),
+                // Finished (`unwatch`, a new watch, `lagged`): the next
+                // watch's stream, when there is one.
+                Ok(None) => self.events = None,
+                Err(e) => {
+                    self.events = None;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// Closes the connection at once (the server's streams end too).
     pub(crate) fn close(&self) {
         self.conn.close(VarInt::from_u32(0), b"bye");
@@ -191,6 +251,46 @@ impl QuicLink {
 impl Drop for QuicLink {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl EventStream {
+    /// The next whole frame; `None` at the stream's end.
+    async fn next_frame(&mut self) -> Result<Option<(Encoding, BytesMut)>, ClientError> {
+        loop {
+            if let Some(codec) = &mut self.codec {
+                match codec.decode(&mut self.input) {
+                    Ok(Some(frame)) => return Ok(Some((codec.encoding(), frame))),
+                    Ok(None) => {}
+                    Err(FrameError::TooLarge { max }) => {
+                        return Err(ClientError::Protocol(format!("event over {max} bytes")));
+                    }
+                    Err(FrameError::Io(e)) => return Err(e.into()),
+                }
+            }
+            match self.recv.read_chunk(16 * 1024, true).await.map_err(io)? {
+                Some(chunk) => self.input.extend_from_slice(&chunk.bytes),
+                None if self.input.is_empty() => return Ok(None),
+                None => {
+                    return Err(ClientError::Protocol(
+                        "an event stream ended in the middle of a message".into(),
+                    ));
+                }
+            }
+            if self.codec.is_none()
+                && let Some(first) = self.input.first()
+            {
+                // A JSON line is an object; a MessagePack frame starts with
+                // its 4-byte big-endian length, never `{` (that would be a
+                // frame of nearly 2 GiB).
+                let encoding = if *first == b'{' {
+                    Encoding::Json
+                } else {
+                    Encoding::Msgpack
+                };
+                self.codec = Some(FrameCodec::new(encoding, MAX_REPLY));
+            }
+        }
     }
 }
 

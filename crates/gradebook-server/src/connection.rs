@@ -40,7 +40,7 @@ use crate::dispatch::execute;
 use crate::facts::{Flow, facts};
 use crate::handler::Data;
 use crate::session::{Session, TokenHash};
-use crate::watch::{self as events, Subscription};
+use crate::watch::{Next, Replayed, Watcher};
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -206,42 +206,16 @@ struct Connection<S> {
     /// Whether a request was read since the last wait for input.
     answered: bool,
     /// Its live events, once it watches.
-    watching: Option<Watching>,
+    watching: Option<Watcher>,
 }
 
-/// A connection's watch: its registration, the session it is for, and the
-/// part of the log still to replay.
-struct Watching {
-    subscription: Subscription,
-    /// Events stop once this session ends (a logout anywhere, a password
-    /// change, the account's deletion).
-    session: TokenHash,
-    /// Replay the log's events after this seq (up to the subscription's
-    /// position) before the live ones.
-    replay_after: Option<i64>,
-}
-
-/// What the wait for the next request may bring besides bytes.
-enum Feed {
-    /// An event for the watcher.
-    Event(Arc<events::Event>),
-    /// The feed dropped the watcher (lagged).
-    Closed,
-}
-
-/// The next event of a watching connection; never, for the others.
-async fn next_event(watching: &mut Option<Watching>) -> Feed {
+/// What the feed brings a watching connection next; never, for the others.
+async fn next_event(watching: &mut Option<Watcher>) -> Next {
     match watching {
-        Some(w) => match w.subscription.events.recv().await {
-            Some(event) => Feed::Event(event),
-            None => Feed::Closed,
-        },
+        Some(w) => w.next().await,
         None => std::future::pending().await,
     }
 }
-
-/// The most change-log entries a replay reads at once.
-const REPLAY_PAGE: u32 = 512;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     fn new(stream: S, peer: SocketAddr, limits: Limits, clock: Clock) -> Self {
@@ -351,8 +325,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     tracing::debug!(peer = %self.peer, "connection timed out");
                     return None;
                 }
-                feed = next_event(&mut self.watching) => {
-                    self.deliver(feed, state);
+                next = next_event(&mut self.watching) => {
+                    self.deliver(next, state);
                     continue;
                 }
                 read = self.reader.read_buf(&mut self.input) => match read {
@@ -366,103 +340,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Queues a live event (one at or before the subscription's position
-    /// came from the log already), or, once the feed dropped the watcher,
-    /// `lagged`.
-    fn deliver(&mut self, feed: Feed, state: &State) {
-        let Some(w) = &self.watching else {
-            return;
-        };
-        if !state.sessions.is_live(&w.session) {
-            // Its session ended: no more events, and a reply without an id
-            // says why (as `frame_too_large` does), so that a client
-            // waiting for events learns it.
-            let ended = WireError::unauthenticated(
-                "your session has ended, so its events stopped: log in again",
-            );
-            push(&self.codec, None, Err(&ended), &mut self.output);
+    /// Queues what the feed brought a watching connection (see
+    /// [`Watcher::deliver`]); the watch ends with `lagged`, or with the
+    /// session that asked for it.
+    fn deliver(&mut self, next: Next, state: &State) {
+        let encoding = self.codec.encoding();
+        if let Some(w) = &mut self.watching
+            && !w.deliver(next, state, encoding, &mut self.output, FLUSH_AT)
+        {
             self.watching = None;
-            return;
-        }
-        match feed {
-            Feed::Event(first) => {
-                // With the events already waiting behind it: one write for
-                // a batch's events, not one each.
-                let position = w.subscription.seq;
-                let encoding = self.codec.encoding();
-                let mut next = Some(first);
-                while let Some(event) = next.take() {
-                    if event.seq > position {
-                        self.output.extend_from_slice(event.frame(encoding));
-                    }
-                    if self.output.len() < FLUSH_AT {
-                        next = self
-                            .watching
-                            .as_mut()
-                            .and_then(|w| w.subscription.events.try_recv().ok());
-                    }
-                }
-            }
-            Feed::Closed => {
-                let seq = w.subscription.lagged().unwrap_or(w.subscription.seq);
-                let lagged = events::Message {
-                    event: "lagged",
-                    seq,
-                    data: None,
-                };
-                push_event(&self.codec, &lagged, &mut self.output);
-                self.watching = None;
-            }
         }
     }
 
-    /// Sends the log's events a new watch asked for with `since`, up to
-    /// its subscription's position, filtered as live ones are. If the log
-    /// cannot be read, the watcher is told `lagged` (at `since`) and
-    /// dropped: it may watch again. Errors only if the client is gone.
+    /// Sends the log's events a new watch asked for with `since` (see
+    /// [`Watcher::replay`]), writing them out as they pile up. If the log
+    /// cannot be read, the watcher is told `lagged` and dropped: it may
+    /// watch again. Errors only if the client is gone.
     async fn replay(&mut self, state: &State) -> std::io::Result<()> {
-        let Some(w) = &mut self.watching else {
-            return Ok(());
-        };
-        let Some(mut after) = w.replay_after.take() else {
-            return Ok(());
-        };
-        let until = w.subscription.seq;
-        let filter = w.subscription.filter.clone();
-        while after < until {
-            let page = match state.store.changes_after(after, REPLAY_PAGE).await {
-                Ok(page) if !page.is_empty() => page,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot replay the change log for a watcher");
-                    let lagged = events::Message {
-                        event: "lagged",
-                        seq: after,
-                        data: None,
-                    };
-                    push_event(&self.codec, &lagged, &mut self.output);
+        let encoding = self.codec.encoding();
+        loop {
+            let Some(w) = &mut self.watching else {
+                return Ok(());
+            };
+            match w.replay(state, encoding, &mut self.output, FLUSH_AT).await {
+                Replayed::Done => return Ok(()),
+                Replayed::More => self.flush().await?,
+                Replayed::Failed => {
                     self.watching = None;
                     return self.flush().await;
                 }
-            };
-            let found: Vec<events::Event> = {
-                let view = state.model.read();
-                page.iter()
-                    .filter(|(record, _)| record.seq <= until)
-                    .filter_map(|(record, promotion)| events::Event::of(record, *promotion))
-                    .filter(|event| filter.admits(event, &view))
-                    .collect()
-            };
-            after = page.last().map_or(until, |(record, _)| record.seq);
-            for event in &found {
-                self.output
-                    .extend_from_slice(event.frame(self.codec.encoding()));
-            }
-            if self.output.len() >= FLUSH_AT {
-                self.flush().await?;
             }
         }
-        Ok(())
     }
 
     /// Queues a reply in the connection's encoding; writes the queue out
@@ -536,17 +444,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.codec.set_max_frame(self.limits.max_frame);
             }
             Effect::Watch(watch) => {
-                let taken = watch
-                    .subscription
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .take();
                 // A new watch replaces the one before.
-                self.watching = taken.map(|subscription| Watching {
-                    subscription,
-                    session: watch.session.token_hash,
-                    replay_after: watch.since,
-                });
+                self.watching = Watcher::start(&watch);
                 // A token sent in the envelope logs the watching connection
                 // in: its events are that session's.
                 if self.session.is_none() {
@@ -573,16 +472,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             }
             Effect::LoggedOut => {}
         }
-    }
-}
-
-/// Appends an event message to the output buffer, in the connection's
-/// encoding (one that cannot be encoded is logged and left out).
-fn push_event(codec: &FrameCodec, message: &events::Message<'_>, output: &mut BytesMut) {
-    let start = output.len();
-    if let Err(e) = codec.encode(message, output) {
-        tracing::error!(error = %e, "could not encode an event");
-        output.truncate(start);
     }
 }
 

@@ -304,37 +304,29 @@ impl Server {
             state.limits.max_connections,
             shutdown.clone(),
         ));
-        loop {
-            let accepted = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                a = tcp.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little
-                    // rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+        accept_loop(
+            &tcp,
+            &slots,
+            &refused,
+            &shutdown,
+            &tracker,
+            |stream, peer| {
+                let state = state.clone();
+                let tls = tls.clone();
+                let shutdown = shutdown.clone();
+                async move {
+                    match tls {
+                        None => connection::serve(stream, peer, state, shutdown).await,
+                        Some(acceptor) => {
+                            if let Some(stream) = handshake(&acceptor, stream, peer, &state).await {
+                                connection::serve(stream, peer, state, shutdown).await
+                            }
+                        }
+                    }
                 }
-            };
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                // Counted, not logged: a flood at the cap would otherwise
-                // write a line per connection (report_refused sums them).
-                refused.fetch_add(1, Ordering::Relaxed);
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let state = state.clone();
-            let tls = tls.clone();
-            let shutdown = shutdown.clone();
-            tracker.spawn(async move {
-                accept(stream, peer, tls, state, shutdown).await;
-                drop(permit);
-            });
-        }
+            },
+        )
+        .await;
         drop(tcp);
         tracker.close();
         if tokio::time::timeout(state.limits.shutdown_grace, tracker.wait())
@@ -348,25 +340,73 @@ impl Server {
     }
 }
 
-async fn accept(
+/// Accepts TCP connections on `listener` until `shutdown`, each under a
+/// slot of the connection cap shared by every listener (those refused at
+/// the cap are counted for [`report_refused`]), and serves each with
+/// `serve` on a task of `tracker`.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    refused: &AtomicU64,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little
+                // rather than spin.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            // Counted, not logged: a flood at the cap would otherwise
+            // write a line per connection (report_refused sums them).
+            refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let served = serve(stream, peer);
+        tracker.spawn(async move {
+            served.await;
+            drop(permit);
+        });
+    }
+}
+
+/// A new connection's TLS handshake, within the handshake timeout; `None`
+/// (logged at debug level) if it failed or took too long.
+pub(crate) async fn handshake(
+    acceptor: &TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    state: Arc<State>,
-    shutdown: CancellationToken,
-) {
-    match tls {
-        None => connection::serve(stream, peer, state, shutdown).await,
-        Some(acceptor) => {
-            let handshake = state
-                .clock
-                .timeout(state.limits.handshake_timeout, acceptor.accept(stream))
-                .await;
-            match handshake {
-                Some(Ok(stream)) => connection::serve(stream, peer, state, shutdown).await,
-                Some(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                None => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
+    state: &State,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let handshake = state
+        .clock
+        .timeout(state.limits.handshake_timeout, acceptor.accept(stream))
+        .await;
+    match handshake {
+        Some(Ok(stream)) => Some(stream),
+        Some(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        None => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
         }
     }
 }

@@ -20,6 +20,19 @@
 //! Streams are independent: they run concurrently, and a client that needs
 //! one request to follow another waits for the first one's reply.
 //!
+//! `watch` (protocol §9): its reply comes on its own stream like any other;
+//! its events go on one unidirectional stream that the server opens for
+//! that watch ([`events`]), in the `watch` request's encoding and framed
+//! as on TCP (JSON Lines, or length-prefixed MessagePack), through the
+//! same [`Watcher`] as TCP's: first the log's events after `since`, then
+//! the live ones, in seq order, once. `unwatch`, a new `watch` or the
+//! connection's logout finishes the stream; `lagged`, or the end of the
+//! session that asked (a reply without an id says so), is its last
+//! message. QUIC's flow control holds what the client has not read: the
+//! task then waits, the watcher's queue fills, and the feed drops it as
+//! lagged; a stream left unread for the request timeout is reset (code
+//! 3). A connection that watches is not idle.
+//!
 //! What bounds a connection: at most `quic_streams` requests open at once
 //! (QUIC's stream credit: the client's next stream waits until one
 //! finishes; quinn raises the credit as streams finish, so a long-lived
@@ -29,8 +42,10 @@
 //! login timeout without a session, like TCP (QUIC's own idle timeout,
 //! a few seconds longer, only catches clients that vanished; keep-alive
 //! packets do not count as requests). So at most `quic_streams` × the size limit of request bytes
-//! are held per connection. 0-RTT is off (`max_early_data_size` 0): a
-//! replayed first flight could repeat a write.
+//! are held per connection, and one watch's events (its queue, one
+//! batch, and what flow control lets through). 0-RTT is off
+//! (`max_early_data_size` 0): a replayed first flight could repeat a
+//! write.
 //!
 //! Amplification (RFC 9000 §8): a client whose address is not validated
 //! yet gets a Retry first (`quic_retry`, on by default), a packet smaller
@@ -40,21 +55,17 @@
 //! connections skip that round trip. Without Retry, quinn's own limit
 //! applies, which can exceed three times what was received by up to one
 //! datagram.
-//!
-//! `watch` (protocol §9) does not exist yet; when it does, its events go
-//! on one server-initiated unidirectional stream per `watch` (§10): the
-//! connection will then need a handle to open such streams here, and the
-//! client's credit for them.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use bytes::BytesMut;
 use gradebook_proto::codec::to_datagram;
 use gradebook_proto::{Encoding, ErrorCode, Id, ReplyOf, Request, WireError};
 use quinn::crypto::rustls::QuicServerConfig;
-use quinn::{Endpoint, Incoming, RecvStream, SendStream, VarInt};
+use quinn::{Connection, Endpoint, Incoming, RecvStream, SendStream, VarInt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,12 +75,17 @@ use crate::context::{Effect, Origin, Outcome, State, Transport};
 use crate::dispatch::execute;
 use crate::handler::Data;
 use crate::session::{Session, TokenHash};
+use crate::watch::{Replayed, Watcher};
 
 /// The application protocol negotiated in the TLS handshake.
 pub const ALPN: &[u8] = b"gradebook/1";
 
 /// How much longer QUIC's own idle timeout is than the server's.
 const TRANSPORT_IDLE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A watch's events are written out once this much is pending (as on
+/// TCP): a batch of events in one write, not one write each.
+const EVENT_BATCH: usize = 64 * 1024;
 
 /// Application error codes, in `CONNECTION_CLOSE` and stream resets.
 mod code {
@@ -103,6 +119,7 @@ pub fn bind(
     let crypto = QuicServerConfig::try_from(Arc::new(tls))
         .map_err(|e| format!("QUIC needs TLS 1.3 with AES-128-GCM: {e}"))?;
     let mut transport = quinn::TransportConfig::default();
+    let transport_idle = limits.idle_timeout + TRANSPORT_IDLE_MARGIN;
     transport
         .max_concurrent_bidi_streams(VarInt::from_u32(limits.quic_streams.max(1)))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
@@ -110,9 +127,14 @@ pub fn bind(
         // A little longer than the server's own idle timeout, which closes
         // with a reason; this one catches a client that vanished.
         .max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(limits.idle_timeout + TRANSPORT_IDLE_MARGIN)
+            quinn::IdleTimeout::try_from(transport_idle)
                 .map_err(|_| "the idle timeout is too long for QUIC".to_owned())?,
-        ));
+        ))
+        // A watching connection may hear nothing from its client for
+        // longer than that: the client's acknowledgements of these pings
+        // keep it open, and their absence still ends a vanished client's.
+        // (The server's own idle timeout ignores them.)
+        .keep_alive_interval(Some(transport_idle / 3));
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport));
     Endpoint::server(config, addr).map_err(|e| format!("cannot bind QUIC on {addr}: {e}"))
@@ -173,11 +195,19 @@ pub async fn serve(
     endpoint.wait_idle().await;
 }
 
-/// What a connection's streams share: who is logged in, and its clocks.
+/// What a connection's streams share: who is logged in, its clocks, its
+/// watch, and what a watch needs to send its events.
 #[derive(Debug)]
 struct Link {
     peer: SocketAddr,
     inner: Mutex<LinkState>,
+    /// Opens a watch's event stream.
+    conn: Connection,
+    /// The connection's tasks, its requests' and its watch's: the
+    /// connection is not idle while one runs, and ends after them.
+    tasks: TaskTracker,
+    /// The server's shutdown: a watch's events stop.
+    shutdown: CancellationToken,
 }
 
 #[derive(Debug)]
@@ -187,6 +217,8 @@ struct LinkState {
     unauthenticated_since: Instant,
     /// When the last request arrived or was answered.
     last_request: Instant,
+    /// Stops the running watch's task, which then finishes its stream.
+    watch: Option<CancellationToken>,
 }
 
 impl Link {
@@ -202,6 +234,11 @@ impl Link {
 
     fn touch(&self, now: Instant) {
         self.lock().last_request = now;
+    }
+
+    /// Stops the running watch, if any: its task finishes its stream.
+    fn stop_watch(&self) {
+        stop(self.lock().watch.take());
     }
 
     /// When the connection is closed if nothing happens, and why.
@@ -220,16 +257,39 @@ impl Link {
     /// Does what a reply's effect asks, before the reply is written: the
     /// streams opened once the client has it see the new session. As on
     /// TCP (`connection.rs`), a logout ends the connection's session only
-    /// if it is that session that ended.
-    fn apply(&self, effect: Effect, state: &State) {
+    /// if it is that session that ended. A watch's events go in
+    /// `encoding`, its request's.
+    fn apply(&self, effect: Effect, state: &Arc<State>, encoding: Encoding) {
         let mut s = self.lock();
         match effect {
             // `hello` switches no encoding on QUIC: each stream's first
             // byte tells its own.
-            // `watch` is refused over QUIC (its handler says so) until its
-            // events have their server-initiated stream.
-            Effect::None | Effect::SwitchEncoding(_) | Effect::Watch(_) | Effect::Unwatch => {}
+            Effect::None | Effect::SwitchEncoding(_) => {}
             Effect::LoggedIn(session) => s.session = Some(session),
+            Effect::Watch(watch) => {
+                // A new watch replaces the one before, whose stream ends.
+                stop(s.watch.take());
+                if let Some(watcher) = Watcher::start(&watch) {
+                    let stop = self.shutdown.child_token();
+                    s.watch = Some(stop.clone());
+                    self.tasks.spawn(events(
+                        self.conn.clone(),
+                        watcher,
+                        encoding,
+                        stop,
+                        self.shutdown.clone(),
+                        state.clone(),
+                    ));
+                }
+                // A token sent in the envelope logs the watching
+                // connection in: its events are that session's.
+                if s.session.is_none() {
+                    s.session = Some(watch.session);
+                }
+            }
+            Effect::Unwatch => {
+                stop(s.watch.take());
+            }
             Effect::LoggedOut
                 if s.session
                     .as_ref()
@@ -237,9 +297,18 @@ impl Link {
             {
                 s.session = None;
                 s.unauthenticated_since = state.clock.now();
+                // Events are for the session that asked for them.
+                stop(s.watch.take());
             }
             Effect::LoggedOut => {}
         }
+    }
+}
+
+/// Stops a watch's task, if there is one.
+fn stop(watch: Option<CancellationToken>) {
+    if let Some(w) = watch {
+        w.cancel();
     }
 }
 
@@ -278,15 +347,19 @@ async fn connection(incoming: Incoming, state: Arc<State>, shutdown: Cancellatio
         return;
     }
     let now = state.clock.now();
+    let streams = TaskTracker::new();
     let link = Arc::new(Link {
         peer,
         inner: Mutex::new(LinkState {
             session: None,
             unauthenticated_since: now,
             last_request: now,
+            watch: None,
         }),
+        conn: conn.clone(),
+        tasks: streams.clone(),
+        shutdown: shutdown.clone(),
     });
-    let streams = TaskTracker::new();
     let closing = loop {
         let (deadline, why) = link.deadline(&state.limits);
         let accepted = tokio::select! {
@@ -294,8 +367,9 @@ async fn connection(incoming: Incoming, state: Arc<State>, shutdown: Cancellatio
             _ = state.clock.sleep_until(deadline) => {
                 let now = state.clock.now();
                 if why == code::IDLE && !streams.is_empty() {
-                    // A request still running is activity; but streams,
-                    // however slow, never make up for a missing login.
+                    // A request still running, or a watch, is activity;
+                    // but streams, however slow, never make up for a
+                    // missing login.
                     link.touch(now);
                     continue;
                 }
@@ -323,6 +397,9 @@ async fn connection(incoming: Incoming, state: Arc<State>, shutdown: Cancellatio
             }
         }
     };
+    // The connection ends, and with it its watch (which would otherwise
+    // wait for its next event to find the connection gone).
+    link.stop_watch();
     streams.close();
     match closing {
         // Shutdown: the requests running finish first.
@@ -376,7 +453,7 @@ async fn stream(mut send: SendStream, mut recv: RecvStream, link: Arc<Link>, sta
             return;
         }
     };
-    link.apply(effect, &state);
+    link.apply(effect, &state, encoding);
     let reply = encode(encoding, id.as_ref(), result.as_ref());
     let written = state
         .clock
@@ -397,6 +474,117 @@ async fn stream(mut send: SendStream, mut recv: RecvStream, link: Arc<Link>, sta
         None => {
             tracing::debug!(peer = %link.peer, "QUIC reply not read in time");
             let _ = send.reset(code::TOO_SLOW);
+        }
+    }
+}
+
+/// One watch's events, on a unidirectional stream the server opens for
+/// it: the log's after `since`, then the live ones, in `encoding` and
+/// framed as on TCP, until the watch stops (`unwatch`, a new `watch`, a
+/// logout, the connection's end, shutdown), `lagged`, or the end of the
+/// session that asked; then the stream is finished.
+async fn events(
+    conn: Connection,
+    mut watcher: Watcher,
+    encoding: Encoding,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    state: Arc<State>,
+) {
+    let peer = conn.remote_address();
+    let timeout = state.limits.request_timeout;
+    // The client's credit for our streams bounds them; one that gives
+    // none gets no events, after the reply said it watches.
+    let opened = tokio::select! {
+        _ = stop.cancelled() => return,
+        opened = state.clock.timeout(timeout, conn.open_uni()) => opened,
+    };
+    let mut send = match opened {
+        Some(Ok(send)) => send,
+        Some(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "QUIC event stream not opened");
+            return;
+        }
+        None => {
+            tracing::debug!(%peer, "QUIC client gives no credit for an event stream");
+            return;
+        }
+    };
+    let mut out = BytesMut::new();
+    let goes_on = loop {
+        if stop.is_cancelled() {
+            break false;
+        }
+        let replayed = watcher
+            .replay(&state, encoding, &mut out, EVENT_BATCH)
+            .await;
+        if !write_events(&mut send, &mut out, &state, &shutdown, peer).await {
+            return;
+        }
+        match replayed {
+            Replayed::Done => break true,
+            Replayed::More => {}
+            Replayed::Failed => break false,
+        }
+    };
+    if goes_on {
+        loop {
+            // A stopped watch takes no more events, even if some wait.
+            let next = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                next = watcher.next() => next,
+            };
+            let goes_on = watcher.deliver(next, &state, encoding, &mut out, EVENT_BATCH);
+            if !write_events(&mut send, &mut out, &state, &shutdown, peer).await {
+                return;
+            }
+            if !goes_on {
+                break;
+            }
+        }
+    }
+    // What was written still reaches the client (quinn keeps sending a
+    // finished stream's data as long as the connection lives).
+    let _ = send.finish();
+}
+
+/// Writes out the pending events. A client that does not read them holds
+/// the write (QUIC's flow control) while its queue fills, until the feed
+/// drops it as lagged; one that reads nothing for the request timeout has
+/// its stream reset (code 3), as an unread reply is. False when the
+/// stream is done for: reset, the connection gone, or shutdown.
+async fn write_events(
+    send: &mut SendStream,
+    out: &mut BytesMut,
+    state: &State,
+    shutdown: &CancellationToken,
+    peer: SocketAddr,
+) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let written = tokio::select! {
+        // The connection closes next: no need to wait for this client.
+        // Reset, not finished: a finished stream would end in the middle
+        // of the message being written.
+        _ = shutdown.cancelled() => {
+            let _ = send.reset(code::DONE);
+            return false;
+        }
+        w = state.clock.timeout(state.limits.request_timeout, send.write_all(out)) => w,
+    };
+    out.clear();
+    match written {
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "QUIC events not sent");
+            false
+        }
+        None => {
+            tracing::debug!(%peer, "QUIC events not read in time");
+            let _ = send.reset(code::TOO_SLOW);
+            false
         }
     }
 }

@@ -14,13 +14,18 @@
 //! hub's lock: events up to that position come from the log (`since`),
 //! later ones from the feed, and the connection drops any feed event at or
 //! before the position, so none is missed or sent twice.
+//!
+//! What carries the events differs (a TCP connection writes them between
+//! its replies, a QUIC connection on a stream of their own), but both
+//! write them through one [`Watcher`]: the replay, the filtering, the
+//! batching, `lagged` and the end of a session are the same code.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::BytesMut;
-use gradebook_proto::Encoding;
 use gradebook_proto::codec::write_frame;
+use gradebook_proto::{Encoding, ReplyOf, WireError};
 
 use gradebook_core::{Grade, Role};
 use gradebook_store::{Change, ChangeRecord, Diff};
@@ -28,7 +33,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::context::{State, Watch};
 use crate::model::{Model, View};
+use crate::session::TokenHash;
 
 /// How many events a watcher may have waiting, by default, before it is
 /// dropped as lagged ([`crate::config::Limits::watch_queue`]).
@@ -372,5 +379,213 @@ impl Feed {
         if !events.is_empty() {
             let _ = self.batches.send(events);
         }
+    }
+}
+
+/// The most change-log entries a replay reads at once.
+const REPLAY_PAGE: u32 = 512;
+
+/// A connection's side of one watch: its registration, the session it is
+/// for, and the part of the log still to replay. The connection decides
+/// when to write and where (TCP between replies, QUIC on the watch's own
+/// stream); what is written, in which order, comes from here.
+#[derive(Debug)]
+pub struct Watcher {
+    subscription: Subscription,
+    /// Events stop once this session ends (a logout anywhere, a password
+    /// change, the account's deletion).
+    session: TokenHash,
+    /// Replay the log's events after this seq (up to the subscription's
+    /// position) before the live ones.
+    replay_after: Option<i64>,
+}
+
+/// What a watcher's feed brings next.
+#[derive(Debug)]
+pub enum Next {
+    /// An event (others may be waiting behind it).
+    Event(Arc<Event>),
+    /// The feed dropped the watcher (lagged).
+    Closed,
+}
+
+/// What one wake-up of a watcher gives ([`Watcher::take`]).
+#[derive(Debug)]
+pub enum Taken {
+    /// A live event to send.
+    Event(Arc<Event>),
+    /// Nothing to send (an event the replay already sent).
+    Nothing,
+    /// The feed dropped the watcher: everything up to this seq was sent.
+    Lagged(i64),
+    /// The session that asked has ended: events stop.
+    SessionEnded,
+}
+
+/// How far [`Watcher::replay`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replayed {
+    /// The replay is over (or there was none): live events follow.
+    Done,
+    /// The output reached its limit: write it out, then replay on.
+    More,
+    /// The log could not be read: `lagged` is in the output, at the last
+    /// seq replayed, and the watch is over (the client may watch again
+    /// from there).
+    Failed,
+}
+
+impl Watcher {
+    /// The connection's side of a new watch; `None` if its registration
+    /// was already taken (a watch is started once).
+    pub fn start(watch: &Watch) -> Option<Watcher> {
+        let subscription = lock(&watch.subscription).take()?;
+        Some(Watcher {
+            subscription,
+            session: watch.session.token_hash,
+            replay_after: watch.since,
+        })
+    }
+
+    /// Waits for what the feed brings next. Cancel-safe: an event is
+    /// taken only when this returns.
+    pub async fn next(&mut self) -> Next {
+        match self.subscription.events.recv().await {
+            Some(event) => Next::Event(event),
+            None => Next::Closed,
+        }
+    }
+
+    /// What `next` brought, for this watcher: a live event it has not had
+    /// from the replay, nothing (the replay covered it), `lagged` once the
+    /// feed dropped it, or the end of its session. The one decision every
+    /// door (TCP, QUIC, the portal's server-sent events) writes out its
+    /// own way.
+    pub fn take(&self, next: Next, state: &State) -> Taken {
+        if !state.sessions.is_live(&self.session) {
+            return Taken::SessionEnded;
+        }
+        match next {
+            Next::Event(event) if event.seq > self.subscription.seq => Taken::Event(event),
+            Next::Event(_) => Taken::Nothing,
+            Next::Closed => {
+                let s = &self.subscription;
+                Taken::Lagged(s.lagged().unwrap_or(s.seq))
+            }
+        }
+    }
+
+    /// Appends to `out`, in `encoding`, what `next` brought ([`Self::take`]):
+    /// the event and those already waiting behind it, up to about `limit`
+    /// bytes (a batch of events goes out in one write, not one each); or
+    /// `lagged`; or a reply without an id that says the session ended.
+    /// Returns whether the watch goes on.
+    pub fn deliver(
+        &mut self,
+        next: Next,
+        state: &State,
+        encoding: Encoding,
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> bool {
+        match self.take(next, state) {
+            Taken::SessionEnded => {
+                // A reply without an id says why (as `frame_too_large`
+                // does), so that a client waiting for events learns it.
+                let ended = WireError::unauthenticated(
+                    "your session has ended, so its events stopped: log in again",
+                );
+                let notice: ReplyOf<'_, ()> = ReplyOf {
+                    id: None,
+                    result: Err(&ended),
+                };
+                push(encoding, &notice, out);
+                false
+            }
+            Taken::Lagged(seq) => {
+                push(encoding, &lagged(seq), out);
+                false
+            }
+            Taken::Nothing => true,
+            Taken::Event(first) => {
+                let position = self.subscription.seq;
+                let mut next = Some(first);
+                while let Some(event) = next.take() {
+                    if event.seq > position {
+                        out.extend_from_slice(event.frame(encoding));
+                    }
+                    if out.len() < limit {
+                        next = self.subscription.events.try_recv().ok();
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Appends to `out`, in `encoding`, the log's events the watch asked
+    /// for with `since`, up to its subscription's position, filtered as
+    /// live ones are; stops once `out` holds `limit` bytes, to be called
+    /// again after the caller wrote them out.
+    pub async fn replay(
+        &mut self,
+        state: &State,
+        encoding: Encoding,
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Replayed {
+        let until = self.subscription.seq;
+        while let Some(after) = self.replay_after.filter(|after| *after < until) {
+            let page = match state.store.changes_after(after, REPLAY_PAGE).await {
+                Ok(page) if !page.is_empty() => page,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot replay the change log for a watcher");
+                    self.replay_after = None;
+                    push(encoding, &lagged(after), out);
+                    return Replayed::Failed;
+                }
+            };
+            // Filtered under the model's lock, encoded after it: writers
+            // wait for the lock, not for the encoding.
+            let found: Vec<Event> = {
+                let view = state.model.read();
+                let filter = &self.subscription.filter;
+                page.iter()
+                    .filter(|(record, _)| record.seq <= until)
+                    .filter_map(|(record, promotion)| Event::of(record, *promotion))
+                    .filter(|event| filter.admits(event, &view))
+                    .collect()
+            };
+            for event in &found {
+                out.extend_from_slice(event.frame(encoding));
+            }
+            self.replay_after = Some(page.last().map_or(until, |(record, _)| record.seq));
+            if out.len() >= limit {
+                return Replayed::More;
+            }
+        }
+        self.replay_after = None;
+        Replayed::Done
+    }
+}
+
+/// `lagged` at `seq`: the last position up to which the watcher got every
+/// event meant for it.
+fn lagged(seq: i64) -> Message<'static> {
+    Message {
+        event: "lagged",
+        seq,
+        data: None,
+    }
+}
+
+/// Appends one message as a frame of `encoding`; one that cannot be
+/// encoded is logged and left out.
+fn push<T: Serialize>(encoding: Encoding, message: &T, out: &mut BytesMut) {
+    let start = out.len();
+    if let Err(e) = write_frame(encoding, message, out) {
+        tracing::error!(error = %e, "could not encode an event");
+        out.truncate(start);
     }
 }

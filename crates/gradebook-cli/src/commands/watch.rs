@@ -76,6 +76,7 @@ pub async fn run(ctx: &mut Ctx, args: Args) -> Result<(), CliError> {
                     _ = keepalive.tick() => None,
                 }
             };
+            ctx.conn.mark_used();
             let next = match waited {
                 Some(next) => next,
                 None => match ctx.conn.run(call::Whoami(NoArgs {})).await {

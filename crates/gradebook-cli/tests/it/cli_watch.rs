@@ -1,6 +1,7 @@
-//! `gradebook watch` as a student runs it: each new grade printed as it is
-//! published, with the average now; after a server restart it reconnects
-//! by itself and resumes, missing nothing and showing nothing twice.
+//! `gradebook watch` as a student runs it, over TCP and over QUIC: each
+//! new grade printed as it is published, with the average now; after a
+//! server restart it reconnects by itself and resumes, missing nothing and
+//! showing nothing twice.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -78,8 +79,26 @@ impl Drop for Watcher {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_sees_new_grades_live_across_a_server_restart() {
+    live_across_a_restart(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_quic_a_student_sees_new_grades_live_across_a_server_restart() {
+    live_across_a_restart(true).await;
+}
+
+/// A server started the way a test wants it: plaintext, or TLS (with
+/// QUIC) for `quic`, with `args`.
+fn serve(quic: bool, dir: &std::path::Path, args: &[&str]) -> Serve {
+    let serve = Serve::new().data(dir).args(args);
+    if quic { serve.tls() } else { serve }
+}
+
+/// A student watches with `gradebook watch` (with `--quic` for `quic`)
+/// while grades are published, and across a restart of the server.
+async fn live_across_a_restart(quic: bool) {
     let dir = tempfile::tempdir().expect("a data directory");
-    let mut server = Serve::new().data(dir.path()).start();
+    let mut server = serve(quic, dir.path(), &[]).start();
     let mut admin = server.admin().await;
     admin
         .call(
@@ -105,8 +124,24 @@ async fn a_student_sees_new_grades_live_across_a_server_restart() {
         .await
         .expect("account");
     let student = User::new(&server);
+    let mut args = Vec::new();
+    if quic {
+        // The certificate accepted once (over QUIC), then QUIC on the
+        // port the server chose.
+        let cert = server.cert();
+        let cert = cert.to_str().expect("utf-8");
+        let fp = student.run(&["fingerprint", cert]).ok().trim().to_owned();
+        let port = server.quic.as_deref().and_then(|q| q.rsplit(':').next());
+        let port = port.expect("a quic= on the listening line").to_owned();
+        args.extend(["--quic".to_owned(), "--quic-port".to_owned(), port]);
+        let mut ping: Vec<&str> = args.iter().map(String::as_str).collect();
+        ping.extend(["ping", "--accept-fingerprint", &fp]);
+        student.run(&ping).ok();
+    }
     student.login("ada", PASSWORD);
-    let mut watch = Watcher::start(&student, &["watch"]);
+    let mut watch_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    watch_args.push("watch");
+    let mut watch = Watcher::start(&student, &watch_args);
     watch.expect(&format!("Watching student {me}"));
 
     // Hidden, then published: only the publication shows.
@@ -130,12 +165,19 @@ async fn a_student_sees_new_grades_live_across_a_server_restart() {
         "New grade in Networks: 14.50 ×2 (Midterm), average now 14.50"
     );
 
-    // The server restarts on the same address and data; a grade published
-    // while it was away from the watcher is shown once it is back.
+    // The server restarts on the same addresses and data; a grade
+    // published while it was away from the watcher is shown once it is
+    // back.
     let addr = server.addr.clone();
+    let quic_listen = server.quic.clone().unwrap_or_default();
     server.terminate();
     drop(server);
-    let server = Serve::new().listen(&addr).data(dir.path()).start();
+    let again: &[&str] = if quic {
+        &["--quic-listen", &quic_listen]
+    } else {
+        &[]
+    };
+    let server = serve(quic, dir.path(), again).listen(&addr).start();
     let mut admin = server.admin().await;
     admin
         .call(

@@ -1,4 +1,6 @@
-//! `watch` and `unwatch`: live events on a TCP connection (protocol §9).
+//! `watch` and `unwatch`: live events on a connection (protocol §9): a
+//! TCP connection writes them between its replies, a QUIC connection on a
+//! stream of their own (§10), the web portal as server-sent events.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,25 +14,20 @@ use crate::context::{Caller, Effect, State, Transport, Watch};
 use crate::watch::Filter;
 
 /// Events need a connection to arrive on.
-fn over_tcp(caller: &Caller) -> Result<(), WireError> {
+fn over_a_connection(caller: &Caller) -> Result<(), WireError> {
     match caller.transport {
         // The portal's live pages read the subscription as server-sent
         // events.
-        Transport::Tcp | Transport::Http => Ok(()),
+        Transport::Tcp | Transport::Quic | Transport::Http => Ok(()),
         Transport::Udp => Err(WireError::new(
             ErrorCode::BadRequest,
-            "watch needs a connection for its events: use TCP",
-        )),
-        // Events on a server-initiated stream (spec §10) are still to come.
-        Transport::Quic => Err(WireError::new(
-            ErrorCode::BadRequest,
-            "watch is not available over QUIC yet: use TCP",
+            "watch needs a connection for its events: use TCP or QUIC",
         )),
     }
 }
 
 pub fn watch(state: &State, args: WatchArgs, caller: &Caller) -> Handled {
-    over_tcp(caller)?;
+    over_a_connection(caller)?;
     let session = caller.session()?;
     if args.since.is_some_and(|s| s < 0) {
         return Err(WireError::invalid_value("since must be 0 or more"));
@@ -76,7 +73,7 @@ pub fn watch(state: &State, args: WatchArgs, caller: &Caller) -> Handled {
 }
 
 pub fn unwatch(state: &State, caller: &Caller) -> Handled {
-    over_tcp(caller)?;
+    over_a_connection(caller)?;
     let seq = state.model.read().seq();
     Ok((
         Data::new(Watching {

@@ -33,7 +33,7 @@ mod teacher;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use axum::Router;
 use axum::extract::Request;
@@ -50,6 +50,7 @@ use tower::ServiceExt;
 
 use crate::context::{Origin, Outcome, State, Transport};
 use crate::dispatch;
+use crate::listener::{accept_loop, handshake};
 
 /// What every handler of the portal can reach.
 #[derive(Debug)]
@@ -163,48 +164,30 @@ pub async fn serve(
     });
     let app = router(web);
     let tracker = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "web: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refused.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let tls = tls.clone();
-        let state = state.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            match tls {
-                None => connection(stream, peer, app, &state, shutdown).await,
-                Some(acceptor) => {
-                    let handshake = state
-                        .clock
-                        .timeout(state.limits.handshake_timeout, acceptor.accept(stream))
-                        .await;
-                    match handshake {
-                        Some(Ok(stream)) => connection(stream, peer, app, &state, shutdown).await,
-                        Some(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "web: TLS handshake failed")
+    accept_loop(
+        &listener,
+        &slots,
+        &refused,
+        &shutdown,
+        &tracker,
+        |stream, peer| {
+            let app = app.clone();
+            let tls = tls.clone();
+            let state = state.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                match tls {
+                    None => connection(stream, peer, app, &state, shutdown).await,
+                    Some(acceptor) => {
+                        if let Some(stream) = handshake(&acceptor, stream, peer, &state).await {
+                            connection(stream, peer, app, &state, shutdown).await
                         }
-                        None => tracing::debug!(%peer, "web: TLS handshake timed out"),
                     }
                 }
             }
-            drop(permit);
-        });
-    }
+        },
+    )
+    .await;
     tracker.close();
     tracker.wait().await;
 }

@@ -45,6 +45,7 @@ impl Chrome {
             Role::Admin => &[
                 ("/promotions", "nav.promotions"),
                 ("/admin/users", "nav.users"),
+                ("/admin/grants", "nav.grants"),
                 ("/admin/audit", "nav.audit"),
             ],
         };

@@ -24,6 +24,7 @@ use super::page::{self, Chrome, Page, number};
 use super::session::Viewer;
 use super::{Web, call};
 use crate::context::Effect;
+use crate::watch::{Taken, Watcher};
 
 /// `/me`, its live part, and `/events`.
 pub fn routes() -> Router<Arc<Web>> {
@@ -259,49 +260,36 @@ async fn events(State(web): State<Arc<Web>>, viewer: Viewer) -> Response {
             return page::status_of(ErrorCode::Internal).into_response();
         }
     };
-    let taken = watch
-        .subscription
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take();
-    let Some(subscription) = taken else {
+    let Some(watcher) = Watcher::start(&watch) else {
         return page::status_of(ErrorCode::Internal).into_response();
     };
-    let session = watch.session.token_hash;
-    let position = subscription.seq;
     // The state is `None` once the last event (`lagged`) went out.
-    let stream = futures_util::stream::unfold(
-        Some((subscription, web.clone())),
-        move |watching| async move {
-            let (mut subscription, web) = watching?;
+    let stream =
+        futures_util::stream::unfold(Some((watcher, web.clone())), move |watching| async move {
+            let (mut watcher, web) = watching?;
             loop {
                 let next = tokio::select! {
                     _ = web.shutdown.cancelled() => return None,
-                    e = subscription.events.recv() => e,
+                    n = watcher.next() => n,
                 };
-                if !web.state.sessions.is_live(&session) {
-                    return None;
-                }
-                let Some(event) = next else {
-                    let seq = subscription.lagged().unwrap_or(subscription.seq);
-                    let lagged = SseEvent::default()
-                        .event("lagged")
-                        .id(seq.to_string())
-                        .data("{}");
-                    return Some((Ok::<_, Infallible>(lagged), None));
+                let sse = match watcher.take(next, &web.state) {
+                    Taken::Nothing => continue,
+                    Taken::SessionEnded => return None,
+                    Taken::Lagged(seq) => {
+                        let lagged = SseEvent::default()
+                            .event("lagged")
+                            .id(seq.to_string())
+                            .data("{}");
+                        return Some((Ok::<_, Infallible>(lagged), None));
+                    }
+                    Taken::Event(event) => SseEvent::default()
+                        .event(event.kind)
+                        .id(event.seq.to_string())
+                        .data(serde_json::to_string(&event.message()).unwrap_or_default()),
                 };
-                if event.seq <= position {
-                    continue;
-                }
-                let data = serde_json::to_string(&event.message()).unwrap_or_default();
-                let sse = SseEvent::default()
-                    .event(event.kind)
-                    .id(event.seq.to_string())
-                    .data(data);
-                return Some((Ok(sse), Some((subscription, web))));
+                return Some((Ok(sse), Some((watcher, web))));
             }
-        },
-    );
+        });
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(25)))
         .into_response()

@@ -10,6 +10,7 @@ mod permissions;
 mod publication;
 mod python_client;
 mod quic;
+mod quic_watch;
 mod storage_full;
 mod strict_values;
 mod trust;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::common;
 
 use common::{TestServer, ok};
-use gradebook_client::Client;
+use gradebook_client::{Client, ClientError};
 use gradebook_proto::Encoding;
 use gradebook_proto::data::Event;
 use gradebook_server::{Limits, TlsMode};
@@ -16,10 +16,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
-const PASSWORD: &str = "password-of-the-tests";
+pub(crate) const PASSWORD: &str = "password-of-the-tests";
 
 /// The next event, or a panic after a while.
-async fn event(c: &mut Client) -> Event {
+pub(crate) async fn event(c: &mut Client) -> Event {
     tokio::time::timeout(Duration::from_secs(20), c.next_event())
         .await
         .expect("an event in time")
@@ -27,7 +27,7 @@ async fn event(c: &mut Client) -> Event {
 }
 
 /// That no event comes within a short while.
-async fn no_event(c: &mut Client) {
+pub(crate) async fn no_event(c: &mut Client) {
     if let Ok(e) = tokio::time::timeout(Duration::from_millis(300), c.next_event()).await {
         panic!("no event expected, got {e:?}");
     }
@@ -35,7 +35,7 @@ async fn no_event(c: &mut Client) {
 
 /// A manual promotion `P` with students `me` (with a student account) and
 /// `mate`, a teacher granted it; the students' ids.
-async fn world(server: &TestServer, admin: &mut Client) -> (i64, i64) {
+pub(crate) async fn world(server: &TestServer, admin: &mut Client) -> (i64, i64) {
     ok(
         admin,
         "promotion.create",
@@ -66,10 +66,11 @@ async fn world(server: &TestServer, admin: &mut Client) -> (i64, i64) {
     (me, mate)
 }
 
-/// [`world`] on a server with `limits`, its promotion publishing grades
-/// immediately: the server, its admin and the student `me`.
-async fn immediate_world(limits: Limits) -> (TestServer, Client, i64) {
-    let server = TestServer::start_with(TlsMode::Off, limits).await;
+/// [`world`] on a server with `tls` and `limits`, its promotion
+/// publishing grades immediately: the server, its admin (over TCP) and
+/// the student `me`.
+pub(crate) async fn immediate_world(tls: TlsMode, limits: Limits) -> (TestServer, Client, i64) {
+    let server = TestServer::start_with(tls, limits).await;
     let mut admin = server.admin().await;
     let (me, _) = world(&server, &mut admin).await;
     ok(
@@ -81,19 +82,62 @@ async fn immediate_world(limits: Limits) -> (TestServer, Client, i64) {
     (server, admin, me)
 }
 
-async fn login(server: &TestServer, user: &str) -> Client {
-    let mut c = server.connect().await;
-    c.login(user, PASSWORD).await.expect("logs in");
-    c
+/// How a test's watcher reaches the server: the tests that say the same
+/// of TCP and QUIC run once each way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Over {
+    Tcp,
+    Quic,
+}
+
+impl Over {
+    /// The server's TLS: QUIC needs it.
+    pub(crate) fn tls(self) -> TlsMode {
+        match self {
+            Over::Tcp => TlsMode::Off,
+            Over::Quic => TlsMode::SelfSigned,
+        }
+    }
+
+    /// A new connection, not logged in.
+    pub(crate) async fn connect(self, server: &TestServer) -> Client {
+        match self {
+            Over::Tcp => server.connect().await,
+            Over::Quic => server.quic_connect().await,
+        }
+    }
+
+    /// A new connection logged in as `user`.
+    pub(crate) async fn login(self, server: &TestServer, user: &str) -> Client {
+        let mut c = self.connect(server).await;
+        c.login(user, PASSWORD).await.expect("logs in");
+        c
+    }
+}
+
+/// Publishes the grade `id` of `P`.
+async fn publish(admin: &mut Client, id: &serde_json::Value) {
+    ok(
+        admin,
+        "grade.publish",
+        json!({"promotion": "P", "ids": [id]}),
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn each_watcher_gets_exactly_what_it_may_read() {
-    let server = TestServer::start().await;
+    each_watcher_gets_exactly_what_it_may_read_over(Over::Tcp).await;
+}
+
+/// A student and a teacher watching, each getting exactly the events
+/// about what they may read, in seq order, until `unwatch`.
+pub(crate) async fn each_watcher_gets_exactly_what_it_may_read_over(over: Over) {
+    let server = TestServer::start_with(over.tls(), Limits::default()).await;
     let mut admin = server.admin().await;
     let (me, mate) = world(&server, &mut admin).await;
-    let mut student = login(&server, "stud").await;
-    let mut teacher = login(&server, "prof").await;
+    let mut student = over.login(&server, "stud").await;
+    let mut teacher = over.login(&server, "prof").await;
     let watching = ok(&mut student, "watch", json!({"student": me})).await;
     assert_eq!(watching["watching"], true);
     let start = watching["seq"].as_i64().expect("seq");
@@ -108,15 +152,13 @@ async fn each_watcher_gets_exactly_what_it_may_read() {
         ("grade.added", Some(&hidden["id"]))
     );
     assert!(e.seq > start);
-    // Another student's grade: never the student's.
-    ok(&mut admin, "grade.add", grade(mate, 9.0)).await;
+    // Another student's grade, even published: never the student's.
+    let other = ok(&mut admin, "grade.add", grade(mate, 9.0)).await;
     assert_eq!(event(&mut teacher).await.event, "grade.added");
-    ok(
-        &mut admin,
-        "grade.publish",
-        json!({"promotion": "P", "ids": [hidden["id"]]}),
-    )
-    .await;
+    publish(&mut admin, &other["id"]).await;
+    assert_eq!(event(&mut teacher).await.event, "grade.published");
+    // Their own, once published: the first event the student gets.
+    publish(&mut admin, &hidden["id"]).await;
     let e = event(&mut student).await;
     assert_eq!(e.event, "grade.published");
     let data = e.data.expect("the grade");
@@ -164,14 +206,20 @@ async fn each_watcher_gets_exactly_what_it_may_read() {
     // A student cannot watch another student.
     let refused = student.call("watch", json!({"student": mate})).await;
     assert!(
-        matches!(&refused, Err(gradebook_client::ClientError::Server(e)) if e.code.as_str() == "forbidden"),
+        matches!(&refused, Err(ClientError::Server(e)) if e.code.as_str() == "forbidden"),
         "{refused:?}"
     );
 }
 
 #[tokio::test]
 async fn since_replays_the_log_with_no_gap_and_no_duplicate() {
-    let (server, mut admin, me) = immediate_world(Limits::default()).await;
+    since_replays_with_no_gap_and_no_duplicate(Over::Tcp).await;
+}
+
+/// A watch with `since`, started while grades are written, gets every
+/// grade once, in order; so does a watch started before them.
+pub(crate) async fn since_replays_with_no_gap_and_no_duplicate(over: Over) {
+    let (server, mut admin, me) = immediate_world(over.tls(), Limits::default()).await;
     let first = ok(&mut admin, "watch", json!({"promotion": "P"})).await["seq"]
         .as_i64()
         .expect("seq");
@@ -186,7 +234,7 @@ async fn since_replays_the_log_with_no_gap_and_no_duplicate() {
         )
         .await;
     }
-    let mut watcher = server.connect().await;
+    let mut watcher = over.connect(&server).await;
     watcher
         .use_encoding(Encoding::Msgpack)
         .await
@@ -274,48 +322,22 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
         watch_queue: 32,
         ..Limits::default()
     };
-    let (server, mut admin, me) = immediate_world(limits).await;
+    let (server, mut admin, me) = immediate_world(TlsMode::Off, limits).await;
     let mut sleeper = raw_watcher(&server, "prof").await;
     // Writes go on while the watcher reads nothing: more events than its
     // queue and the sockets' buffers hold (Linux lets a socket's send
     // buffer grow to 4 MiB, `tcp_wmem`: 16,000 events of ~420 bytes are
     // 6.7 MB). Pipelined, 100 at a time.
     const WRITES: usize = 16_000;
-    let mut done = 0;
-    while done < WRITES {
-        for i in 0..100 {
-            let value = (done + i) % 20;
-            let label = "x".repeat(60);
-            let subject = "s".repeat(60);
-            admin
-                .send(
-                    "grade.add",
-                    json!({"student": me, "subject": subject, "value": value, "label": label}),
-                )
-                .expect("queued");
-        }
-        for _ in 0..100 {
-            let reply = admin.recv().await.expect("a reply");
-            assert!(reply.result.is_ok(), "{:?}", reply.result);
-        }
-        done += 100;
-    }
+    add_long_grades(&mut admin, me, WRITES).await;
     // Now it reads: the events queued, in order, then `lagged`, then
     // nothing more.
-    let mut last = 0;
-    let mut received = 0;
-    let lagged = loop {
+    let lagged = read_until_lagged(WRITES, async || {
         let e = raw_event(&mut sleeper).await;
-        if e["event"] == "lagged" {
-            break e["seq"].as_i64().expect("seq");
-        }
-        let seq = e["seq"].as_i64().expect("seq");
-        assert!(seq > last, "in order: {seq} after {last}");
-        last = seq;
-        received += 1;
-    };
-    assert!(received < WRITES, "it was dropped before the end");
-    assert_eq!(lagged, last, "lagged after the last event it got");
+        let kind = e["event"].as_str().unwrap_or_default().to_owned();
+        (kind, e["seq"].as_i64().expect("seq"))
+    })
+    .await;
     ok(
         &mut admin,
         "grade.add",
@@ -333,10 +355,65 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
     let reply = raw_event(&mut sleeper).await;
     assert_eq!(reply["data"]["watching"], true, "{reply}");
     let head = reply["data"]["seq"].as_i64().expect("seq");
+    read_caught_up(lagged, head, async || {
+        raw_event(&mut sleeper).await["seq"].as_i64().expect("seq")
+    })
+    .await;
+}
+
+/// Adds `n` grades to student `me`, with long texts (events of ~420
+/// bytes), pipelined 100 at a time, each acknowledged.
+pub(crate) async fn add_long_grades(admin: &mut Client, me: i64, n: usize) {
+    let mut done = 0;
+    while done < n {
+        for i in 0..100 {
+            let value = (done + i) % 20;
+            let label = "x".repeat(60);
+            let subject = "s".repeat(60);
+            admin
+                .send(
+                    "grade.add",
+                    json!({"student": me, "subject": subject, "value": value, "label": label}),
+                )
+                .expect("queued");
+        }
+        for _ in 0..100 {
+            let reply = admin.recv().await.expect("a reply");
+            assert!(reply.result.is_ok(), "{:?}", reply.result);
+        }
+        done += 100;
+    }
+}
+
+/// Reads what a watcher dropped from the feed still gets, with `next`
+/// (each event's kind and seq): events in order, fewer than the `writes`
+/// made, then `lagged` at the last one's seq, which it returns.
+pub(crate) async fn read_until_lagged(
+    writes: usize,
+    mut next: impl AsyncFnMut() -> (String, i64),
+) -> i64 {
+    let mut last = 0;
+    let mut received = 0;
+    let lagged = loop {
+        let (kind, seq) = next().await;
+        if kind == "lagged" {
+            break seq;
+        }
+        assert!(seq > last, "in order: {seq} after {last}");
+        last = seq;
+        received += 1;
+    };
+    assert!(received < writes, "it was dropped before the end");
+    assert_eq!(lagged, last, "lagged after the last event it got");
+    lagged
+}
+
+/// Reads, with `next` (each event's seq), a new watch's events from
+/// `lagged` up to `head`: every one once, none missing.
+pub(crate) async fn read_caught_up(lagged: i64, head: i64, mut next: impl AsyncFnMut() -> i64) {
     let mut seq = lagged;
     while seq < head {
-        let e = raw_event(&mut sleeper).await;
-        let next = e["seq"].as_i64().expect("seq");
+        let next = next().await;
         assert_eq!(next, seq + 1, "no gap, no duplicate");
         seq = next;
     }
@@ -344,8 +421,14 @@ async fn a_watcher_that_stops_reading_is_dropped_as_lagged() {
 
 #[tokio::test]
 async fn events_stop_when_the_session_ends() {
-    let (server, mut admin, me) = immediate_world(Limits::default()).await;
-    let mut student = login(&server, "stud").await;
+    events_stop_when_the_session_ends_over(Over::Tcp).await;
+}
+
+/// A watch's events stop when the session that asked ends, and the
+/// watcher is told why.
+pub(crate) async fn events_stop_when_the_session_ends_over(over: Over) {
+    let (server, mut admin, me) = immediate_world(over.tls(), Limits::default()).await;
+    let mut student = over.login(&server, "stud").await;
     ok(&mut student, "watch", json!({"student": me})).await;
     ok(
         &mut admin,
@@ -367,13 +450,14 @@ async fn events_stop_when_the_session_ends() {
         json!({"student": me, "subject": "S", "value": 11}),
     )
     .await;
-    // Instead of the event, a reply without an id says why.
-    let next = tokio::time::timeout(Duration::from_secs(20), student.recv())
+    // Instead of the event, a reply without an id says why (which the
+    // client hands over as the server's error).
+    let next = tokio::time::timeout(Duration::from_secs(20), student.next_event())
         .await
-        .expect("in time")
-        .expect("a reply");
-    assert_eq!(next.id, None);
-    let e = next.result.expect_err("an error");
-    assert_eq!(e.code.as_str(), "unauthenticated", "{e:?}");
+        .expect("in time");
+    match next {
+        Err(ClientError::Server(e)) => assert_eq!(e.code.as_str(), "unauthenticated", "{e:?}"),
+        other => panic!("expected the session's end, got {other:?}"),
+    }
     no_event(&mut student).await;
 }

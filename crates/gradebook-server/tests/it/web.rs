@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use gradebook_proto::Secret;
 use rustls::pki_types::pem::PemObject;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -265,15 +264,12 @@ async fn the_login_form_only_sends_back_to_this_site() {
 async fn logging_out_needs_the_token_and_ends_the_protocol_session_too() {
     let server = TestServer::start().await;
     let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
-    let token = browser
-        .cookie("gradebook_session")
-        .expect("a session")
-        .to_owned();
+    let token = browser.session_token();
 
     // The same token works over TCP: the portal's session is the protocol's.
     let mut tcp = server.connect().await;
     let whoami = tcp
-        .call_with_token(&Secret::new(token.clone()), "auth.whoami", json!({}))
+        .call_with_token(&token, "auth.whoami", json!({}))
         .await
         .expect("the portal's token works over TCP");
     assert_eq!(whoami["username"], "admin");
@@ -292,7 +288,7 @@ async fn logging_out_needs_the_token_and_ends_the_protocol_session_too() {
     assert_eq!(out.location(), Some("/login"));
     assert!(browser.cookie("gradebook_session").is_none());
     let err = tcp
-        .call_with_token(&Secret::new(token.clone()), "auth.whoami", json!({}))
+        .call_with_token(&token, "auth.whoami", json!({}))
         .await
         .expect_err("the session ended everywhere");
     assert!(err.to_string().contains("unauthenticated"), "{err}");
@@ -302,12 +298,9 @@ async fn logging_out_needs_the_token_and_ends_the_protocol_session_too() {
 async fn a_logout_over_the_protocol_signs_the_browser_out() {
     let server = TestServer::start().await;
     let mut browser = Browser::signed_in(&server, "admin", ADMIN_PASSWORD).await;
-    let token = browser
-        .cookie("gradebook_session")
-        .expect("a session")
-        .to_owned();
+    let token = browser.session_token();
     let mut tcp = server.connect().await;
-    tcp.call_with_token(&Secret::new(token.clone()), "auth.logout", json!({}))
+    tcp.call_with_token(&token, "auth.logout", json!({}))
         .await
         .expect("logout over TCP");
     let reply = browser.get("/me").await.expect(StatusCode::SEE_OTHER);
@@ -357,6 +350,22 @@ async fn a_student_sees_exactly_the_published_grades() {
     assert_eq!(live.body.matches("class=\"bar mine\"").count(), 1);
 }
 
+/// What `/events` sends `browser` while `write` runs, until a
+/// publication arrives.
+async fn until_published(
+    browser: &mut Browser,
+    write: impl std::future::Future<Output = ()>,
+) -> String {
+    let (status, events) = browser
+        .stream_until("/events", Duration::from_secs(10), write, |seen| {
+            seen.contains("event: grade.published")
+        })
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(events.contains("event: grade.published"), "{events}");
+    events
+}
+
 #[tokio::test]
 async fn a_publication_reaches_the_students_page_live() {
     let server = TestServer::start().await;
@@ -371,15 +380,9 @@ async fn a_publication_reaches_the_students_page_live() {
         )
         .await;
     };
-    let (status, events) = ada
-        .stream_until("/events", Duration::from_secs(10), publish, |seen| {
-            seen.contains("event: grade.published")
-        })
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(events.contains("event: grade.published"), "{events}");
+    let events = until_published(&mut ada, publish).await;
     assert!(events.contains("18.75"), "{events}");
-    // Nothing about Bob reached her.
+    // The part of the page the script fetches again shows it.
     let page = ada.get("/me/live").await.expect(StatusCode::OK);
     assert!(page.body.contains("Physics"), "{}", page.body);
 }
@@ -408,12 +411,7 @@ async fn a_student_never_receives_another_students_events() {
         )
         .await;
     };
-    let (status, events) = ada
-        .stream_until("/events", Duration::from_secs(10), write, |seen| {
-            seen.contains("event: grade.published")
-        })
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let events = until_published(&mut ada, write).await;
     assert_eq!(events.matches("event: grade").count(), 1, "{events}");
     assert!(
         events.contains(&format!("\"student\":{ada_id}")),

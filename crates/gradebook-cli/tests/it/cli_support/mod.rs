@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use gradebook_client::{Client, ConnectOptions};
+use gradebook_client::{Client, ConnectOptions, Trust};
 
 /// The admin password the test servers start with.
 pub const ADMIN_PASSWORD: &str = "an-admin-password-for-tests";
@@ -204,14 +204,18 @@ impl Server {
         self.data.join("server-cert.pem")
     }
 
-    /// A client connection, not logged in (plaintext servers).
+    /// A client connection, not logged in (over TLS, trusting the
+    /// server's certificate, on a TLS server).
     pub async fn client(&self) -> Client {
-        Client::connect(&ConnectOptions::plaintext(self.addr.as_str()))
-            .await
-            .expect("connects")
+        let options = if self.tls {
+            ConnectOptions::tls(self.addr.as_str(), Trust::CaFile(self.cert()))
+        } else {
+            ConnectOptions::plaintext(self.addr.as_str())
+        };
+        Client::connect(&options).await.expect("connects")
     }
 
-    /// A client connection logged in as the admin (plaintext servers).
+    /// A client connection logged in as the admin.
     pub async fn admin(&self) -> Client {
         let mut c = self.client().await;
         c.login("admin", ADMIN_PASSWORD).await.expect("logs in");

@@ -105,6 +105,11 @@ impl Browser {
         self.cookies.get(name).map(String::as_str)
     }
 
+    /// The protocol session token the portal's cookie holds.
+    pub fn session_token(&self) -> gradebook_proto::Secret {
+        gradebook_proto::Secret::new(self.cookie("gradebook_session").expect("signed in"))
+    }
+
     /// Forgets or replaces a cookie by hand.
     pub fn set_cookie(&mut self, name: &str, value: Option<&str>) {
         match value {
