@@ -31,13 +31,35 @@ const STUDENTS = [
 const STUDENTS_CSV =
   'Nom;Prénom;Numéro;E-mail\n' + STUDENTS.map((s) => `${s.last};${s.first};${s.number};${s.email}`).join('\n') + '\n';
 
+/** Signs in with the login form as a person would (mouse and fields). */
+async function signIn(page, path, username, password) {
+  await page.goto(path);
+  assert.equal(new URL(page.url()).pathname, '/login', 'sent to the login page');
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL((u) => u.pathname === path), page.click('form[action="/login"] button[type="submit"]')]);
+}
+
+/** Creates an account with the admin's form and waits for its notice. */
+async function createUser(page, { username, password, role, student }) {
+  const form = page.locator('form#create-user');
+  await form.locator('[name="username"]').fill(username);
+  await form.locator('[name="password"]').fill(password);
+  await form.locator('[name="role"]').selectOption(role);
+  await form.locator('[name="student"]').fill(student === undefined ? '' : String(student));
+  await Promise.all([page.waitForURL((u) => u.pathname === '/admin/users'), form.locator('button[type="submit"]').click()]);
+  await page.locator('#notice').waitFor();
+}
+
 describe('the web portal in Chromium', () => {
   let server;
   let browser;
   let failed = false;
   /** Student record ids by number. */
   const ids = {};
-  /** Alice's browser (a context of her own) and her page. */
+  /** Each person's browser (a context of their own) and page. */
+  let admin;
+  let adminPage;
   let alice;
   let alicePage;
 
@@ -78,9 +100,18 @@ describe('the web portal in Chromium', () => {
     }
     await server.cli(['grade', 'publish', PROMOTION, '--subject', 'Networks']);
     await server.cli(['grade', 'add', String(ids['260001']), 'Maths', '11', '--label', 'Quiz']);
-    await server.cli(['user', 'create', 'adupont', '--role', 'student', '--student', String(ids['260001'])], {
-      env: { GRADEBOOK_NEW_PASSWORD: STUDENT_PASSWORD },
-    });
+  });
+
+  step("the admin creates the student's account, linked to her record", async () => {
+    admin = await newContext(browser, server);
+    adminPage = await admin.newPage();
+    const page = adminPage;
+    await signIn(page, '/admin/users', 'admin', ADMIN_PASSWORD);
+    await createUser(page, { username: 'adupont', password: STUDENT_PASSWORD, role: 'student', student: ids['260001'] });
+    const row = page.locator('table#users tbody tr', { has: page.locator('th', { hasText: /^adupont$/ }) });
+    await assert.doesNotReject(row.waitFor());
+    assert.equal((await row.locator('td').nth(1).innerText()).trim(), String(ids['260001']));
+    await screenshots(page, 'admin-users');
   });
 
   step('the login form is filled and sent with the keyboard alone', async () => {
@@ -180,5 +211,22 @@ describe('the web portal in Chromium', () => {
     const again = await page.goto('/me');
     assert.match(page.url(), /\/login/);
     assert.equal(again.status(), 200);
+  });
+
+  step('the audit log lists the grade changes and its chain is intact', async () => {
+    const page = adminPage;
+    await page.goto('/admin/audit');
+    const commands = await page.locator('table#audit tbody td code').allInnerTexts();
+    const added = commands.filter((c) => c === 'grade.add').length;
+    assert.equal(added, STUDENTS.length + 1, `grade.add entries: ${commands}`);
+    const verify = async () => {
+      await page.goto('/admin/audit');
+      await Promise.all([page.waitForLoadState(), page.locator('form#verify-chain button').click()]);
+      await page.locator('#chain-status').waitFor();
+    };
+    await verify();
+    assert.equal(await page.locator('#chain-status').getAttribute('class').then((c) => c.split(' ').includes('ok')), true);
+    assert.match(await page.locator('#chain-status').innerText(), /intact/);
+    await screenshots(page, 'audit', verify);
   });
 });
