@@ -131,7 +131,8 @@ async fn follow(browser: &mut Browser, reply: &Reply) -> Reply {
     browser.get(&to).await
 }
 
-/// Posts a multipart form (the import's) with one file.
+/// Posts a multipart form (the import's) with one file, or none when
+/// `file_name` is empty.
 async fn post_file(
     browser: &mut Browser,
     path: &str,
@@ -147,15 +148,19 @@ async fn post_file(
                 .as_bytes(),
         );
     }
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    // No file name: no file part at all.
+    if !file_name.is_empty() {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     let session = browser.cookie("gradebook_session").unwrap_or_default();
     let request = Request::builder()
         .method("POST")
@@ -1034,7 +1039,48 @@ async fn an_import_preview_writes_nothing_and_a_commit_writes() {
         0
     );
 
+    // The preview's page imports what it showed without the file again.
+    assert!(preview.body.contains("<form id=\"import-commit\""));
+    let open = field_value(&preview.body, "import").expect("the open import");
     let committed = post_file(
+        &mut tina,
+        "/promotions/I/import",
+        &[("csrf", &csrf), ("import", &open), ("action", "commit")],
+        "",
+        b"",
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert!(
+        committed.body.contains("The import was written."),
+        "{}",
+        committed.body
+    );
+    assert!(
+        committed.body.contains("id=\"import-added\">2<"),
+        "{}",
+        committed.body
+    );
+    let list = ok(&mut admin, "student.list", json!({"promotion": "I"})).await;
+    assert_eq!(count(&list), 2);
+    // Once: the import is closed by its commit (to a teacher, an import
+    // that is not theirs to commit is forbidden, whatever the reason).
+    let again = post_file(
+        &mut tina,
+        "/promotions/I/import",
+        &[("csrf", &csrf), ("import", &open), ("action", "commit")],
+        "",
+        b"",
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    assert!(
+        alert(&again.body).contains("no such target"),
+        "{}",
+        again.body
+    );
+    // The same file sent again adds nothing.
+    let twice = post_file(
         &mut tina,
         "/promotions/I/import",
         &[("csrf", &csrf), ("kind", "students"), ("action", "commit")],
@@ -1044,12 +1090,14 @@ async fn an_import_preview_writes_nothing_and_a_commit_writes() {
     .await
     .expect(StatusCode::OK);
     assert!(
-        committed.body.contains("The import was written."),
+        twice.body.contains("id=\"import-added\">0<"),
         "{}",
-        committed.body
+        twice.body
     );
-    let list = ok(&mut admin, "student.list", json!({"promotion": "I"})).await;
-    assert_eq!(count(&list), 2);
+    assert_eq!(
+        count(&ok(&mut admin, "student.list", json!({"promotion": "I"})).await),
+        2
+    );
 
     // Grades, with a bad line: the preview lists it with the protocol's
     // message; the commit refuses the whole file.

@@ -5,8 +5,11 @@
 //!   import` reads it) and handed to the server's import commands
 //!   (`import.begin`, `import.rows`, `import.commit`), which read the
 //!   columns, find the students and write everything or nothing. A preview
-//!   is a dry run (`dry_run`, then `import.abort`): it writes nothing and
-//!   lists each bad line with the protocol's message.
+//!   is a dry run (`dry_run`): it writes nothing and
+//!   lists each bad line with the protocol's message. The previewed import
+//!   stays open on the server (one per session, dropped after the idle
+//!   timeout), so that the preview's page can commit it without sending
+//!   the file again.
 //! - `/promotions/{name}/export.csv`: the promotion's students and grades,
 //!   one line per grade, from `student.list` and `grade.list`, written by
 //!   `gradebook_core::export` as `gradebook export` writes it (importing it
@@ -52,6 +55,8 @@ struct ImportForm {
     sheet: String,
     file_name: String,
     file: Vec<u8>,
+    /// A previewed import to commit, instead of a file.
+    import: Option<i64>,
 }
 
 /// One line of the file in the report.
@@ -88,6 +93,8 @@ pub struct Outcome {
     pub shown: Vec<ReportLine>,
     /// Good lines not shown.
     pub hidden: usize,
+    /// The previewed import, still open, that the page can commit.
+    pub open: Option<i64>,
 }
 
 #[derive(Template)]
@@ -187,6 +194,7 @@ async fn read_form(lang: Lang, mut multipart: Multipart) -> Result<ImportForm, W
             "skip_bad" => form.skip_bad = !text.is_empty(),
             "ignore" => form.ignore = text,
             "sheet" => form.sheet = text,
+            "import" => form.import = text.trim().parse().ok(),
             _ => {}
         }
     }
@@ -194,14 +202,14 @@ async fn read_form(lang: Lang, mut multipart: Multipart) -> Result<ImportForm, W
 }
 
 /// The import commands for `sheet`, as the viewer: begin, the lines, then
-/// a commit (a dry run for a preview, closed after with `import.abort`).
+/// a commit (a dry run for a preview). The report, and the import's id.
 async fn run_import(
     web: &Web,
     viewer: &Viewer,
     promotion: &str,
     form: &ImportForm,
     sheet: &Sheet,
-) -> Result<ImportReport, WireError> {
+) -> Result<(ImportReport, i64), WireError> {
     let (token, peer) = (&viewer.token, viewer.peer);
     let ignore = form.ignore.split(',').filter_map(given).collect::<Vec<_>>();
     let begun = call(
@@ -258,20 +266,56 @@ async fn run_import(
         }),
     )
     .await;
-    // A dry run, or a refused commit, leaves the import open: close it.
-    if dry_run || committed.is_err() {
+    // A refused dry run leaves the import open: close it. A preview's
+    // import stays open for the page to commit.
+    if dry_run && committed.is_err() {
         let _ = abort().await;
     }
-    committed
+    committed.map(|report| (report, import))
+}
+
+/// Commits the import a preview left open.
+async fn commit_open(
+    web: &Web,
+    viewer: &Viewer,
+    import: i64,
+    skip_bad: bool,
+) -> Result<ImportReport, WireError> {
+    call(
+        web,
+        &viewer.token,
+        viewer.peer,
+        call::ImportCommit(ImportCommitArgs {
+            import,
+            dry_run: Some(false),
+            skip_bad: Some(skip_bad),
+        }),
+    )
+    .await
 }
 
 /// The report's lines: every bad line with its messages, and the first
-/// good ones.
-fn report_lines(sheet: &Sheet, bad: &[gradebook_proto::LineError]) -> (Vec<ReportLine>, usize) {
+/// good ones. Without the file (a previewed import committed), the bad
+/// lines only, without their cells.
+fn report_lines(
+    sheet: Option<&Sheet>,
+    bad: &[gradebook_proto::LineError],
+) -> (Vec<ReportLine>, usize) {
     let mut why: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
     for l in bad {
         why.entry(l.line).or_default().push(&l.message);
     }
+    let Some(sheet) = sheet else {
+        let shown = why
+            .into_iter()
+            .map(|(line, messages)| ReportLine {
+                line,
+                cells: Vec::new(),
+                error: Some(messages.join("; ")),
+            })
+            .collect();
+        return (shown, 0);
+    };
     let mut shown = Vec::new();
     let mut good = 0;
     let mut hidden = 0;
@@ -313,6 +357,18 @@ pub async fn import(
     };
     viewer.check_csrf(&headers, form.csrf.as_deref())?;
     if form.file.is_empty() {
+        // The page of a preview commits the import it left open.
+        if let (Some(import), true) = (form.import, form.commit) {
+            let result = commit_open(&web, &viewer, import, form.skip_bad).await;
+            return report_page(
+                &web,
+                &viewer,
+                &name,
+                &form,
+                None,
+                result.map(|r| (r, import)),
+            );
+        }
         let e = WireError::bad_request(lang.t("teacher.import.no_file"));
         return import_page(&web, &viewer, &name, &form, Some(&e), None);
     }
@@ -333,34 +389,52 @@ pub async fn import(
         }
     };
     let result = run_import(&web, &viewer, &name, &form, &sheet).await;
+    report_page(&web, &viewer, &name, &form, Some(&sheet), result)
+}
+
+/// The page of an import's report (or refusal): its figures, and its
+/// lines with the protocol's message for each bad one.
+fn report_page(
+    web: &Web,
+    viewer: &Viewer,
+    name: &str,
+    form: &ImportForm,
+    sheet: Option<&Sheet>,
+    result: Result<(ImportReport, i64), WireError>,
+) -> Page {
     let (report, error) = match result {
         Ok(report) => (Some(report), None),
         Err(e) => (None, Some(e)),
     };
     let bad: &[gradebook_proto::LineError] = match (&report, &error) {
-        (Some(r), _) => &r.skipped,
+        (Some((r, _)), _) => &r.skipped,
         (None, Some(e)) => &e.lines,
         (None, None) => &[],
     };
     let outcome = if report.is_some() || !bad.is_empty() {
-        let (shown, hidden) = report_lines(&sheet, bad);
-        let r = report.as_ref();
+        let (shown, hidden) = report_lines(sheet, bad);
+        let r = report.as_ref().map(|(r, _)| r);
+        let lines = sheet.map_or(0, |s| s.lines.len() as u64);
         Some(Outcome {
             written: r.is_some_and(|r| !r.dry_run),
-            lines: r.map_or(sheet.lines.len() as u64, |r| r.lines),
+            lines: r.map_or(lines, |r| r.lines),
             added: r.map_or(0, |r| r.added),
             present: r.map_or(0, |r| r.present),
             empty: r.map_or(0, |r| r.empty),
             repeated: r.map_or(0, |r| r.repeated),
             bad: bad.len(),
-            headers: sheet.headers.clone(),
+            headers: sheet.map(|s| s.headers.clone()).unwrap_or_default(),
             shown,
             hidden,
+            open: report
+                .as_ref()
+                .filter(|(r, _)| r.dry_run)
+                .map(|(_, import)| *import),
         })
     } else {
         None
     };
-    import_page(&web, &viewer, &name, &form, error.as_ref(), outcome)
+    import_page(web, viewer, name, form, error.as_ref(), outcome)
 }
 
 /// How the report names the uploaded file.
