@@ -549,6 +549,11 @@ async fn the_grid_saves_a_column_in_one_post() {
     assert_eq!(field_value(&page.body, "label").as_deref(), Some("Midterm"));
     assert_eq!(field_value(&page.body, "coefficient").as_deref(), Some("2"));
     assert!(page.body.contains("id=\"grid-status\" role=\"status\""));
+    // Its script is a file of its own (the CSP forbids inline scripts and
+    // styles).
+    assert!(!page.body.contains("<script>") && !page.body.contains("style=\""));
+    let script = tina.get("/static/grid.js").await.expect(StatusCode::OK);
+    assert!(script.body.contains("ArrowDown") && script.body.contains("paste"));
 
     let fields = grid_form(&page.body, &[(ada, "14,5"), (bob, "abs"), (cyd, "12.25")]);
     let saved = post_grid(&mut tina, &fields)
