@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use gradebook_core::Role;
@@ -33,15 +33,12 @@ use serde::Deserialize;
 
 use super::i18n::Lang;
 use super::page::{self, Chrome, Page, Refused};
-use super::session::{self, Viewer};
+use super::session::Viewer;
 use super::{Web, call};
 
 /// Room for the multipart framing and the import form's other fields
 /// beyond the file itself.
 const UPLOAD_OVERHEAD: usize = 64 * 1024;
-
-/// The cookie that carries a message to the page a form redirects to.
-const FLASH_COOKIE: &str = "gradebook_flash";
 
 /// The teacher's routes. An upload is bounded by the server's
 /// `max_import_bytes`, the most an import may hold.
@@ -74,14 +71,9 @@ fn guard(viewer: &Viewer) -> Result<(), Refused> {
     viewer.require(&[Role::Teacher, Role::Admin])
 }
 
-/// `text` percent-encoded as one segment of a path (a `/` too).
-fn segment(text: &str) -> String {
-    page::encode(text).replace('/', "%2F")
-}
-
 /// The page of promotion `name`.
 fn promotion_path(name: &str) -> String {
-    format!("/promotions/{}", segment(name))
+    format!("/promotions/{}", page::segment(name))
 }
 
 /// The path and query a page was asked with, for the language switch to
@@ -121,56 +113,22 @@ fn form_problem(lang: Lang, key: &str) -> WireError {
     WireError::bad_request(lang.t(key))
 }
 
-/// A redirect (303) to `to` that leaves a message for that page: the text
-/// `key` (`flash.…`), where `{n}` becomes `n`.
+/// A redirect (303) to `to` that leaves that page the message `key`
+/// (`teacher.flash.…`), where `{n}` becomes `n`.
 fn redirect_with_flash(web: &Web, to: &str, key: &'static str, n: Option<u64>) -> Response {
-    let mut response = Redirect::to(to).into_response();
-    let value = match n {
-        Some(n) => format!("{key}:{n}"),
-        None => key.to_owned(),
-    };
-    response.headers_mut().append(
-        header::SET_COOKIE,
-        session::set_cookie(FLASH_COOKIE, &value, 60, web.secure),
-    );
-    response
+    let n = n.map(|n| n.to_string());
+    let values: Vec<(&str, &str)> = n.iter().map(|n| ("n", n.as_str())).collect();
+    page::redirect_with_flash(web.secure, to, key, &values)
 }
 
 /// The message a form left for this page, in its language.
 fn flash(headers: &HeaderMap, lang: Lang) -> Option<String> {
-    let value = session::cookie(headers, FLASH_COOKIE)?;
-    let (key, n) = match value.split_once(':') {
-        Some((key, n)) => (key, n.parse::<u64>().ok()),
-        None => (value, None),
-    };
-    // Only our own messages, whatever the cookie says.
-    if !key.starts_with("teacher.flash.") {
-        return None;
-    }
-    // One of a count has its own text where the language needs it.
-    let one = (n == Some(1))
-        .then(|| lang.t(&format!("{key}.one")))
-        .filter(|t| !t.is_empty());
-    let text = one.unwrap_or_else(|| lang.t(key));
-    if text.is_empty() {
-        return None;
-    }
-    Some(match n {
-        Some(n) => text.replace("{n}", &n.to_string()),
-        None => text.to_owned(),
-    })
+    page::flash(headers, lang)
 }
 
 /// A page, with the flash message it showed deleted.
 fn shown(web: &Web, headers: &HeaderMap, status: StatusCode, body: Response) -> Response {
-    let mut response = (status, body).into_response();
-    if session::cookie(headers, FLASH_COOKIE).is_some() {
-        response.headers_mut().append(
-            header::SET_COOKIE,
-            session::set_cookie(FLASH_COOKIE, "", 0, web.secure),
-        );
-    }
-    response
+    page::shown(web.secure, headers, status, body)
 }
 
 /// One promotion in the list.

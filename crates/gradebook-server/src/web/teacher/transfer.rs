@@ -468,7 +468,7 @@ fn disposition(promotion: &str) -> String {
         .collect();
     format!(
         "attachment; filename=\"{ascii}.csv\"; filename*=UTF-8''{}.csv",
-        super::segment(promotion)
+        super::page::segment(promotion)
     )
 }
 
