@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use gradebook_core::{GradeValue, value::format_hundredths};
+use gradebook_core::export::{self, Cell, HEADERS};
 use gradebook_proto::call;
 use gradebook_proto::command::{GradeListArgs, StudentListArgs};
 use gradebook_proto::data::Student;
@@ -17,44 +17,12 @@ use crate::error::CliError;
 use crate::output;
 use crate::pipeline::pipeline;
 
-/// A number as the export writes it: no trailing zeros, optionally with a
-/// decimal comma.
-fn export_number(hundredths: i64, decimal_comma: bool) -> String {
-    let s = format_hundredths(hundredths);
-    if decimal_comma {
-        s.replace('.', ",")
-    } else {
-        s
-    }
-}
-
 /// The students of `promotion` (also proves it exists and may be read).
 async fn promotion_students(ctx: &mut Ctx, promotion: &str) -> Result<Vec<Student>, CliError> {
     let list = call::StudentList(StudentListArgs {
         promotion: promotion.to_owned(),
     });
     Ok(ctx.conn.run(list).await?.students)
-}
-
-/// The export's header line: the names `gradebook import` reads back.
-const HEADERS: [&str; 9] = [
-    "student",
-    "last_name",
-    "first_name",
-    "number",
-    "email",
-    "subject",
-    "value",
-    "coefficient",
-    "label",
-];
-
-/// One cell of the export: text, or a number a spreadsheet can compute
-/// with (in a workbook; CSV writes it as text).
-#[derive(Debug, Clone, PartialEq)]
-enum Cell {
-    Text(String),
-    Number { hundredths: i64 },
 }
 
 /// `gradebook export promotion P`.
@@ -78,9 +46,7 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
         ));
     }
     let mut students = promotion_students(ctx, &name).await?;
-    students.sort_by(|a, b| {
-        (&a.last_name, &a.first_name, a.id).cmp(&(&b.last_name, &b.first_name, b.id))
-    });
+    export::order(&mut students);
     let token = ctx.conn.token()?;
     let requests = students
         .iter()
@@ -95,44 +61,12 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
         &ProgressBar::hidden(),
     )
     .await?;
-    let mut rows: Vec<Vec<Cell>> = Vec::new();
-    let mut grade_count = 0u64;
-    for (s, result) in students.iter().zip(results) {
-        let grades = result.map_err(CliError::Server)?;
-        let identity = vec![
-            Cell::Number {
-                hundredths: s.id.saturating_mul(100),
-            },
-            Cell::Text(s.last_name.clone()),
-            Cell::Text(s.first_name.clone()),
-            Cell::Text(s.number.clone().unwrap_or_default()),
-            Cell::Text(s.email.clone().unwrap_or_default()),
-        ];
-        if grades.grades.is_empty() {
-            let mut record = identity.clone();
-            record.extend((0..4).map(|_| Cell::Text(String::new())));
-            rows.push(record);
-        }
-        for g in &grades.grades {
-            let value = match g.value {
-                GradeValue::Points(p) => Cell::Number {
-                    hundredths: i64::from(p.hundredths()),
-                },
-                other => Cell::Text(other.to_string()),
-            };
-            let mut record = identity.clone();
-            record.extend([
-                Cell::Text(g.subject.clone()),
-                value,
-                Cell::Number {
-                    hundredths: i64::from(g.coefficient.hundredths()),
-                },
-                Cell::Text(g.label.clone().unwrap_or_default()),
-            ]);
-            rows.push(record);
-            grade_count += 1;
-        }
+    let mut lists = Vec::with_capacity(students.len());
+    for result in results {
+        lists.push(result.map_err(CliError::Server)?.grades);
     }
+    let grade_count = lists.iter().map(|g| g.len() as u64).sum::<u64>();
+    let rows = export::rows(students.iter().zip(lists.iter().map(Vec::as_slice)));
     let bytes = match format {
         ExportFormat::Csv => csv_bytes(&rows, separator, decimal_comma)?,
         ExportFormat::Xlsx => xlsx_bytes(&rows, &name)?,
@@ -157,29 +91,9 @@ pub async fn export(ctx: &mut Ctx, command: ExportCommand) -> Result<(), CliErro
     Ok(())
 }
 
-/// The rows as CSV. With `;` as separator the file starts with a BOM:
-/// French Excel reads a `;` file as Windows-1252 without one.
+/// The rows as CSV (the same file the web portal's export writes).
 fn csv_bytes(rows: &[Vec<Cell>], separator: u8, decimal_comma: bool) -> Result<Vec<u8>, CliError> {
-    let start: &[u8] = if separator == b';' {
-        b"\xEF\xBB\xBF"
-    } else {
-        b""
-    };
-    let mut writer = csv::WriterBuilder::new()
-        .delimiter(separator)
-        .from_writer(start.to_vec());
-    let io = |e: csv::Error| CliError::Failed(format!("cannot write the CSV: {e}"));
-    writer.write_record(HEADERS).map_err(io)?;
-    for row in rows {
-        let record = row.iter().map(|c| match c {
-            Cell::Text(t) => t.clone(),
-            Cell::Number { hundredths } => export_number(*hundredths, decimal_comma),
-        });
-        writer.write_record(record).map_err(io)?;
-    }
-    writer
-        .into_inner()
-        .map_err(|e| CliError::Failed(format!("cannot write the CSV: {e}")))
+    export::csv(rows, separator, decimal_comma).map_err(|e| CliError::Failed(e.to_string()))
 }
 
 /// The rows as an `.xlsx` workbook, one sheet named after the promotion,
@@ -225,22 +139,6 @@ fn xlsx_bytes(rows: &[Vec<Cell>], promotion: &str) -> Result<Vec<u8>, CliError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn export_numbers_have_no_trailing_zeros() {
-        assert_eq!(export_number(1250, false), "12.5");
-        assert_eq!(export_number(1250, true), "12,5");
-        assert_eq!(export_number(1400, false), "14");
-    }
-
-    #[test]
-    fn a_semicolon_file_starts_with_a_bom_and_a_comma_file_does_not() {
-        let rows = vec![vec![Cell::Text("Lefèvre".into()); 9]];
-        let fr = csv_bytes(&rows, b';', true).expect("writes");
-        assert!(fr.starts_with(b"\xEF\xBB\xBFstudent;last_name"));
-        let en = csv_bytes(&rows, b',', false).expect("writes");
-        assert!(en.starts_with(b"student,last_name"));
-    }
 
     #[test]
     fn a_workbook_reads_back_the_same_cells() {

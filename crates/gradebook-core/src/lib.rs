@@ -8,6 +8,7 @@
 
 pub mod average;
 pub mod explain;
+pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod import;

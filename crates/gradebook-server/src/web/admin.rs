@@ -71,51 +71,6 @@ fn admin_only(viewer: &Viewer) -> Result<(), Refused> {
     viewer.require(&[Role::Admin])
 }
 
-/// `text` with each `{name}` replaced by its value, in one pass (a value
-/// that looks like a placeholder stays as it is).
-fn fill(text: &str, values: &[(&str, &str)]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let found = after.find('}').and_then(|close| {
-            let name = &after[..close];
-            values
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (close, *v))
-        });
-        match found {
-            Some((close, value)) => {
-                out.push_str(value);
-                rest = &after[close + 1..];
-            }
-            None => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `text` as one path segment: everything but unreserved characters
-/// percent-encoded (a `/` in a username stays inside its segment).
-fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// An optional id typed in a form: empty is none; anything else must be a
 /// whole number, or the protocol's own kind of error for an ill-typed
 /// argument.
@@ -137,43 +92,10 @@ fn with_status<T: Template>(status: StatusCode, page: &T) -> Response {
     (status, page::render(page)).into_response()
 }
 
-/// After a change: back to `path` (a GET), with a notice in its query.
-fn done(path: &str, what: &str, values: &[(&str, &str)]) -> Response {
-    let mut to = format!("{path}?done={what}");
-    for (k, v) in values {
-        to.push_str(&format!("&{k}={}", page::encode(v)));
-    }
-    Redirect::to(&to).into_response()
-}
-
-/// The notice a page shows after a change: `?done=…` names a text (only
-/// the admin's own texts, nothing typed in a link is shown as is), the
-/// other fields fill it in.
-#[derive(Debug, Default, Deserialize)]
-struct Notice {
-    done: Option<String>,
-    user: Option<String>,
-    promotion: Option<String>,
-}
-
-impl Notice {
-    fn text(&self, lang: Lang) -> Option<String> {
-        let key = match self.done.as_deref()? {
-            "created" => "admin.done.created",
-            "deleted" => "admin.done.deleted",
-            "password" => "admin.done.password",
-            "granted" => "admin.done.granted",
-            "revoked" => "admin.done.revoked",
-            _ => return None,
-        };
-        Some(fill(
-            lang.t(key),
-            &[
-                ("user", self.user.as_deref().unwrap_or_default()),
-                ("promotion", self.promotion.as_deref().unwrap_or_default()),
-            ],
-        ))
-    }
+/// After a change: back to `path` (a GET), with a one-time notice
+/// (`admin.flash.WHAT`) naming what changed.
+fn done(web: &Web, path: &str, what: &'static str, values: &[(&str, &str)]) -> Response {
+    page::redirect_with_flash(web.secure, path, what, values)
 }
 
 /// A form that carries only its CSRF token.
@@ -266,7 +188,7 @@ async fn users_page(web: &Web, viewer: &Viewer, view: UsersView, status: StatusC
         .users
         .into_iter()
         .map(|u| UserRow {
-            path: segment(&u.username),
+            path: page::segment(&u.username),
             role: role_label(lang, u.role),
             student: u.student,
             own: u.username == viewer.who.username,
@@ -299,13 +221,14 @@ async fn users_page(web: &Web, viewer: &Viewer, view: UsersView, status: StatusC
 }
 
 /// `GET /admin/users`: every account (`user.list`) and the forms.
-async fn users(State(web): State<Arc<Web>>, viewer: Viewer, Query(notice): Query<Notice>) -> Page {
+async fn users(State(web): State<Arc<Web>>, viewer: Viewer, headers: HeaderMap) -> Page {
     admin_only(&viewer)?;
     let view = UsersView {
-        notice: notice.text(viewer.lang),
+        notice: page::flash(&headers, viewer.lang),
         ..UsersView::default()
     };
-    users_page(&web, &viewer, view, StatusCode::OK).await
+    let shown = users_page(&web, &viewer, view, StatusCode::OK).await?;
+    Ok(page::shown(web.secure, &headers, StatusCode::OK, shown))
 }
 
 #[derive(Deserialize)]
@@ -348,7 +271,12 @@ async fn create_user(
         Err(e) => Err(e),
     };
     match created {
-        Ok(user) => Ok(done("/admin/users", "created", &[("user", &user.username)])),
+        Ok(user) => Ok(done(
+            &web,
+            "/admin/users",
+            "admin.flash.created",
+            &[("user", &user.username)],
+        )),
         Err(e) => {
             let e = inline(&viewer, e)?;
             let view = UsersView {
@@ -383,7 +311,7 @@ async fn delete_user(
     if form.confirm != "yes" {
         return Ok(page::render(&DeletePage {
             chrome: viewer.chrome("/admin/users"),
-            path: segment(&username),
+            path: page::segment(&username),
             username,
         }));
     }
@@ -391,7 +319,12 @@ async fn delete_user(
         username: username.clone(),
     };
     match call(&web, &viewer.token, viewer.peer, call::UserDelete(args)).await {
-        Ok(_) => Ok(done("/admin/users", "deleted", &[("user", &username)])),
+        Ok(_) => Ok(done(
+            &web,
+            "/admin/users",
+            "admin.flash.deleted",
+            &[("user", &username)],
+        )),
         Err(e) => {
             let e = inline(&viewer, e)?;
             let view = UsersView {
@@ -437,7 +370,12 @@ async fn set_password(
         // One's own sessions ended too, this one included: the page sends
         // to the login form.
         Ok(_) if own => Ok(Redirect::to("/admin/users").into_response()),
-        Ok(_) => Ok(done("/admin/users", "password", &[("user", &username)])),
+        Ok(_) => Ok(done(
+            &web,
+            "/admin/users",
+            "admin.flash.password",
+            &[("user", &username)],
+        )),
         Err(e) => {
             let e = inline(&viewer, e)?;
             let view = UsersView {
@@ -550,9 +488,11 @@ async fn grants_page(
 }
 
 /// `GET /admin/grants`.
-async fn grants(State(web): State<Arc<Web>>, viewer: Viewer, Query(notice): Query<Notice>) -> Page {
+async fn grants(State(web): State<Arc<Web>>, viewer: Viewer, headers: HeaderMap) -> Page {
     admin_only(&viewer)?;
-    grants_page(&web, &viewer, notice.text(viewer.lang), None).await
+    let notice = page::flash(&headers, viewer.lang);
+    let shown = grants_page(&web, &viewer, notice, None).await?;
+    Ok(page::shown(web.secure, &headers, StatusCode::OK, shown))
 }
 
 #[derive(Deserialize)]
@@ -584,10 +524,10 @@ async fn change_grant(
     let changed = match form.action.as_str() {
         "grant" => call(&web, token, peer, call::PromotionGrant(args))
             .await
-            .map(|_| "granted"),
+            .map(|_| "admin.flash.granted"),
         "revoke" => call(&web, token, peer, call::PromotionRevoke(args))
             .await
-            .map(|_| "revoked"),
+            .map(|_| "admin.flash.revoked"),
         other => Err(WireError::bad_request(format!(
             "action: '{}' is neither grant nor revoke",
             other.escape_debug()
@@ -595,6 +535,7 @@ async fn change_grant(
     };
     match changed {
         Ok(what) => Ok(done(
+            &web,
             "/admin/grants",
             what,
             &[("user", &form.username), ("promotion", &form.promotion)],
@@ -747,7 +688,7 @@ fn chain_status(lang: Lang, report: &data::AuditVerify) -> ChainStatus {
     let entries = report.entries.to_string();
     let last = report.last_seq.to_string();
     let text = match &report.problem {
-        None if report.intact => fill(
+        None if report.intact => page::fill(
             lang.t("admin.chain.intact"),
             &[
                 ("entries", &entries),
@@ -759,7 +700,7 @@ fn chain_status(lang: Lang, report: &data::AuditVerify) -> ChainStatus {
             let (seq, reason) = problem
                 .as_ref()
                 .map_or((String::from("?"), ""), |p| (p.seq.to_string(), &p.reason));
-            fill(
+            page::fill(
                 lang.t("admin.chain.broken"),
                 &[
                     ("seq", &seq),
@@ -814,7 +755,7 @@ async fn audit_page(
                 at: readable_utc(&e.at),
                 iso: e.at,
                 by: e.by,
-                entity: fill(
+                entity: page::fill(
                     lang.t("admin.audit.entity"),
                     &[
                         ("grade", &e.grade.to_string()),
@@ -890,25 +831,6 @@ async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn placeholders_are_filled_once() {
-        assert_eq!(
-            fill(
-                "{user} may manage {promotion}.",
-                &[("user", "{promotion}"), ("promotion", "P")]
-            ),
-            "{promotion} may manage P."
-        );
-        assert_eq!(fill("a {b} {c", &[("x", "y")]), "a {b} {c");
-    }
-
-    #[test]
-    fn usernames_stay_in_one_path_segment() {
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-        assert_eq!(segment("élodie"), "%C3%A9lodie");
-        assert_eq!(segment("bob.m-1"), "bob.m-1");
-    }
 
     #[test]
     fn times_read_as_utc_dates() {

@@ -135,7 +135,7 @@ pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .merge(session::routes())
         .merge(student::routes())
-        .merge(teacher::routes())
+        .merge(teacher::routes(&web))
         .merge(admin::routes())
         .merge(assets::routes())
         .fallback(page::not_found)

@@ -191,18 +191,152 @@ pub async fn not_found(headers: axum::http::HeaderMap) -> Response {
     error_page(Lang::of(&headers), None, &e)
 }
 
-/// `text` percent-encoded for a query string.
+/// `text` percent-encoded for a query string (a path may keep its `/`).
 pub fn encode(text: &str) -> String {
+    percent(text, true)
+}
+
+/// `text` percent-encoded as one path segment (a name with a `/` stays
+/// one segment).
+pub fn segment(text: &str) -> String {
+    percent(text, false)
+}
+
+fn percent(text: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
                 out.push(b as char)
             }
+            b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
     out
+}
+
+/// `text` with its `%XX` escapes decoded (invalid ones kept as they are).
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `text` with each `{name}` replaced by its value, in one pass (a value
+/// that looks like a placeholder stays as it is).
+pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let found = after.find('}').and_then(|close| {
+            let name = &after[..close];
+            values
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (close, *v))
+        });
+        match found {
+            Some((close, value)) => {
+                out.push_str(value);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The cookie that carries a form's one-time message to the page it
+/// redirects to.
+const FLASH_COOKIE: &str = "gradebook_flash";
+
+/// A redirect (303) to `to` that leaves that page a one-time message: the
+/// text `key` (a `….flash.…` key), its `{name}` slots filled with
+/// `values`. The message travels in a short-lived cookie, not in the
+/// address: a link cannot make a page say something.
+pub fn redirect_with_flash(
+    secure: bool,
+    to: &str,
+    key: &'static str,
+    values: &[(&str, &str)],
+) -> Response {
+    let mut value = key.to_owned();
+    for (k, v) in values {
+        value.push_str(&format!("&{k}={}", segment(v)));
+    }
+    let mut response = axum::response::Redirect::to(to).into_response();
+    response.headers_mut().append(
+        axum::http::header::SET_COOKIE,
+        super::session::set_cookie(FLASH_COOKIE, &value, 60, secure),
+    );
+    response
+}
+
+/// The one-time message a form left for this page, in its language. Where
+/// a value `n` is 1 and the language has a `KEY.one` text, that one.
+pub fn flash(headers: &axum::http::HeaderMap, lang: Lang) -> Option<String> {
+    let cookie = super::session::cookie(headers, FLASH_COOKIE)?;
+    let mut parts = cookie.split('&');
+    let key = parts.next()?;
+    // Only our own messages, whatever the cookie says.
+    if !key.contains(".flash.") {
+        return None;
+    }
+    let values: Vec<(String, String)> = parts
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), decode(v)))
+        .collect();
+    let values: Vec<(&str, &str)> = values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let one = values
+        .contains(&("n", "1"))
+        .then(|| lang.t(&format!("{key}.one")))
+        .filter(|t| !t.is_empty());
+    let text = one.unwrap_or_else(|| lang.t(key));
+    (!text.is_empty()).then(|| fill(text, &values))
+}
+
+/// A page with `status`, the one-time message it showed deleted.
+pub fn shown(
+    secure: bool,
+    headers: &axum::http::HeaderMap,
+    status: StatusCode,
+    body: Response,
+) -> Response {
+    let mut response = (status, body).into_response();
+    if super::session::cookie(headers, FLASH_COOKIE).is_some() {
+        response.headers_mut().append(
+            axum::http::header::SET_COOKIE,
+            super::session::set_cookie(FLASH_COOKIE, "", 0, secure),
+        );
+    }
+    response
 }
 
 #[cfg(test)]
@@ -214,6 +348,28 @@ mod tests {
         assert_eq!(number(Lang::En, Some(14.5)), "14.50");
         assert_eq!(number(Lang::Fr, Some(14.5)), "14,50");
         assert_eq!(number(Lang::Fr, None), "–");
+    }
+
+    #[test]
+    fn placeholders_are_filled_once() {
+        assert_eq!(
+            fill(
+                "{user} may manage {promotion}.",
+                &[("user", "{promotion}"), ("promotion", "P")]
+            ),
+            "{promotion} may manage P."
+        );
+        assert_eq!(fill("a {b} {c", &[("x", "y")]), "a {b} {c");
+    }
+
+    #[test]
+    fn names_stay_in_one_path_segment_and_come_back_whole() {
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("élodie"), "%C3%A9lodie");
+        assert_eq!(segment("bob.m-1"), "bob.m-1");
+        for text in ["R&T 1/2", "élodie", "100%", "%zz"] {
+            assert_eq!(decode(&segment(text)), text);
+        }
     }
 
     #[test]

@@ -1,22 +1,14 @@
 // gradebook's own script. The pages work without it; it adds live updates
-// (server-sent events from /events) to pages that have a [data-live] part.
+// to pages that have a [data-live] part: it listens to /events (server-sent
+// events fed by `watch`, only what the user may see) and, on each burst of
+// events, fires `gradebook:changed` on the body; htmx then fetches the part
+// again (hx-get on the part, hx-trigger="gradebook:changed from:body").
 // No inline script anywhere: the content security policy forbids it.
 "use strict";
 
 (function () {
-  function refresh(part) {
-    fetch(part.dataset.live, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
-      .then(function (html) {
-        part.innerHTML = html;
-        part.dispatchEvent(new CustomEvent("gradebook:updated", { bubbles: true }));
-      })
-      .catch(function () { /* the next event or a reload will do */ });
-  }
-
   function live() {
-    var parts = document.querySelectorAll("[data-live]");
-    if (parts.length === 0 || !window.EventSource) return;
+    if (!document.querySelector("[data-live]") || !window.EventSource) return;
     var source = new EventSource("/events");
     var pending = null;
     function changed() {
@@ -24,7 +16,7 @@
       if (pending) return;
       pending = setTimeout(function () {
         pending = null;
-        parts.forEach(refresh);
+        document.body.dispatchEvent(new CustomEvent("gradebook:changed"));
       }, 150);
     }
     ["grade.published", "grade.added", "grade.updated", "grade.unpublished",
