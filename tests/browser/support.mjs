@@ -6,6 +6,7 @@
 // ports, with a fresh data directory. Nothing here talks to the network
 // beyond 127.0.0.1.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -199,22 +200,45 @@ export function newContext(browser, server) {
 }
 
 /**
+ * Asserts that the page, as it is, fits a phone's width: nothing makes it
+ * scroll sideways (wide tables scroll inside their own box). Leaves it at
+ * desktop width.
+ */
+export async function assertFitsPhone(page) {
+  await page.setViewportSize(PHONE);
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  await page.setViewportSize(DESKTOP);
+  assert.ok(width <= PHONE.width, `${page.url()} is ${width} px wide on a phone ${PHONE.width} px wide`);
+}
+
+/**
+ * Switches the language of `page`'s context with `/lang` (what the link on
+ * every page does), without leaving the page: the cookie it sets is the
+ * context's.
+ */
+async function switchLanguage(page, lang) {
+  const response = await page.request.get(`/lang?to=${lang}&back=/`, { maxRedirects: 0 });
+  if (response.status() < 300 || response.status() >= 400) {
+    throw new Error(`/lang?to=${lang} answered ${response.status()}`);
+  }
+}
+
+/**
  * With GRADEBOOK_SCREENSHOTS=DIR, saves `NAME-{en,fr}-{desktop,phone}.png`
  * of the whole page (at the width of each, as tall as the page is): for
- * each language, switches with `/lang` (the link every
- * page has), lets `show` bring the page back to what is pictured (by
- * default, the address it was at), then pictures it at both widths. The
- * page is left in English at desktop width, where it was.
+ * each language, switches with `/lang`, lets `show` bring the page back to
+ * what is pictured (by default, loads again the address it is at), then
+ * pictures it at both widths. The page is left in English at desktop
+ * width, shown again.
  */
 export async function screenshots(page, name, show) {
   const dir = process.env.GRADEBOOK_SCREENSHOTS;
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });
-  const here = new URL(page.url());
-  const back = here.pathname + here.search;
-  const again = show ?? (() => page.goto(back));
+  const here = page.url();
+  const again = show ?? (() => page.goto(here));
   for (const lang of ['en', 'fr']) {
-    await page.goto(`/lang?to=${lang}&back=${encodeURIComponent(back)}`);
+    await switchLanguage(page, lang);
     await again();
     for (const [size, viewport] of [['desktop', DESKTOP], ['phone', PHONE]]) {
       await page.setViewportSize(viewport);
@@ -228,6 +252,6 @@ export async function screenshots(page, name, show) {
     }
   }
   await page.setViewportSize(DESKTOP);
-  await page.goto(`/lang?to=en&back=${encodeURIComponent(back)}`);
+  await switchLanguage(page, 'en');
   await again();
 }
