@@ -1,5 +1,5 @@
 // What the browser tests share: the real server started from its binary,
-// the command line as a second client of it, Chromium, and screenshots.
+// Chromium, and screenshots.
 //
 // The server runs as it would for a department: TLS on (its self-signed
 // certificate, which the browser is told to accept), on free loopback
@@ -86,19 +86,11 @@ export async function startServer() {
   };
   if (field('tls') !== 'on') throw new Error(`expected TLS on: ${line}`);
   const http = field('http');
-  const tcp = field('tcp');
   const exited = new Promise((resolve) => child.once('exit', resolve));
 
   return {
     /** `https://127.0.0.1:PORT`, the portal. */
     url: `https://${http}`,
-    /** The protocol's TCP address, for the command line. */
-    tcp,
-    /** The server's certificate, for the command line's --ca-cert. */
-    cert: path.join(data, 'server-cert.pem'),
-    root,
-    /** Runs `gradebook ARGS…` as a command-line user of this server. */
-    cli: (args, opts) => runCli(bin, root, tcp, path.join(data, 'server-cert.pem'), args, opts),
     /**
      * Stops the server (SIGINT, then SIGKILL after 10 s) and removes its
      * directory; after a failure, keeps it and prints the log's path.
@@ -119,45 +111,6 @@ export async function startServer() {
       }
     },
   };
-}
-
-/**
- * `gradebook ARGS…` with a home of its own beside the server's data, the
- * server's certificate trusted with --ca-cert (GRADEBOOK_CA_CERT), and
- * `env` added (GRADEBOOK_PASSWORD, GRADEBOOK_NEW_PASSWORD…). Resolves with
- * standard output (parsed when `--json` is among the arguments); rejects
- * with standard error when the command fails.
- */
-function runCli(bin, root, tcp, cert, args, { env = {}, home = 'cli' } = {}) {
-  const dir = path.join(root, home);
-  fs.mkdirSync(dir, { recursive: true });
-  const child = spawn(bin, args, {
-    env: {
-      ...cleanEnv(),
-      HOME: dir,
-      XDG_CONFIG_HOME: path.join(dir, 'config'),
-      XDG_DATA_HOME: path.join(dir, 'data'),
-      GRADEBOOK_SERVER: tcp,
-      GRADEBOOK_CA_CERT: cert,
-      NO_COLOR: '1',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
-  child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`gradebook ${args.join(' ')} exited with ${code}:\n${stderr}${stdout}`));
-      } else {
-        resolve(args.includes('--json') ? JSON.parse(stdout) : stdout);
-      }
-    });
-  });
 }
 
 /**
