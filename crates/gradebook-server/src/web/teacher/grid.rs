@@ -432,21 +432,38 @@ pub async fn save(
     match coefficient_input(&column.coefficient) {
         Err(e) => problems.push(e),
         Ok(coefficient) => {
-            for s in &students {
-                let Some(typed) = field(&format!("grade-{}", s.id)) else {
-                    // A student added since the page was shown.
-                    continue;
-                };
-                let was = field(&format!("was-{}", s.id));
-                let existing = in_column(s, &column);
-                let todo = change(s.id, typed, was, existing, &column, coefficient);
-                match apply(&web, &viewer, todo).await {
+            // Every cell's command at once: they touch different students,
+            // and the store's group commit writes them in a commit or two
+            // instead of one each.
+            let (cells, todos): (Vec<_>, Vec<_>) = students
+                .iter()
+                .filter_map(|s| {
+                    // None: a student added since the page was shown.
+                    let typed = field(&format!("grade-{}", s.id))?;
+                    let was = field(&format!("was-{}", s.id));
+                    let todo = change(
+                        s.id,
+                        typed,
+                        was,
+                        in_column(s, &column),
+                        &column,
+                        coefficient,
+                    );
+                    Some(((s.id, typed, was), todo))
+                })
+                .unzip();
+            let applied = futures_util::future::join_all(
+                todos.into_iter().map(|todo| apply(&web, &viewer, todo)),
+            )
+            .await;
+            for ((id, typed, was), result) in cells.iter().zip(applied) {
+                match result {
                     Ok(true) => saved += 1,
                     Ok(false) => {}
                     Err(e) => {
                         refused_cells.insert(
-                            s.id,
-                            (typed.to_owned(), was.map(str::to_owned), e.message.clone()),
+                            *id,
+                            (typed.to_string(), was.map(str::to_owned), e.message.clone()),
                         );
                         problems.push(e);
                     }
