@@ -87,19 +87,23 @@ impl Lang {
         offers.first().map_or(Lang::En, |(_, lang)| *lang)
     }
 
-    /// The text `key` in this language; the key itself if it has none
-    /// (a test checks every key the templates use exists).
+    /// The text `key` in this language; empty, and a warning logged, if it
+    /// has none (a test checks that every key the templates use exists).
     pub fn t(self, key: &str) -> &'static str {
-        match texts().get(key) {
-            Some([en, fr]) => match self {
-                Lang::En => en,
-                Lang::Fr => fr,
-            },
-            None => {
-                tracing::warn!(key, "web: no text for this key");
-                ""
-            }
-        }
+        self.text(key).unwrap_or_else(|| {
+            tracing::warn!(key, "web: no text for this key");
+            ""
+        })
+    }
+
+    /// The text `key` in this language, if there is one (for optional
+    /// variants, such as a count's `KEY.one`).
+    pub fn text(self, key: &str) -> Option<&'static str> {
+        let [en, fr] = texts().get(key)?;
+        Some(match self {
+            Lang::En => en,
+            Lang::Fr => fr,
+        })
     }
 }
 

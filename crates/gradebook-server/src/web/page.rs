@@ -316,8 +316,8 @@ pub fn flash(headers: &axum::http::HeaderMap, lang: Lang) -> Option<String> {
         .collect();
     let one = values
         .contains(&("n", "1"))
-        .then(|| lang.t(&format!("{key}.one")))
-        .filter(|t| !t.is_empty());
+        .then(|| lang.text(&format!("{key}.one")))
+        .flatten();
     let text = one.unwrap_or_else(|| lang.t(key));
     (!text.is_empty()).then(|| fill(text, &values))
 }
