@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use gradebook_core::Role;
+use gradebook_core::{GradeValue, Role};
 use gradebook_proto::command::{IdArgs, PromotionArgs, WatchArgs, call};
 use gradebook_proto::{ErrorCode, WireError, data};
 
@@ -163,7 +163,11 @@ fn assemble(
                 .iter()
                 .filter(|g| g.subject == s.subject)
                 .map(|g| GradeRow {
-                    value: decimal(g.value.to_string()),
+                    // Points as averages are written (14.50); marks as they are.
+                    value: match g.value {
+                        GradeValue::Points(p) => number(lang, Some(p.to_f64())),
+                        mark => mark.to_string(),
+                    },
                     coefficient: decimal(g.coefficient.to_string()),
                     label: g.label.clone().unwrap_or_default(),
                 })

@@ -328,7 +328,12 @@ async fn a_student_sees_exactly_the_published_grades() {
     assert_eq!(ada.get("/").await.location(), Some("/me"));
     let page = ada.get("/me").await.expect(StatusCode::OK);
     assert!(page.body.contains("Maths"), "{}", page.body);
-    assert!(page.body.contains("12"), "{}", page.body);
+    // Her grade, written as averages are.
+    assert!(
+        page.body.contains("<td class=\"num grade\">12.00</td>"),
+        "{}",
+        page.body
+    );
     assert!(
         !page.body.contains("Physics"),
         "an unpublished subject shows: {}",
