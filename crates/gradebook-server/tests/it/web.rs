@@ -451,3 +451,33 @@ async fn pages_follow_the_browsers_language_and_the_switch() {
     let page = ada.get("/me").await.expect(StatusCode::OK);
     assert!(page.body.contains("12,00"), "{}", page.body);
 }
+
+/// The login form counts failures with the protocol: five wrong passwords
+/// in the browser close the name to the right one, in the browser and
+/// over TCP alike (the failures are per name, whatever the door).
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_with_the_protocols_logins() {
+    let server = TestServer::start().await;
+    let mut browser = Browser::new(&server);
+    for _ in 0..5 {
+        let wrong = browser.login("admin", "not the password").await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    let blocked = browser.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        blocked.body
+    );
+    assert!(blocked.body.contains("try again in"), "{}", blocked.body);
+    assert!(browser.cookie("gradebook_session").is_none());
+    let mut tcp = server.connect().await;
+    crate::common::err(
+        &mut tcp,
+        "auth.login",
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
+        "rate_limited",
+    )
+    .await;
+}
