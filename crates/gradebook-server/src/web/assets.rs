@@ -37,7 +37,8 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
         Some("css") => "text/css; charset=utf-8",
         Some("svg") => "image/svg+xml",
         Some("png") => "image/png",
-        Some("json") | Some("webmanifest") => "application/manifest+json",
+        Some("webmanifest") => "application/manifest+json",
+        Some("json") => "application/json",
         _ => "application/octet-stream",
     };
     let mut response = if cached {

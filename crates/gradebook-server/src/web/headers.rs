@@ -12,9 +12,10 @@ use super::Web;
 
 /// The content security policy: everything from this origin only, no
 /// inline script or style (the histogram's SVG uses attributes), no
-/// framing, forms posted only here.
+/// framing, forms posted only here; the web app manifest (a phone can add
+/// the portal to its home screen) from here too.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     img-src 'self' data:; connect-src 'self'; manifest-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'";
 
 /// Adds the security headers; pages (not assets) are never cached.

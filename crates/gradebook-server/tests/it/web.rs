@@ -163,6 +163,7 @@ async fn assets_are_embedded_and_revalidated_by_etag() {
         ("/static/app.js", "text/javascript"),
         ("/static/htmx.min.js", "text/javascript"),
         ("/static/style.css", "text/css"),
+        ("/static/manifest.webmanifest", "application/manifest+json"),
     ] {
         let reply = browser.get(path).await.expect(StatusCode::OK);
         let etag = reply.headers["etag"].to_str().expect("an etag").to_owned();
