@@ -325,18 +325,22 @@ async fn delete_user(
             "admin.flash.deleted",
             &[("user", &username)],
         )),
-        Err(e) => {
-            let e = inline(&viewer, e)?;
-            let view = UsersView {
-                row_error: Some(RowError {
-                    username,
-                    message: e.message,
-                }),
-                ..UsersView::default()
-            };
-            users_page(&web, &viewer, view, page::status_of(e.code)).await
-        }
+        Err(e) => row_refused(&web, &viewer, username, e).await,
     }
+}
+
+/// The accounts page again, with a command's refusal beside the row of
+/// `username` (a forbidden one is the error page).
+async fn row_refused(web: &Web, viewer: &Viewer, username: String, e: WireError) -> Page {
+    let e = inline(viewer, e)?;
+    let view = UsersView {
+        row_error: Some(RowError {
+            username,
+            message: e.message,
+        }),
+        ..UsersView::default()
+    };
+    users_page(web, viewer, view, page::status_of(e.code)).await
 }
 
 #[derive(Deserialize)]
@@ -376,17 +380,7 @@ async fn set_password(
             "admin.flash.password",
             &[("user", &username)],
         )),
-        Err(e) => {
-            let e = inline(&viewer, e)?;
-            let view = UsersView {
-                row_error: Some(RowError {
-                    username,
-                    message: e.message,
-                }),
-                ..UsersView::default()
-            };
-            users_page(&web, &viewer, view, page::status_of(e.code)).await
-        }
+        Err(e) => row_refused(&web, &viewer, username, e).await,
     }
 }
 
