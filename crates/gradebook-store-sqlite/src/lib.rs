@@ -30,6 +30,7 @@ use rusqlite::{Connection, OptionalExtension};
 mod backup;
 mod error;
 mod export;
+mod flush;
 mod migrate;
 mod read;
 mod writer;

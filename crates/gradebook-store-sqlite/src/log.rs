@@ -7,8 +7,10 @@ use std::ops::Deref;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use gradebook_core::model::Grade;
 use gradebook_store::change::{
-    ChainReport, Change, ChangeRecord, EntityIds, GENESIS, Hash, Head, StoredEntry, verify_chain,
+    ChainReport, Change, ChangeRecord, Diff, EntityIds, GENESIS, Hash, Head, StoredEntry,
+    verify_chain,
 };
 use gradebook_store::{GrantRecord, PromotionRecord, Snapshot, StoreError, StudentRecord};
 
@@ -97,7 +99,9 @@ impl<'t> Tx<'t> {
         self.log.into_inner()
     }
 
-    /// Appends one change, made by `command`, to the log.
+    /// Appends one change, made by `command`, to the log. A grade's
+    /// promotion is looked up from its student: where the write knows it,
+    /// [`Tx::append_grade`] saves that query.
     pub(crate) fn append(&self, ctx: &Context, command: &str, change: Change) -> Result<()> {
         let mut ids = change.ids();
         if let (Change::Grade(_), Some(student)) = (&change, ids.student) {
@@ -107,6 +111,32 @@ impl<'t> Tx<'t> {
                 .query_row([student], |r| r.get(0))
                 .optional()?;
         }
+        self.append_with(ctx, command, change, ids)
+    }
+
+    /// Appends a change to a grade of promotion `promotion`.
+    pub(crate) fn append_grade(
+        &self,
+        ctx: &Context,
+        command: &str,
+        diff: Diff<Grade>,
+        promotion: i64,
+    ) -> Result<()> {
+        let change = Change::Grade(diff);
+        let ids = EntityIds {
+            promotion: Some(promotion),
+            ..change.ids()
+        };
+        self.append_with(ctx, command, change, ids)
+    }
+
+    fn append_with(
+        &self,
+        ctx: &Context,
+        command: &str,
+        change: Change,
+        ids: EntityIds,
+    ) -> Result<()> {
         let mut log = self.log.borrow_mut();
         let next = log.head.next(ctx.at, &ctx.by, command, change, ids)?;
         self.tx

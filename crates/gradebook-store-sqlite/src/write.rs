@@ -530,7 +530,7 @@ pub(crate) fn grades_publish(
             published,
             ..old.clone()
         };
-        tx.append(ctx, command, Change::Grade(Diff::updated(old.clone(), new)))?;
+        tx.append_grade(ctx, command, Diff::updated(old.clone(), new), home.id)?;
         changed += 1;
     }
     record_request(tx, ctx, &gradebook_core::Changed { changed })?;
@@ -737,7 +737,7 @@ fn insert_grade(
 pub(crate) fn grade_add(tx: &Tx<'_>, new: &NewGrade, ctx: &Context) -> Result<Grade> {
     let home = home_of_student(tx, new.student)?.unlocked()?;
     let g = insert_grade(tx, new, home.publication.publishes_new_grades(), ctx)?;
-    tx.append(ctx, "grade.add", Change::Grade(Diff::added(g.clone())))?;
+    tx.append_grade(ctx, "grade.add", Diff::added(g.clone()), home.id)?;
     record_request(tx, ctx, &g)?;
     Ok(g)
 }
@@ -749,7 +749,7 @@ pub(crate) fn grade_update(
     ctx: &Context,
 ) -> Result<Grade> {
     let old = grade(tx, id)?;
-    home_of_student(tx, old.student)?.unlocked()?;
+    let home = home_of_student(tx, old.student)?.unlocked()?;
     let mut g = old.clone();
     if let Some(v) = patch.value {
         g.value = v;
@@ -773,21 +773,17 @@ pub(crate) fn grade_update(
         g.label,
         id
     ])?;
-    tx.append(
-        ctx,
-        "grade.update",
-        Change::Grade(Diff::updated(old, g.clone())),
-    )?;
+    tx.append_grade(ctx, "grade.update", Diff::updated(old, g.clone()), home.id)?;
     record_request(tx, ctx, &g)?;
     Ok(g)
 }
 
 pub(crate) fn grade_delete(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> {
     let old = grade(tx, id)?;
-    home_of_student(tx, old.student)?.unlocked()?;
+    let home = home_of_student(tx, old.student)?.unlocked()?;
     tx.prepare_cached("DELETE FROM grades WHERE id = $1")?
         .execute([id])?;
-    tx.append(ctx, "grade.delete", Change::Grade(Diff::removed(old)))?;
+    tx.append_grade(ctx, "grade.delete", Diff::removed(old), home.id)?;
     record_request(tx, ctx, &nothing())
 }
 
@@ -844,7 +840,7 @@ pub(crate) fn import_grades(tx: &Tx<'_>, grades: &[(u64, NewGrade)], ctx: &Conte
             .into(),
             _ => Error::Sqlite(e),
         })?;
-        tx.append(ctx, "grade.add", Change::Grade(Diff::added(g)))?;
+        tx.append_grade(ctx, "grade.add", Diff::added(g), home.id)?;
     }
     let added = count(grades.len());
     record_request(tx, ctx, &nothing())?;

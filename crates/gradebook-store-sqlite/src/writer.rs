@@ -2,14 +2,16 @@
 //! one transaction and one fsync, and each is acknowledged only once that
 //! commit is on disk.
 //!
-//! SQLite has one writer at a time and `synchronous=FULL` makes every
-//! commit wait for the disk, so one transaction per write caps writes at
-//! the disk's fsync rate. Writes are therefore closures sent to a thread
-//! that owns the writing connection. It takes every write queued, opens one
-//! transaction, runs each write synchronously inside its own savepoint (so
-//! a failing write undoes only itself), commits once, and only then tells
-//! each caller its result. While it commits, the next writes queue up, so
-//! batches grow exactly when the disk is the bottleneck.
+//! SQLite has one writer at a time, and a commit that waits for the disk
+//! caps writes at the disk's fsync rate if each write is one transaction.
+//! Writes are therefore closures sent to a thread that owns the writing
+//! connection. It takes every write queued, opens one transaction, runs
+//! each write synchronously inside its own savepoint (so a failing write
+//! undoes only itself) and commits once. The batch then goes to the
+//! flushing thread ([`crate::flush`]), which tells each caller its result
+//! once the commit is on disk, while this thread runs the next batch.
+//! Writes queue up while a batch runs, so batches grow exactly when the
+//! writer is the bottleneck.
 //!
 //! Checkpoints (copying the WAL's pages back into the database file) run
 //! on a thread of their own, so that the writer's commits never wait for
@@ -33,6 +35,7 @@ use tokio::sync::oneshot;
 use gradebook_store::{Follower, Queued, StoreError};
 
 use crate::error::{self, Result};
+use crate::flush::{self, Committed, Flush, Flusher};
 
 /// What a caller is told.
 type Outcome<T> = gradebook_store::Result<T>;
@@ -82,14 +85,15 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// One write, as the thread sees it: run now, report after the commit.
-trait Job: Send {
+/// One write, as the thread sees it: run now, report once its batch is
+/// on disk.
+pub(crate) trait Job: Send {
     /// Runs the write inside its savepoint; whether it succeeded (and so
     /// is kept).
     fn run(&mut self, tx: &Tx<'_>) -> bool;
-    /// Tells the caller the outcome, now that the batch has committed
-    /// (`Ok`) or failed to.
-    fn report(self: Box<Self>, batch: std::result::Result<(), &Arc<rusqlite::Error>>);
+    /// Tells the caller the outcome, now that the batch is on disk (`Ok`)
+    /// or failed to commit or to be flushed (why).
+    fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>);
 }
 
 /// A write and the caller waiting for its result.
@@ -122,16 +126,16 @@ where
         ok
     }
 
-    fn report(self: Box<Self>, batch: std::result::Result<(), &Arc<rusqlite::Error>>) {
+    fn report(self: Box<Self>, batch: std::result::Result<(), &StoreError>) {
         let result = match (self.result, batch) {
             // A duplicate means "the first copy is durable": not so if its
             // batch (possibly this one) failed.
-            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(error::not_committed(e)),
+            (Some(Err(StoreError::Duplicate)), Err(e)) => Err(e.clone()),
             // A write that failed changed nothing, whatever became of the
             // batch.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (_, Err(e)) => Err(error::not_committed(e)),
+            (_, Err(e)) => Err(e.clone()),
             (None, Ok(())) => Err(StoreError::Corrupt("a write was never run".into())),
         };
         // The caller may have gone away; the write stands all the same.
@@ -143,11 +147,22 @@ impl Writer {
     /// Opens the writing connection to the database file at `path` (whose
     /// schema is up to date) and starts its thread.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_flushing(path, flush::wal_flush)
+    }
+
+    /// As [`Writer::open`], making commits durable with the flush that
+    /// `flush` opens for the database at `path`.
+    fn open_flushing(
+        path: &Path,
+        flush: impl FnOnce(&Path) -> std::io::Result<Flush>,
+    ) -> Result<Self> {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit is on disk before it returns, so an `ok` reply
-        // survives a power cut, not only a crash of the server.
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // NORMAL: a commit returns once its pages are in the WAL, and the
+        // flushing thread puts them on disk before any write of it is
+        // answered, so an `ok` reply survives a power cut, not only a
+        // crash of the server (see `flush.rs`).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(Duration::from_secs(10))?;
         // Every write statement stays prepared.
@@ -172,11 +187,15 @@ impl Writer {
             head: log::head(&conn)?,
             follower: None,
         };
+        let flush = flush(path)
+            .map_err(|e| StoreError::Corrupt(format!("cannot open the WAL to flush it: {e}")))?;
         let checkpointer = Checkpointer::start(path)?;
+        let flusher = Flusher::start(flush)
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the flushing thread: {e}")))?;
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("gradebook-writer".into())
-            .spawn(move || serve(conn, state, &jobs, checkpointer))
+            .spawn(move || serve(conn, state, &jobs, checkpointer, flusher))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { queue })
     }
@@ -348,8 +367,9 @@ fn serve(
     mut state: State,
     jobs: &mpsc::Receiver<Message>,
     checkpointer: Checkpointer,
+    mut flusher: Flusher,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<Box<dyn Job>> = Vec::new();
     let mut closing = None;
     while closing.is_none() {
         // Exclusive work runs after the writes queued before it.
@@ -369,15 +389,19 @@ fn serve(
             }
         }
         if !batch.is_empty() {
-            run_batch(&mut conn, &mut state, &mut batch);
+            run_batch(&mut conn, &mut state, std::mem::take(&mut batch), &flusher);
             checkpointer.restart(&conn);
             checkpointer.wake();
         }
         if let Some(work) = exclusive {
+            // It sees the data as the follower will: every batch before it
+            // on disk and applied.
+            flusher.drain();
             work(&mut conn, &mut state);
             checkpointer.wake();
         }
     }
+    flusher.stop();
     if let Err((_, e)) = conn.close() {
         tracing::error!(error = %e, "closing the writing connection failed");
     }
@@ -387,9 +411,21 @@ fn serve(
     }
 }
 
-/// Runs `jobs` in one transaction, each in its own savepoint, commits,
-/// hands the changes they logged to the sink, and then reports to each.
-fn run_batch(conn: &mut Connection, state: &mut State, jobs: &mut Vec<Box<dyn Job>>) {
+/// Runs `jobs` in one transaction, each in its own savepoint, commits, and
+/// hands them with the changes they logged to the flusher, which reports
+/// to each once the commit is on disk.
+fn run_batch(
+    conn: &mut Connection,
+    state: &mut State,
+    mut jobs: Vec<Box<dyn Job>>,
+    flusher: &Flusher,
+) {
+    if let Some(e) = flusher.failure() {
+        for job in jobs {
+            job.report(Err(&e));
+        }
+        return;
+    }
     let outcome = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => {
             let batch = Tx::new(&tx, state.head);
@@ -400,23 +436,22 @@ fn run_batch(conn: &mut Connection, state: &mut State, jobs: &mut Vec<Box<dyn Jo
         }
         Err(e) => Err(e),
     };
-    let outcome = outcome.map(|appended| {
-        state.head = appended.head;
-        // Before any write of the batch is acknowledged: a client that
-        // reads after its `ok` sees its write.
-        if let Some(follower) = &state.follower
-            && !appended.entries.is_empty()
-            && catch_unwind(AssertUnwindSafe(|| follower.apply(&appended.entries))).is_err()
-        {
-            tracing::error!("applying committed changes panicked");
+    match outcome {
+        Ok(appended) => {
+            state.head = appended.head;
+            flusher.send(Committed {
+                jobs,
+                entries: appended.entries,
+                follower: state.follower.clone(),
+            });
         }
-    });
-    let outcome = outcome.map_err(|e| {
-        tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
-        Arc::new(e)
-    });
-    for job in jobs.drain(..) {
-        job.report(outcome.as_ref().map(|_| ()));
+        Err(e) => {
+            tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
+            let e = error::not_committed(&e);
+            for job in jobs {
+                job.report(Err(&e));
+            }
+        }
     }
 }
 
@@ -545,6 +580,79 @@ mod tests {
         assert_eq!(last.await.expect("answered").expect("ok"), 5);
         // Only the failing write was undone, and the rest is on disk.
         assert_eq!(committed(&path), vec![1, 2, 4, 5]);
+    }
+
+    /// A flush that waits for a go from the test each time, and reports
+    /// the outcome the test gives.
+    fn gated_flush() -> (
+        impl FnOnce(&Path) -> std::io::Result<Flush>,
+        std::sync::mpsc::Sender<std::io::Result<()>>,
+    ) {
+        let (go, flushes) = std::sync::mpsc::channel::<std::io::Result<()>>();
+        let flushes = std::sync::Mutex::new(flushes);
+        let open = move |_: &Path| -> std::io::Result<Flush> {
+            Ok(Box::new(move || {
+                let flushes = flushes.lock().expect("one flusher");
+                flushes.recv().unwrap_or(Ok(()))
+            }))
+        };
+        (open, go)
+    }
+
+    #[tokio::test]
+    async fn a_write_is_answered_only_once_its_commit_is_flushed() {
+        let (_dir, path) = database();
+        let (flush, go) = gated_flush();
+        let writer = Writer::open_flushing(&path, flush).expect("writer");
+        let mut first = writer.submit(insert(1)).expect("queues");
+        // Committed (another connection reads it), not yet on disk: the
+        // writer runs the next batch meanwhile, and nobody is answered.
+        for _ in 0..200 {
+            if committed(&path) == vec![1] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(committed(&path), vec![1]);
+        let mut second = writer.submit(insert(2)).expect("queues");
+        for _ in 0..200 {
+            if committed(&path) == vec![1, 2] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(committed(&path), vec![1, 2], "the next batch waited");
+        assert!(first.try_recv().is_err(), "answered before its flush");
+        assert!(second.try_recv().is_err(), "answered before its flush");
+        go.send(Ok(())).expect("flushes");
+        assert_eq!(first.await.expect("answered").expect("ok"), 1);
+        go.send(Ok(())).expect("flushes");
+        assert_eq!(second.await.expect("answered").expect("ok"), 2);
+        writer.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_fails_its_writes_and_stops_writing() {
+        let (_dir, path) = database();
+        let (flush, go) = gated_flush();
+        let writer = Writer::open_flushing(&path, flush).expect("writer");
+        go.send(Ok(())).expect("flushes");
+        assert_eq!(writer.run(insert(1)).await.expect("ok"), 1);
+        go.send(Err(std::io::Error::other("the disk is gone")))
+            .expect("flushes");
+        // Committed by SQLite, but the disk may not hold it: not `ok`.
+        let lost = writer.run(insert(2)).await;
+        assert!(matches!(lost, Err(StoreError::Backend(_))), "{lost:?}");
+        // Every later write is refused before it runs, whatever a later
+        // flush would say.
+        go.send(Ok(())).expect("flushes");
+        let refused = writer.run(insert(3)).await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(committed(&path), vec![1, 2]);
+        writer.close().await;
     }
 
     #[tokio::test]

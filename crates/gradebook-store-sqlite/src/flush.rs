@@ -1,0 +1,205 @@
+//! Making commits durable off the writer's thread.
+//!
+//! The writer commits with `synchronous=NORMAL`: SQLite writes the commit's
+//! frames to the WAL and returns without waiting for the disk. Each
+//! committed batch then comes here, in order, and this thread flushes the
+//! WAL (one `fdatasync` for every batch committed meanwhile), and only
+//! then hands the batches' changes to the follower (the in-memory model)
+//! and answers their writes. So an `ok` means "on disk", as with
+//! `synchronous=FULL`, and the model never shows a write the disk could
+//! still lose; but the writer runs the next batch while the disk flushes
+//! the last one, as PostgreSQL's backends go on while its WAL is flushed.
+//!
+//! The rest of SQLite's durability is unchanged by `NORMAL` in WAL mode:
+//! a checkpoint flushes the WAL before it copies pages into the database
+//! file, and flushes the file before the WAL starts over.
+//!
+//! A flush that fails leaves the batches' fate unknown (Linux may have
+//! dropped the pages it could not write): their writes are told so, and
+//! the writer refuses every later write, as PostgreSQL stops on a failed
+//! `fsync`. Reads go on; a restart recovers from what the disk holds.
+
+use std::fs::File;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+
+use gradebook_store::change::ChangeRecord;
+use gradebook_store::{Follower, StoreError, Unavailable};
+
+use crate::writer::Job;
+
+/// A batch that SQLite committed, waiting for the disk.
+pub(crate) struct Committed {
+    /// Its writes, to answer once flushed.
+    pub jobs: Vec<Box<dyn Job>>,
+    /// The change-log entries it appended.
+    pub entries: Vec<ChangeRecord>,
+    /// Who learns of them, once flushed.
+    pub follower: Option<Arc<dyn Follower>>,
+}
+
+enum Message {
+    Batch(Committed),
+    /// Answered once every batch sent before it is flushed and answered.
+    Drained(mpsc::Sender<()>),
+}
+
+/// How the flusher makes the WAL durable: `fdatasync` on the file in
+/// production, something that can fail in tests.
+pub(crate) type Flush = Box<dyn FnMut() -> io::Result<()> + Send>;
+
+/// The queue to the flushing thread.
+pub(crate) struct Flusher {
+    queue: Option<mpsc::Sender<Message>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set when a flush failed: why, for every later write.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+/// A flush of the WAL file beside the database at `database` (which the
+/// writer's connection has open, so it is never removed while it runs).
+/// Also flushes the directory once, so that the WAL's own entry is on disk.
+pub(crate) fn wal_flush(database: &Path) -> io::Result<Flush> {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-wal");
+    let wal = File::open(&name)?;
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(Box::new(move || wal.sync_data()))
+}
+
+impl Flusher {
+    /// Starts the thread, which makes batches durable with `flush`.
+    pub(crate) fn start(mut flush: Flush) -> io::Result<Self> {
+        let (queue, batches) = mpsc::channel::<Message>();
+        let failed = Arc::new(Mutex::new(None));
+        let failure = failed.clone();
+        let thread = std::thread::Builder::new()
+            .name("gradebook-flush".into())
+            .spawn(move || {
+                let mut pending = Vec::new();
+                let mut drained = Vec::new();
+                while let Ok(first) = batches.recv() {
+                    // Everything committed meanwhile shares this flush.
+                    let mut next = Some(first);
+                    while let Some(message) = next.take().or_else(|| batches.try_recv().ok()) {
+                        match message {
+                            Message::Batch(batch) => pending.push(batch),
+                            Message::Drained(done) => drained.push(done),
+                        }
+                    }
+                    if !pending.is_empty() {
+                        // After a failed flush, a later one may succeed
+                        // with the earlier pages lost: no batch after a
+                        // failure is trusted.
+                        let earlier = failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone();
+                        let flushed = match earlier {
+                            Some(message) => Err(io::Error::other(message)),
+                            None => flush(),
+                        };
+                        finish(&mut pending, flushed, &failure);
+                    }
+                    for done in drained.drain(..) {
+                        let _ = done.send(());
+                    }
+                }
+            })?;
+        Ok(Flusher {
+            queue: Some(queue),
+            thread: Some(thread),
+            failed,
+        })
+    }
+
+    /// Why writes are refused, after a flush failed.
+    pub(crate) fn failure(&self) -> Option<StoreError> {
+        let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        failed.as_ref().map(|message| StoreError::Unavailable {
+            why: Unavailable::Unreachable,
+            message: format!(
+                "writes stopped after a failed flush to disk ({message}); restart the server"
+            ),
+        })
+    }
+
+    /// Queues a committed batch; its writes are answered once it is on disk.
+    pub(crate) fn send(&self, batch: Committed) {
+        let Some(queue) = &self.queue else {
+            return refuse(batch, "the flushing thread has stopped");
+        };
+        if let Err(mpsc::SendError(Message::Batch(batch))) = queue.send(Message::Batch(batch)) {
+            refuse(batch, "the flushing thread has stopped");
+        }
+    }
+
+    /// Waits until every batch sent so far is flushed and answered.
+    pub(crate) fn drain(&self) {
+        let (done, drained) = mpsc::channel();
+        if let Some(queue) = &self.queue
+            && queue.send(Message::Drained(done)).is_ok()
+        {
+            let _ = drained.recv();
+        }
+    }
+
+    /// Flushes and answers what is queued, then stops the thread.
+    pub(crate) fn stop(&mut self) {
+        self.queue = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the flushing thread panicked");
+        }
+    }
+}
+
+/// Answers the batches of one flush: on success, their follower learns of
+/// their changes first (a client that reads after its `ok` sees its
+/// write), then each write gets its result.
+fn finish(pending: &mut Vec<Committed>, flushed: io::Result<()>, failure: &Mutex<Option<String>>) {
+    let outcome = flushed.map_err(|e| {
+        tracing::error!(
+            error = %e,
+            "flushing the WAL to disk failed: the last writes may be lost; \
+             writes are refused until the server restarts"
+        );
+        let mut failed = failure.lock().unwrap_or_else(PoisonError::into_inner);
+        failed.get_or_insert_with(|| e.to_string());
+        StoreError::Backend(format!(
+            "flushing the write to disk failed ({e}): it may or may not be stored"
+        ))
+    });
+    for batch in pending.drain(..) {
+        if outcome.is_ok()
+            && let Some(follower) = &batch.follower
+            && !batch.entries.is_empty()
+            && catch_unwind(AssertUnwindSafe(|| follower.apply(&batch.entries))).is_err()
+        {
+            tracing::error!("applying committed changes panicked");
+        }
+        for job in batch.jobs {
+            job.report(outcome.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// Answers a batch that can no longer be flushed.
+fn refuse(batch: Committed, why: &str) {
+    tracing::error!("{why}: a committed batch's writes are answered with an error");
+    let e = StoreError::Backend(format!("{why}: the write may or may not be stored"));
+    for job in batch.jobs {
+        job.report(Err(&e));
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
