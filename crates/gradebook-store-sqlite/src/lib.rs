@@ -418,7 +418,7 @@ impl Store for SqliteStore {
         let ctx = Context::new(&ctx);
         self.writer
             .run_queued(ctx.queued(), move |tx| {
-                write::promotion_create(tx, promotion, created_by, &ctx)
+                write::promotion_create(tx, &promotion, created_by, &ctx)
             })
             .await
     }

@@ -341,7 +341,7 @@ pub(crate) fn sessions_purge(tx: &Tx<'_>, now: i64, idle_before: i64) -> Result<
 
 pub(crate) fn promotion_create(
     tx: &Tx<'_>,
-    promotion: Promotion,
+    promotion: &Promotion,
     created_by: Option<i64>,
     ctx: &Context,
 ) -> Result<Promotion> {
@@ -379,8 +379,8 @@ pub(crate) fn promotion_create(
         "promotion.create",
         Change::Promotion(Diff::added(record)),
     )?;
-    record_request(tx, ctx, &promotion)?;
-    Ok(promotion)
+    record_request(tx, ctx, promotion)?;
+    Ok(promotion.clone())
 }
 
 pub(crate) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Context) -> Result<()> {
