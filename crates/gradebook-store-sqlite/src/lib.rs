@@ -602,11 +602,23 @@ impl Store for SqliteStore {
                     ),
                     None => None,
                 };
-                let mut stmt = tx.prepare_cached(
-                    "SELECT seq, at, username, command, grade_id, student_id, old, new \
-                     FROM changes WHERE kind = 'grade' AND ($1 IS NULL OR promotion_id = $1) \
-                     AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3",
-                )?;
+                // With a promotion, its entries come from the index on
+                // (promotion_id, seq), newest first; otherwise the log is
+                // read from its end (a student's entries have no index of
+                // their own: it would cost every write a page).
+                // ($1, the promotion, is NULL in the second.)
+                let mut stmt = tx.prepare_cached(match promotion {
+                    Some(_) => {
+                        "SELECT seq, at, username, command, grade_id, student_id, old, new \
+                         FROM changes WHERE promotion_id = $1 AND kind = 'grade' \
+                         AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3"
+                    }
+                    None => {
+                        "SELECT seq, at, username, command, grade_id, student_id, old, new \
+                         FROM changes WHERE $1 IS NULL AND kind = 'grade' \
+                         AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3"
+                    }
+                })?;
                 let mut rows = stmt.query(rusqlite::params![promotion, student, limit])?;
                 let mut entries = Vec::new();
                 while let Some(r) = rows.next()? {

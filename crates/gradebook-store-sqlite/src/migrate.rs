@@ -59,6 +59,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "publication",
         sql: include_str!("../migrations/0006_publication.sql"),
     },
+    Migration {
+        version: 7,
+        description: "no student index on changes",
+        sql: include_str!("../migrations/0007_no_student_index_on_changes.sql"),
+    },
 ];
 
 /// Brings the schema of the database on `conn` up to date.
@@ -174,9 +179,17 @@ pub(crate) mod tests {
     fn a_new_database_gets_every_migration_once() {
         let mut conn = Connection::open_in_memory().expect("opens");
         run(&mut conn).expect("migrates");
-        assert_eq!(versions(&conn), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4, 5, 6, 7]);
         run(&mut conn).expect("a second run does nothing");
-        assert_eq!(versions(&conn), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(versions(&conn), [1, 2, 3, 4, 5, 6, 7]);
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'changes' AND type = 'index'")
+            .expect("prepares")
+            .query_map([], |r| r.get(0))
+            .expect("reads")
+            .collect::<rusqlite::Result<_>>()
+            .expect("reads");
+        assert_eq!(indexes, ["changes_promotion"]);
         let entries: i64 = conn
             .query_row("SELECT COUNT(*) FROM changes", [], |r| r.get(0))
             .expect("the change log exists");
