@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use clap::builder::BoolishValueParser;
 use gradebook_proto::Secret;
 use gradebook_server::{Config, HttpListen, QuicListen, Server, TlsMode};
 use tokio_util::sync::CancellationToken;
@@ -34,10 +35,15 @@ pub struct ServeArgs {
     #[arg(long, env = "GRADEBOOK_DATABASE_URL")]
     database: Option<String>,
     /// Serve without TLS (loopback addresses only, unless --insecure-bind).
-    #[arg(long, env = "GRADEBOOK_PLAINTEXT")]
+    #[arg(long, env = "GRADEBOOK_PLAINTEXT", value_parser = BoolishValueParser::new())]
     plaintext: bool,
     /// Allow --plaintext on a non-loopback address (passwords then cross the network in clear).
-    #[arg(long, env = "GRADEBOOK_INSECURE_BIND", requires = "plaintext")]
+    #[arg(
+        long,
+        env = "GRADEBOOK_INSECURE_BIND",
+        requires = "plaintext",
+        value_parser = BoolishValueParser::new()
+    )]
     insecure_bind: bool,
     /// TLS certificate chain (PEM) instead of the generated self-signed one.
     #[arg(
@@ -60,7 +66,7 @@ pub struct ServeArgs {
     )]
     quic_listen: Option<SocketAddr>,
     /// No QUIC listener (QUIC is on whenever TLS is).
-    #[arg(long, env = "GRADEBOOK_NO_QUIC")]
+    #[arg(long, env = "GRADEBOOK_NO_QUIC", value_parser = BoolishValueParser::new())]
     no_quic: bool,
     /// The web portal's address: HTTPS, or HTTP with --plaintext (then on
     /// loopback only, as the protocol) [default: the --listen IP, port 7380,
@@ -73,7 +79,7 @@ pub struct ServeArgs {
     )]
     http_listen: Option<SocketAddr>,
     /// No web portal.
-    #[arg(long, env = "GRADEBOOK_NO_HTTP")]
+    #[arg(long, env = "GRADEBOOK_NO_HTTP", value_parser = BoolishValueParser::new())]
     no_http: bool,
     /// Requests (streams) one QUIC connection may have open at once.
     #[arg(long, env = "GRADEBOOK_QUIC_STREAMS", default_value_t = 32)]
@@ -81,7 +87,7 @@ pub struct ServeArgs {
     /// Skip the QUIC Retry that validates a new client's address (saves one
     /// round trip; the server may then send a new client a little more than
     /// three times what it received before its address is proven).
-    #[arg(long, env = "GRADEBOOK_QUIC_NO_RETRY")]
+    #[arg(long, env = "GRADEBOOK_QUIC_NO_RETRY", value_parser = BoolishValueParser::new())]
     quic_no_retry: bool,
     /// Largest message in bytes once logged in (see --pre-auth-max-frame before).
     #[arg(long, env = "GRADEBOOK_MAX_FRAME", default_value_t = 1 << 20)]

@@ -25,6 +25,11 @@ async fn the_listening_line_follows_the_spec() {
     // Off with --no-http; refused on a public address in plaintext.
     let off = Serve::new().args(&["--no-http"]).start();
     assert_eq!(off.line.split_whitespace().count(), 4, "{:?}", off.line);
+    // As from the environment, where an on/off setting takes 1 or true.
+    for on in ["1", "true"] {
+        let off = Serve::new().env("GRADEBOOK_NO_HTTP", on).start();
+        assert_eq!(off.line.split_whitespace().count(), 4, "{:?}", off.line);
+    }
     let refused = Serve::new().args(&["--http-listen", "0.0.0.0:0"]).output();
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);

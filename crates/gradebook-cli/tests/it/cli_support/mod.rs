@@ -27,6 +27,7 @@ pub struct Serve {
     listen: String,
     data: Option<PathBuf>,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     admin_password: Option<String>,
     stderr: Stdio,
 }
@@ -38,6 +39,7 @@ impl Default for Serve {
             listen: "127.0.0.1:0".into(),
             data: None,
             args: Vec::new(),
+            env: Vec::new(),
             admin_password: Some(ADMIN_PASSWORD.into()),
             stderr: Stdio::null(),
         }
@@ -71,6 +73,12 @@ impl Serve {
     /// More arguments to `serve`.
     pub fn args(mut self, args: &[&str]) -> Serve {
         self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// A setting given in the environment rather than as a flag.
+    pub fn env(mut self, name: &str, value: &str) -> Serve {
+        self.env.push((name.into(), value.into()));
         self
     }
 
@@ -117,9 +125,12 @@ impl Serve {
         }
         // The portal's default port is fixed (7380): a server restarted
         // on a known address would share it with every other test's.
-        if !self.args.iter().any(|a| a.contains("http")) {
+        let portal_set = self.args.iter().any(|a| a.contains("http"))
+            || self.env.iter().any(|(name, _)| name.contains("HTTP"));
+        if !portal_set {
             cmd.args(["--http-listen", "127.0.0.1:0"]);
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(p) = &self.admin_password {
             cmd.env("GRADEBOOK_ADMIN_PASSWORD", p);
         }
