@@ -27,7 +27,7 @@ PLAIN_PORT=7480 TLS_PORT=7481 REDIS_PORT=7482 OLD_PORT=7483 SHOW_PORT=7484
 export GRADEBOOK_PASSWORD=perf-compare-password
 # Several servers at once: none opens the web portal (which would take
 # port 7380 for each). Builds older than the portal ignore the variable.
-export GRADEBOOK_NO_HTTP=1
+export GRADEBOOK_NO_HTTP=true
 cleanup() {
   kill "${PIDS[@]}" 2>/dev/null || true
   wait 2>/dev/null || true

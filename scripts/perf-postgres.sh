@@ -53,7 +53,7 @@ URL="postgres://postgres@127.0.0.1:$PG_PORT/gradebook"
 export GRADEBOOK_PASSWORD=perf-postgres-password
 # Several servers at once: none opens the web portal (which would take
 # port 7380 for each). Builds older than the portal ignore the variable.
-export GRADEBOOK_NO_HTTP=1
+export GRADEBOOK_NO_HTTP=true
 serve() { # name port [args…]
   local name=$1 port=$2; shift 2
   GRADEBOOK_ADMIN_PASSWORD=$GRADEBOOK_PASSWORD "$G" serve --plaintext --listen 127.0.0.1:$port \
