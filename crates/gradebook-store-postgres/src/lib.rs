@@ -642,14 +642,26 @@ impl Store for PostgresStore {
                 }
                 None => None,
             };
+            // With a promotion, its entries come from the index on
+            // (promotion_id, seq), newest first; otherwise the log is read
+            // from its end (a student's entries have no index of their
+            // own: it would cost every write an index entry). $1, the
+            // promotion, is NULL in the second.
             let stmt = tx
-                .prepare_cached(
-                    "SELECT seq, at, username, command, grade_id, student_id, old, new \
-                     FROM changes WHERE kind = 'grade' \
-                     AND ($1::BIGINT IS NULL OR promotion_id = $1) \
-                     AND ($2::BIGINT IS NULL OR student_id = $2) \
-                     ORDER BY seq DESC LIMIT $3",
-                )
+                .prepare_cached(match promotion {
+                    Some(_) => {
+                        "SELECT seq, at, username, command, grade_id, student_id, old, new \
+                         FROM changes WHERE promotion_id = $1 AND kind = 'grade' \
+                         AND ($2::BIGINT IS NULL OR student_id = $2) \
+                         ORDER BY seq DESC LIMIT $3"
+                    }
+                    None => {
+                        "SELECT seq, at, username, command, grade_id, student_id, old, new \
+                         FROM changes WHERE $1::BIGINT IS NULL AND kind = 'grade' \
+                         AND ($2::BIGINT IS NULL OR student_id = $2) \
+                         ORDER BY seq DESC LIMIT $3"
+                    }
+                })
                 .await?;
             let rows = tx.query(&stmt, &[&promotion, &student, &limit]).await?;
             let mut entries = Vec::with_capacity(rows.len());

@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         description: "publication",
         sql: include_str!("../migrations/0003_publication.sql"),
     },
+    Migration {
+        version: 4,
+        description: "no student index on changes",
+        sql: include_str!("../migrations/0004_no_student_index_on_changes.sql"),
+    },
 ];
 
 /// Takes the migrations' lock, in the current transaction.

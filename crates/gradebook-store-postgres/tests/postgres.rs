@@ -96,7 +96,7 @@ async fn two_servers_starting_at_once_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     a.close().await;
     b.close().await;
     // Again: nothing left to do.
