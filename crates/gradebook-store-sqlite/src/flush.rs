@@ -14,6 +14,11 @@
 //! a checkpoint flushes the WAL before it copies pages into the database
 //! file, and flushes the file before the WAL starts over.
 //!
+//! Batches that failed to commit come here too, so that every write is
+//! answered in the order the batches ran: none is answered before the
+//! batches ahead of it are on disk (a UDP retry that finds its first copy's
+//! reply in the store reads a durable one).
+//!
 //! A flush that fails leaves the batches' fate unknown (Linux may have
 //! dropped the pages it could not write): their writes are told so, and
 //! the writer refuses every later write, as PostgreSQL stops on a failed
@@ -23,6 +28,7 @@ use std::fs::File;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use gradebook_store::change::ChangeRecord;
@@ -30,18 +36,19 @@ use gradebook_store::{Follower, StoreError, Unavailable};
 
 use crate::writer::Job;
 
-/// A batch that SQLite committed, waiting for the disk.
-pub(crate) struct Committed {
+/// A batch the writer ran, waiting for the disk.
+pub(crate) struct Ran {
     /// Its writes, to answer once flushed.
     pub jobs: Vec<Box<dyn Job>>,
-    /// The change-log entries it appended.
-    pub entries: Vec<ChangeRecord>,
-    /// Who learns of them, once flushed.
+    /// The change-log entries it appended, once committed; why it did not
+    /// commit otherwise.
+    pub committed: std::result::Result<Vec<ChangeRecord>, StoreError>,
+    /// Who learns of its entries, once flushed.
     pub follower: Option<Arc<dyn Follower>>,
 }
 
 enum Message {
-    Batch(Committed),
+    Batch(Ran),
     /// Answered once every batch sent before it is flushed and answered.
     Drained(mpsc::Sender<()>),
 }
@@ -56,6 +63,8 @@ pub(crate) struct Flusher {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Set when a flush failed: why, for every later write.
     failed: Arc<Mutex<Option<String>>>,
+    /// The last change-log entry on disk.
+    durable: Arc<AtomicI64>,
 }
 
 /// A flush of the WAL file beside the database at `database` (which the
@@ -72,11 +81,14 @@ pub(crate) fn wal_flush(database: &Path) -> io::Result<Flush> {
 }
 
 impl Flusher {
-    /// Starts the thread, which makes batches durable with `flush`.
-    pub(crate) fn start(mut flush: Flush) -> io::Result<Self> {
+    /// Starts the thread, which makes batches durable with `flush`; the
+    /// change log is on disk up to `seq`.
+    pub(crate) fn start(mut flush: Flush, seq: i64) -> io::Result<Self> {
         let (queue, batches) = mpsc::channel::<Message>();
         let failed = Arc::new(Mutex::new(None));
         let failure = failed.clone();
+        let durable = Arc::new(AtomicI64::new(seq));
+        let on_disk = durable.clone();
         let thread = std::thread::Builder::new()
             .name("gradebook-flush".into())
             .spawn(move || {
@@ -91,7 +103,7 @@ impl Flusher {
                             Message::Drained(done) => drained.push(done),
                         }
                     }
-                    if !pending.is_empty() {
+                    if pending.iter().any(|batch: &Ran| batch.committed.is_ok()) {
                         // After a failed flush, a later one may succeed
                         // with the earlier pages lost: no batch after a
                         // failure is trusted.
@@ -103,7 +115,9 @@ impl Flusher {
                             Some(message) => Err(io::Error::other(message)),
                             None => flush(),
                         };
-                        finish(&mut pending, flushed, &failure);
+                        finish(&mut pending, flushed, &failure, &on_disk);
+                    } else {
+                        finish(&mut pending, Ok(()), &failure, &on_disk);
                     }
                     for done in drained.drain(..) {
                         let _ = done.send(());
@@ -114,7 +128,14 @@ impl Flusher {
             queue: Some(queue),
             thread: Some(thread),
             failed,
+            durable,
         })
+    }
+
+    /// The seq of the last change-log entry on disk: readers of the log
+    /// show no entry past it.
+    pub(crate) fn durable(&self) -> Arc<AtomicI64> {
+        self.durable.clone()
     }
 
     /// Why writes are refused, after a flush failed.
@@ -128,8 +149,9 @@ impl Flusher {
         })
     }
 
-    /// Queues a committed batch; its writes are answered once it is on disk.
-    pub(crate) fn send(&self, batch: Committed) {
+    /// Queues a batch; its writes are answered once it is on disk (or, if
+    /// it did not commit, once the batches before it are).
+    pub(crate) fn send(&self, batch: Ran) {
         let Some(queue) = &self.queue else {
             return refuse(batch, "the flushing thread has stopped");
         };
@@ -159,10 +181,15 @@ impl Flusher {
     }
 }
 
-/// Answers the batches of one flush: on success, their follower learns of
-/// their changes first (a client that reads after its `ok` sees its
-/// write), then each write gets its result.
-fn finish(pending: &mut Vec<Committed>, flushed: io::Result<()>, failure: &Mutex<Option<String>>) {
+/// Answers the batches of one flush, in order: on success, their follower
+/// learns of their changes first (a client that reads after its `ok` sees
+/// its write), then each write gets its result.
+fn finish(
+    pending: &mut Vec<Ran>,
+    flushed: io::Result<()>,
+    failure: &Mutex<Option<String>>,
+    durable: &AtomicI64,
+) {
     let outcome = flushed.map_err(|e| {
         tracing::error!(
             error = %e,
@@ -176,21 +203,29 @@ fn finish(pending: &mut Vec<Committed>, flushed: io::Result<()>, failure: &Mutex
         ))
     });
     for batch in pending.drain(..) {
-        if outcome.is_ok()
-            && let Some(follower) = &batch.follower
-            && !batch.entries.is_empty()
-            && catch_unwind(AssertUnwindSafe(|| follower.apply(&batch.entries))).is_err()
-        {
-            tracing::error!("applying committed changes panicked");
-        }
+        let result = match (&batch.committed, &outcome) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(entries), Ok(())) => {
+                if let Some(last) = entries.last() {
+                    durable.store(last.seq, Ordering::Release);
+                }
+                if let Some(follower) = &batch.follower
+                    && !entries.is_empty()
+                    && catch_unwind(AssertUnwindSafe(|| follower.apply(entries))).is_err()
+                {
+                    tracing::error!("applying committed changes panicked");
+                }
+                Ok(())
+            }
+        };
         for job in batch.jobs {
-            job.report(outcome.as_ref().map(|_| ()));
+            job.report(result);
         }
     }
 }
 
 /// Answers a batch that can no longer be flushed.
-fn refuse(batch: Committed, why: &str) {
+fn refuse(batch: Ran, why: &str) {
     tracing::error!("{why}: a committed batch's writes are answered with an error");
     let e = StoreError::Backend(format!("{why}: the write may or may not be stored"));
     for job in batch.jobs {

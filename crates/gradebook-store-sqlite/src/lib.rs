@@ -588,6 +588,9 @@ impl Store for SqliteStore {
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>> {
         let promotion = filter.promotion.map(str::to_owned);
         let (student, limit) = (filter.student, i64::from(filter.limit));
+        // Committed entries not yet on disk stay out: their writes are
+        // not answered yet, and could still be lost.
+        let durable = self.writer.durable_seq();
         self.readers
             .read(move |conn| {
                 // One read transaction: the promotion and its entries come
@@ -606,20 +609,21 @@ impl Store for SqliteStore {
                 // (promotion_id, seq), newest first; otherwise the log is
                 // read from its end (a student's entries have no index of
                 // their own: it would cost every write a page).
-                // ($1, the promotion, is NULL in the second.)
+                // (?1, the promotion, is NULL in the second; ?N is the Nth value
+                // whatever the order the SQL names them in.)
                 let mut stmt = tx.prepare_cached(match promotion {
                     Some(_) => {
                         "SELECT seq, at, username, command, grade_id, student_id, old, new \
-                         FROM changes WHERE promotion_id = $1 AND kind = 'grade' \
-                         AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3"
+                         FROM changes WHERE promotion_id = ?1 AND seq <= ?4 AND kind = 'grade' \
+                         AND (?2 IS NULL OR student_id = ?2) ORDER BY seq DESC LIMIT ?3"
                     }
                     None => {
                         "SELECT seq, at, username, command, grade_id, student_id, old, new \
-                         FROM changes WHERE $1 IS NULL AND kind = 'grade' \
-                         AND ($2 IS NULL OR student_id = $2) ORDER BY seq DESC LIMIT $3"
+                         FROM changes WHERE ?1 IS NULL AND seq <= ?4 AND kind = 'grade' \
+                         AND (?2 IS NULL OR student_id = ?2) ORDER BY seq DESC LIMIT ?3"
                     }
                 })?;
-                let mut rows = stmt.query(rusqlite::params![promotion, student, limit])?;
+                let mut rows = stmt.query(rusqlite::params![promotion, student, limit, durable])?;
                 let mut entries = Vec::new();
                 while let Some(r) = rows.next()? {
                     let id: i64 = r.get("seq")?;

@@ -6,8 +6,8 @@
 //! caps writes at the disk's fsync rate if each write is one transaction.
 //! Writes are therefore closures sent to a thread that owns the writing
 //! connection. It takes every write queued, opens one transaction, runs
-//! each write synchronously inside its own savepoint (so a failing write
-//! undoes only itself) and commits once. The batch then goes to the
+//! each write synchronously (a failing write undoes only itself: see
+//! [`Undo`]) and commits once. The batch then goes to the
 //! flushing thread ([`crate::flush`]), which tells each caller its result
 //! once the commit is on disk, while this thread runs the next batch.
 //! Writes queue up while a batch runs, so batches grow exactly when the
@@ -25,7 +25,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use gradebook_store::{Follower, Queued, StoreError};
 
 use crate::error::{self, Result};
-use crate::flush::{self, Committed, Flush, Flusher};
+use crate::flush::{self, Flush, Flusher, Ran};
 
 /// What a caller is told.
 type Outcome<T> = gradebook_store::Result<T>;
@@ -50,6 +50,8 @@ const MAX_BATCH: usize = 1024;
 #[derive(Debug)]
 pub struct Writer {
     queue: mpsc::Sender<Message>,
+    /// The seq of the last change-log entry on disk.
+    durable: Arc<AtomicI64>,
 }
 
 enum Message {
@@ -187,14 +189,15 @@ impl Writer {
         let flush = flush(path)
             .map_err(|e| StoreError::Corrupt(format!("cannot open the WAL to flush it: {e}")))?;
         let checkpointer = Checkpointer::start(path)?;
-        let flusher = Flusher::start(flush)
+        let flusher = Flusher::start(flush, state.head.seq)
             .map_err(|e| StoreError::Corrupt(format!("cannot start the flushing thread: {e}")))?;
+        let durable = flusher.durable();
         let (queue, jobs) = mpsc::channel();
         std::thread::Builder::new()
             .name("gradebook-writer".into())
             .spawn(move || serve(conn, state, &jobs, checkpointer, flusher))
             .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { queue })
+        Ok(Writer { queue, durable })
     }
 
     /// Runs `write` in the next batch, in its own savepoint, and returns
@@ -240,6 +243,12 @@ impl Writer {
             .send(Message::Job(Box::new(job)))
             .map_err(|_| StoreError::Closed)?;
         Ok(result)
+    }
+
+    /// The seq of the last change-log entry on disk: a committed entry
+    /// past it may still be lost, and its write is not yet answered.
+    pub fn durable_seq(&self) -> i64 {
+        self.durable.load(Ordering::Acquire)
     }
 
     /// Runs `work` on the writer's connection between two batches and
@@ -408,9 +417,9 @@ fn serve(
     }
 }
 
-/// Runs `jobs` in one transaction, each in its own savepoint, commits, and
-/// hands them with the changes they logged to the flusher, which reports
-/// to each once the commit is on disk.
+/// Runs `jobs` in one transaction and commits it, then hands them with the
+/// changes they logged (or why the batch failed) to the flusher, which
+/// reports to each once the commit is on disk.
 fn run_batch(
     conn: &mut Connection,
     state: &mut State,
@@ -430,23 +439,21 @@ fn run_batch(
         None => attempt(conn, head, &mut jobs, Undo::Savepoints)?
             .ok_or_else(|| aborted("a write could not be undone in its savepoint")),
     });
-    match outcome {
+    let committed = match outcome {
         Ok(appended) => {
             state.head = appended.head;
-            flusher.send(Committed {
-                jobs,
-                entries: appended.entries,
-                follower: state.follower.clone(),
-            });
+            Ok(appended.entries)
         }
         Err(e) => {
             tracing::error!(error = %e, writes = jobs.len(), "a write batch did not commit");
-            let e = error::not_committed(&e);
-            for job in jobs {
-                job.report(Err(&e));
-            }
+            Err(error::not_committed(&e))
         }
-    }
+    };
+    flusher.send(Ran {
+        jobs,
+        committed,
+        follower: state.follower.clone(),
+    });
 }
 
 /// How a batch undoes a write that fails.
