@@ -238,3 +238,21 @@ impl Drop for Flusher {
         self.stop();
     }
 }
+
+/// A flush that waits for a go from the test each time, and reports the
+/// outcome the test gives (`Ok` once the test has dropped its sender).
+#[cfg(test)]
+pub(crate) fn gated() -> (
+    impl FnOnce(&Path) -> io::Result<Flush> + Send + 'static,
+    mpsc::Sender<io::Result<()>>,
+) {
+    let (go, flushes) = mpsc::channel::<io::Result<()>>();
+    let flushes = Mutex::new(flushes);
+    let open = move |_: &Path| -> io::Result<Flush> {
+        Ok(Box::new(move || {
+            let flushes = flushes.lock().unwrap_or_else(PoisonError::into_inner);
+            flushes.recv().unwrap_or(Ok(()))
+        }))
+    };
+    (open, go)
+}

@@ -112,6 +112,15 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` and brings
     /// its schema up to date.
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_flushing(path, flush::wal_flush).await
+    }
+
+    /// As [`SqliteStore::open`], the writer making commits durable with
+    /// the flush that `flush` opens.
+    async fn open_flushing(
+        path: &Path,
+        flush: impl FnOnce(&Path) -> std::io::Result<flush::Flush> + Send + 'static,
+    ) -> Result<Self> {
         let path = path.to_owned();
         let opened = tokio::task::spawn_blocking(move || -> error::Result<Self> {
             let mut conn = Connection::open(&path)?;
@@ -125,7 +134,7 @@ impl SqliteStore {
             drop(conn);
             // The writer opens its own connection, on a schema now up to
             // date; the readers open theirs as reads need them.
-            let writer = Arc::new(Writer::open(&path)?);
+            let writer = Arc::new(Writer::open_flushing(&path, flush)?);
             Ok(SqliteStore {
                 writer,
                 readers: Readers::new(path, READERS),
@@ -769,9 +778,18 @@ mod tests {
     /// A store in a temporary directory (kept alive by the first element),
     /// the path of its database file, and the id of its one student.
     async fn store_with_student() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore, i64) {
+        store_with_student_flushing(flush::wal_flush).await
+    }
+
+    /// As [`store_with_student`], commits made durable by `flush`.
+    async fn store_with_student_flushing(
+        flush: impl FnOnce(&Path) -> std::io::Result<flush::Flush> + Send + 'static,
+    ) -> (tempfile::TempDir, std::path::PathBuf, SqliteStore, i64) {
         let dir = tempfile::tempdir().expect("temporary directory");
         let path = dir.path().join("t.db");
-        let store = SqliteStore::open(&path).await.expect("opens");
+        let store = SqliteStore::open_flushing(&path, flush)
+            .await
+            .expect("opens");
         let admin = User {
             username: "admin".into(),
             role: Role::Admin,
@@ -1148,6 +1166,47 @@ mod tests {
             "SELECT COUNT(*) FROM grades WHERE student_id = $1",
             student,
         )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_shows_in_the_audit_log_only_once_it_is_on_disk() {
+        let (flush, go) = flush::gated();
+        // The set-up's three writes (account, promotion, student), one
+        // flush each.
+        for _ in 0..3 {
+            go.send(Ok(())).expect("flushes");
+        }
+        let (_dir, path, store, student) = store_with_student_flushing(flush).await;
+        let audit = || {
+            store.audit_list(AuditFilter {
+                promotion: None,
+                student: Some(student),
+                limit: 10,
+            })
+        };
+        let writing = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .grade_add(&grade(student), WriteContext::new("admin", 2))
+                    .await
+            }
+        });
+        // Committed (another connection sees the row), not yet flushed.
+        for _ in 0..400 {
+            if grades_of(&path, student) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(grades_of(&path, student), 1);
+        assert!(audit().await.expect("audit").is_empty());
+        assert!(!writing.is_finished(), "answered before its flush");
+        go.send(Ok(())).expect("flushes");
+        let added = writing.await.expect("task").expect("added");
+        let entries = audit().await.expect("audit");
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].grade, added.id);
     }
 
     #[tokio::test]

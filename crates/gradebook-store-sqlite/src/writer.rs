@@ -151,7 +151,7 @@ impl Writer {
 
     /// As [`Writer::open`], making commits durable with the flush that
     /// `flush` opens for the database at `path`.
-    fn open_flushing(
+    pub(crate) fn open_flushing(
         path: &Path,
         flush: impl FnOnce(&Path) -> std::io::Result<Flush>,
     ) -> Result<Self> {
@@ -689,27 +689,10 @@ mod tests {
         writer.close().await;
     }
 
-    /// A flush that waits for a go from the test each time, and reports
-    /// the outcome the test gives.
-    fn gated_flush() -> (
-        impl FnOnce(&Path) -> std::io::Result<Flush>,
-        std::sync::mpsc::Sender<std::io::Result<()>>,
-    ) {
-        let (go, flushes) = std::sync::mpsc::channel::<std::io::Result<()>>();
-        let flushes = std::sync::Mutex::new(flushes);
-        let open = move |_: &Path| -> std::io::Result<Flush> {
-            Ok(Box::new(move || {
-                let flushes = flushes.lock().expect("one flusher");
-                flushes.recv().unwrap_or(Ok(()))
-            }))
-        };
-        (open, go)
-    }
-
     #[tokio::test]
     async fn a_write_is_answered_only_once_its_commit_is_flushed() {
         let (_dir, path) = database();
-        let (flush, go) = gated_flush();
+        let (flush, go) = flush::gated();
         let writer = Writer::open_flushing(&path, flush).expect("writer");
         let mut first = writer.submit(insert(1)).expect("queues");
         // Committed (another connection reads it), not yet on disk: the
@@ -741,7 +724,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_flush_fails_its_writes_and_stops_writing() {
         let (_dir, path) = database();
-        let (flush, go) = gated_flush();
+        let (flush, go) = flush::gated();
         let writer = Writer::open_flushing(&path, flush).expect("writer");
         go.send(Ok(())).expect("flushes");
         assert_eq!(writer.run(insert(1)).await.expect("ok"), 1);
