@@ -134,7 +134,7 @@ impl SqliteStore {
             drop(conn);
             // The writer opens its own connection, on a schema now up to
             // date; the readers open theirs as reads need them.
-            let writer = Arc::new(Writer::open_flushing(&path, flush)?);
+            let writer = Arc::new(Writer::open(&path, flush)?);
             Ok(SqliteStore {
                 writer,
                 readers: Readers::new(path, READERS),

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use gradebook_store::{Follower, Queued, StoreError};
 
 use crate::error::{self, Result};
-use crate::flush::{self, Flush, Flusher, Ran};
+use crate::flush::{Flush, Flusher, Ran};
 
 /// What a caller is told.
 type Outcome<T> = gradebook_store::Result<T>;
@@ -144,14 +144,9 @@ where
 
 impl Writer {
     /// Opens the writing connection to the database file at `path` (whose
-    /// schema is up to date) and starts its thread.
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_flushing(path, flush::wal_flush)
-    }
-
-    /// As [`Writer::open`], making commits durable with the flush that
-    /// `flush` opens for the database at `path`.
-    pub(crate) fn open_flushing(
+    /// schema is up to date) and starts its thread, making commits durable
+    /// with the flush that `flush` opens ([`crate::flush::wal_flush`]).
+    pub(crate) fn open(
         path: &Path,
         flush: impl FnOnce(&Path) -> std::io::Result<Flush>,
     ) -> Result<Self> {
@@ -599,7 +594,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_write_undoes_only_itself_and_results_wait_for_the_commit() {
         let (_dir, path) = database();
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, crate::flush::wal_flush).expect("writer");
 
         // Hold the thread in a first batch while the next one queues up.
         let (first, first_started, release_first) = gate(1);
@@ -655,7 +650,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_starts_over_with_savepoints_only_when_a_failed_write_changed_rows() {
         let (_dir, path) = database();
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, crate::flush::wal_flush).expect("writer");
         for (changes_rows, runs_expected) in [(false, 1), (true, 2)] {
             let (hold, started, release) = gate(0);
             let held = writer.submit(hold).expect("queues");
@@ -692,8 +687,8 @@ mod tests {
     #[tokio::test]
     async fn a_write_is_answered_only_once_its_commit_is_flushed() {
         let (_dir, path) = database();
-        let (flush, go) = flush::gated();
-        let writer = Writer::open_flushing(&path, flush).expect("writer");
+        let (flush, go) = crate::flush::gated();
+        let writer = Writer::open(&path, flush).expect("writer");
         let mut first = writer.submit(insert(1)).expect("queues");
         // Committed (another connection reads it), not yet on disk: the
         // writer runs the next batch meanwhile, and nobody is answered.
@@ -724,8 +719,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_flush_fails_its_writes_and_stops_writing() {
         let (_dir, path) = database();
-        let (flush, go) = flush::gated();
-        let writer = Writer::open_flushing(&path, flush).expect("writer");
+        let (flush, go) = crate::flush::gated();
+        let writer = Writer::open(&path, flush).expect("writer");
         go.send(Ok(())).expect("flushes");
         assert_eq!(writer.run(insert(1)).await.expect("ok"), 1);
         go.send(Err(std::io::Error::other("the disk is gone")))
@@ -748,7 +743,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_commit_fails_every_write_of_its_batch() {
         let (_dir, path) = database();
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, crate::flush::wal_flush).expect("writer");
         let (first, first_started, release_first) = gate(1);
         let first = writer.submit(first).expect("queues");
         first_started.recv().expect("the first batch runs");
@@ -778,7 +773,7 @@ mod tests {
     #[tokio::test]
     async fn close_commits_what_is_queued_then_refuses_writes() {
         let (_dir, path) = database();
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, crate::flush::wal_flush).expect("writer");
         let queued: Vec<_> = (0..100)
             .map(|v| writer.submit(insert(v)).expect("queues"))
             .collect();
@@ -802,7 +797,7 @@ mod tests {
     #[tokio::test]
     async fn the_wal_starts_over_under_a_writer_that_never_pauses() {
         let (_dir, path) = database();
-        let writer = Writer::open(&path).expect("writer");
+        let writer = Writer::open(&path, crate::flush::wal_flush).expect("writer");
         // 16,000 pages written without a pause, four times the length at
         // which the WAL starts over: a checkpointer that only copied would
         // let it grow past 64 MB.
