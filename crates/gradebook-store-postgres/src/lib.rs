@@ -615,7 +615,7 @@ impl Store for PostgresStore {
     }
 
     async fn sync(&self) -> Result<()> {
-        Ok(self.barrier.wait(&self.delivery, &self.readers).await?)
+        Ok(self.barrier.wait(&self.delivery).await?)
     }
 
     async fn audit_list(&self, filter: AuditFilter<'_>) -> Result<Vec<AuditEntry>> {
