@@ -103,22 +103,19 @@ impl Flusher {
                             Message::Drained(done) => drained.push(done),
                         }
                     }
-                    if pending.iter().any(|batch: &Ran| batch.committed.is_ok()) {
-                        // After a failed flush, a later one may succeed
-                        // with the earlier pages lost: no batch after a
-                        // failure is trusted.
-                        let earlier = failure
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .clone();
-                        let flushed = match earlier {
-                            Some(message) => Err(io::Error::other(message)),
-                            None => flush(),
-                        };
-                        finish(&mut pending, flushed, &failure, &on_disk);
-                    } else {
-                        finish(&mut pending, Ok(()), &failure, &on_disk);
-                    }
+                    // After a failed flush, a later one may succeed with
+                    // the earlier pages lost: no batch after a failure is
+                    // trusted. Batches that all failed to commit need none.
+                    let earlier = failure
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone();
+                    let flushed = match earlier {
+                        Some(message) => Err(io::Error::other(message)),
+                        None if pending.iter().any(|batch| batch.committed.is_ok()) => flush(),
+                        None => Ok(()),
+                    };
+                    finish(&mut pending, flushed, &failure, &on_disk);
                     for done in drained.drain(..) {
                         let _ = done.send(());
                     }
