@@ -46,24 +46,14 @@ pub struct ServeArgs {
     )]
     insecure_bind: bool,
     /// TLS certificate chain (PEM) instead of the generated self-signed one.
-    #[arg(
-        long,
-        env = "GRADEBOOK_TLS_CERT",
-        requires = "tls_key",
-        conflicts_with = "plaintext"
-    )]
+    #[arg(long, env = "GRADEBOOK_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM), with --tls-cert.
     #[arg(long, env = "GRADEBOOK_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// QUIC (UDP) address to listen on, with TLS [default: the --listen IP and
     /// its port + 1, e.g. 0.0.0.0:7303; a free port when --listen's port is 0].
-    #[arg(
-        long,
-        env = "GRADEBOOK_QUIC_LISTEN",
-        value_name = "ADDR:PORT",
-        conflicts_with_all = ["plaintext", "no_quic"]
-    )]
+    #[arg(long, env = "GRADEBOOK_QUIC_LISTEN", value_name = "ADDR:PORT")]
     quic_listen: Option<SocketAddr>,
     /// No QUIC listener (QUIC is on whenever TLS is).
     #[arg(long, env = "GRADEBOOK_NO_QUIC", value_parser = BoolishValueParser::new())]
@@ -71,12 +61,7 @@ pub struct ServeArgs {
     /// The web portal's address: HTTPS, or HTTP with --plaintext (then on
     /// loopback only, as the protocol) [default: the --listen IP, port 7380,
     /// e.g. 0.0.0.0:7380; a free port when --listen's port is 0].
-    #[arg(
-        long,
-        env = "GRADEBOOK_HTTP_LISTEN",
-        value_name = "ADDR:PORT",
-        conflicts_with = "no_http"
-    )]
+    #[arg(long, env = "GRADEBOOK_HTTP_LISTEN", value_name = "ADDR:PORT")]
     http_listen: Option<SocketAddr>,
     /// No web portal.
     #[arg(long, env = "GRADEBOOK_NO_HTTP", value_parser = BoolishValueParser::new())]
@@ -132,6 +117,37 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Two settings that cannot go together, said as clap says it. Checked
+    /// here rather than by clap, which counts an on/off flag that the
+    /// environment sets off (`GRADEBOOK_NO_HTTP=0`) as given.
+    fn conflict(&self) -> Option<String> {
+        [
+            (
+                self.tls_cert.is_some() && self.plaintext,
+                "--tls-cert",
+                "--plaintext",
+            ),
+            (
+                self.quic_listen.is_some() && self.plaintext,
+                "--quic-listen",
+                "--plaintext",
+            ),
+            (
+                self.quic_listen.is_some() && self.no_quic,
+                "--quic-listen",
+                "--no-quic",
+            ),
+            (
+                self.http_listen.is_some() && self.no_http,
+                "--http-listen",
+                "--no-http",
+            ),
+        ]
+        .into_iter()
+        .find(|(both, _, _)| *both)
+        .map(|(_, a, b)| format!("the argument '{a}' cannot be used with '{b}'"))
+    }
+
     fn config(self) -> Config {
         let mut config = Config::new(self.data);
         config.listen = self.listen;
@@ -178,6 +194,11 @@ impl ServeArgs {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> ExitCode {
+    if let Some(conflict) = args.conflict() {
+        eprintln!("error: {conflict}");
+        // clap's status for a bad command line.
+        return ExitCode::from(2);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

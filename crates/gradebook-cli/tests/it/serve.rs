@@ -30,6 +30,22 @@ async fn the_listening_line_follows_the_spec() {
         let off = Serve::new().env("GRADEBOOK_NO_HTTP", on).start();
         assert_eq!(off.line.split_whitespace().count(), 4, "{:?}", off.line);
     }
+    // Set off there, it leaves --http-listen free; set on, it refuses it.
+    let on = Serve::new()
+        .env("GRADEBOOK_NO_HTTP", "0")
+        .args(&["--http-listen", "127.0.0.1:0"])
+        .start();
+    assert_eq!(on.line.split_whitespace().count(), 5, "{:?}", on.line);
+    let both = Serve::new()
+        .env("GRADEBOOK_NO_HTTP", "yes")
+        .args(&["--http-listen", "127.0.0.1:0"])
+        .output();
+    assert_eq!(both.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        said.contains("'--http-listen' cannot be used with '--no-http'"),
+        "{said}"
+    );
     let refused = Serve::new().args(&["--http-listen", "0.0.0.0:0"]).output();
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
