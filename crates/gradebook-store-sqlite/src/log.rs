@@ -99,18 +99,14 @@ impl<'t> Tx<'t> {
         self.log.into_inner()
     }
 
-    /// Appends one change, made by `command`, to the log. A grade's
-    /// promotion is looked up from its student: where the write knows it,
-    /// [`Tx::append_grade`] saves that query.
+    /// Appends one change, made by `command`, to the log; a grade's goes
+    /// through [`Tx::append_grade`], which says its promotion.
     pub(crate) fn append(&self, ctx: &Context, command: &str, change: Change) -> Result<()> {
-        let mut ids = change.ids();
-        if let (Change::Grade(_), Some(student)) = (&change, ids.student) {
-            ids.promotion = self
-                .tx
-                .prepare_cached("SELECT promotion_id FROM students WHERE id = $1")?
-                .query_row([student], |r| r.get(0))
-                .optional()?;
-        }
+        debug_assert!(
+            !matches!(change, Change::Grade(_)),
+            "a grade's change is appended with its promotion"
+        );
+        let ids = change.ids();
         self.append_with(ctx, command, change, ids)
     }
 

@@ -151,26 +151,22 @@ fn nothing() -> serde_json::Value {
 }
 
 /// Logs the removal of each grade that `query` (keyed by `key`) selects,
-/// under `command`, the command that takes them away: deleting a student or
-/// a promotion leaves a trace of every grade it removed (protocol §4). Run
-/// before the deletion, while the grades still name their promotion.
+/// grades of promotion `promotion`, under `command`, the command that takes
+/// them away: deleting a student or a promotion leaves a trace of every
+/// grade it removed (protocol §4). Run before the deletion.
 fn log_grade_removals(
     tx: &Tx<'_>,
     ctx: &Context,
     command: &str,
-    query: &'static str,
-    key: i64,
+    (query, key): (&'static str, i64),
+    promotion: i64,
 ) -> Result<()> {
     let rows = tx
         .prepare_cached(query)?
         .query_map([key], GradeRow::read)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for row in rows {
-        tx.append(
-            ctx,
-            command,
-            Change::Grade(Diff::removed(row.into_grade()?)),
-        )?;
+        tx.append_grade(ctx, command, Diff::removed(row.into_grade()?), promotion)?;
     }
     Ok(())
 }
@@ -407,11 +403,14 @@ pub(crate) fn promotion_delete(tx: &Tx<'_>, name: &str, force: bool, ctx: &Conte
         tx,
         ctx,
         COMMAND,
-        concat!(
-            "SELECT ",
-            grade_columns!(),
-            " FROM grades g JOIN students s ON s.id = g.student_id \
-             WHERE s.promotion_id = $1 ORDER BY g.id"
+        (
+            concat!(
+                "SELECT ",
+                grade_columns!(),
+                " FROM grades g JOIN students s ON s.id = g.student_id \
+                 WHERE s.promotion_id = $1 ORDER BY g.id"
+            ),
+            id,
         ),
         id,
     )?;
@@ -688,12 +687,15 @@ pub(crate) fn student_remove(tx: &Tx<'_>, id: i64, ctx: &Context) -> Result<()> 
         tx,
         ctx,
         COMMAND,
-        concat!(
-            "SELECT ",
-            grade_columns!(),
-            " FROM grades g WHERE g.student_id = $1 ORDER BY g.id"
+        (
+            concat!(
+                "SELECT ",
+                grade_columns!(),
+                " FROM grades g WHERE g.student_id = $1 ORDER BY g.id"
+            ),
+            id,
         ),
-        id,
+        old.promotion_id,
     )?;
     tx.prepare_cached("DELETE FROM students WHERE id = $1")?
         .execute([id])?;

@@ -174,6 +174,14 @@ async fn removing_a_student_or_a_promotion_audits_each_grade() {
         ],
         "{log}"
     );
+    // The removals are filed under the promotion too.
+    let by_promotion = ok(
+        &mut admin,
+        "audit.list",
+        json!({"promotion": "P", "student": id(&s)}),
+    )
+    .await;
+    assert_eq!(entries(&by_promotion), entries(&log), "{by_promotion}");
 
     err(
         &mut admin,
