@@ -141,14 +141,7 @@ impl Delivery {
             let full = page.len() >= PAGE as usize;
             match page.first() {
                 None => return Ok(()),
-                Some(e) if e.seq != from + 1 => {
-                    return Err(StoreError::Corrupt(format!(
-                        "the change log jumps from {from} to {}: an entry is missing",
-                        e.seq
-                    ))
-                    .into());
-                }
-                Some(_) => {}
+                Some(e) => follows(from, e)?,
             }
             let mut given = self.given.lock().await;
             if given.follower.is_none() {
@@ -171,16 +164,9 @@ impl Delivery {
         while given.seq < target {
             let page = log::after(&client, given.seq, PAGE.min(target - given.seq)).await?;
             match page.first() {
-                Some(e) if e.seq == given.seq + 1 => self.give(given, &page),
-                // Entries are committed in seq order under the write lock:
-                // a hole means an entry was deleted behind the servers'
-                // backs. Never skip it silently.
                 Some(e) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "the change log jumps from {} to {}: an entry is missing",
-                        given.seq, e.seq
-                    ))
-                    .into());
+                    follows(given.seq, e)?;
+                    self.give(given, &page);
                 }
                 None => {
                     return Err(StoreError::Corrupt(format!(
@@ -276,6 +262,21 @@ async fn listen(
         Ok(Err(e)) => Err(e.into()),
         _ => Ok(()),
     }
+}
+
+/// Checks that `first`, the first entry read after `seq`, comes right
+/// after it. Entries are committed in seq order under the write lock: a
+/// hole means an entry was deleted behind the servers' backs. Never skip
+/// it silently.
+fn follows(seq: i64, first: &ChangeRecord) -> Result<()> {
+    if first.seq == seq + 1 {
+        return Ok(());
+    }
+    Err(StoreError::Corrupt(format!(
+        "the change log jumps from {seq} to {}: an entry is missing",
+        first.seq
+    ))
+    .into())
 }
 
 /// Makes a request wait until this server has applied every change

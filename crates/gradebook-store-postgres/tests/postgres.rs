@@ -282,6 +282,57 @@ async fn an_edited_or_deleted_entry_breaks_the_chain() {
 }
 
 #[tokio::test]
+async fn a_hole_in_the_log_stops_a_read_rather_than_being_skipped() {
+    let (url, store) = fresh().await;
+    let student = with_student(&store).await;
+    let applied = Arc::new(Mutex::new(Vec::new()));
+    struct Seqs(Arc<Mutex<Vec<i64>>>);
+    impl Follower for Seqs {
+        fn load(&self, _: Snapshot) {}
+        fn apply(&self, batch: &[ChangeRecord]) {
+            self.0
+                .lock()
+                .expect("lock")
+                .extend(batch.iter().map(|r| r.seq));
+        }
+    }
+    store
+        .follow(Arc::new(Seqs(applied.clone())))
+        .await
+        .expect("follows");
+    store.sync().await.expect("nothing missing yet");
+    // Another server's entry two past the end, as if the one between had
+    // been deleted behind the servers' backs.
+    raw(&url)
+        .await
+        .batch_execute(
+            "CREATE TEMP TABLE e AS SELECT * FROM changes ORDER BY seq DESC LIMIT 1; \
+             UPDATE e SET seq = seq + 2; \
+             INSERT INTO changes SELECT * FROM e; \
+             UPDATE changes_highest SET seq = seq + 2",
+        )
+        .await
+        .expect("makes a hole");
+    let read = store.sync().await;
+    assert!(
+        matches!(&read, Err(StoreError::Corrupt(m)) if m.contains("an entry is missing")),
+        "{read:?}"
+    );
+    assert!(
+        applied.lock().expect("lock").is_empty(),
+        "nothing skipped to"
+    );
+    // This server's own next write waits behind the hole too: the
+    // follower is given nothing past it.
+    let _ = store
+        .grade_add(&grade(student), WriteContext::new("admin", 9))
+        .await;
+    let seqs = applied.lock().expect("lock").clone();
+    assert!(seqs.is_empty(), "{seqs:?}");
+    store.close().await;
+}
+
+#[tokio::test]
 async fn connections_killed_behind_the_stores_back_are_replaced() {
     let (url, store) = fresh().await;
     let student = with_student(&store).await;
