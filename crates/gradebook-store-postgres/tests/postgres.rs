@@ -39,6 +39,26 @@ fn grade(student: i64) -> NewGrade {
     }
 }
 
+/// A follower that keeps the seq of each entry it is given.
+#[derive(Default)]
+struct Seqs(Mutex<Vec<i64>>);
+
+impl Seqs {
+    fn seqs(&self) -> Vec<i64> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl Follower for Seqs {
+    fn load(&self, _: Snapshot) {}
+    fn apply(&self, batch: &[ChangeRecord]) {
+        self.0
+            .lock()
+            .expect("lock")
+            .extend(batch.iter().map(|r| r.seq));
+    }
+}
+
 /// The store with an admin, a promotion `P` and one student (its id).
 async fn with_student(store: &PostgresStore) -> i64 {
     let ctx = WriteContext::new("admin", 1);
@@ -285,21 +305,8 @@ async fn an_edited_or_deleted_entry_breaks_the_chain() {
 async fn a_hole_in_the_log_stops_a_read_rather_than_being_skipped() {
     let (url, store) = fresh().await;
     let student = with_student(&store).await;
-    let applied = Arc::new(Mutex::new(Vec::new()));
-    struct Seqs(Arc<Mutex<Vec<i64>>>);
-    impl Follower for Seqs {
-        fn load(&self, _: Snapshot) {}
-        fn apply(&self, batch: &[ChangeRecord]) {
-            self.0
-                .lock()
-                .expect("lock")
-                .extend(batch.iter().map(|r| r.seq));
-        }
-    }
-    store
-        .follow(Arc::new(Seqs(applied.clone())))
-        .await
-        .expect("follows");
+    let applied = Arc::new(Seqs::default());
+    store.follow(applied.clone()).await.expect("follows");
     store.sync().await.expect("nothing missing yet");
     // Another server's entry two past the end, as if the one between had
     // been deleted behind the servers' backs.
@@ -318,16 +325,13 @@ async fn a_hole_in_the_log_stops_a_read_rather_than_being_skipped() {
         matches!(&read, Err(StoreError::Corrupt(m)) if m.contains("an entry is missing")),
         "{read:?}"
     );
-    assert!(
-        applied.lock().expect("lock").is_empty(),
-        "nothing skipped to"
-    );
+    assert!(applied.seqs().is_empty(), "nothing skipped to");
     // This server's own next write waits behind the hole too: the
     // follower is given nothing past it.
     let _ = store
         .grade_add(&grade(student), WriteContext::new("admin", 9))
         .await;
-    let seqs = applied.lock().expect("lock").clone();
+    let seqs = applied.seqs();
     assert!(seqs.is_empty(), "{seqs:?}");
     store.close().await;
 }
@@ -368,17 +372,6 @@ async fn a_follower_learns_another_servers_writes_without_writing_itself() {
     let (url, a) = fresh().await;
     let student = with_student(&a).await;
     let b = PostgresStore::connect(&url).await.expect("second server");
-    #[derive(Default)]
-    struct Seqs(Mutex<Vec<i64>>);
-    impl Follower for Seqs {
-        fn load(&self, _: Snapshot) {}
-        fn apply(&self, batch: &[ChangeRecord]) {
-            self.0
-                .lock()
-                .expect("lock")
-                .extend(batch.iter().map(|r| r.seq));
-        }
-    }
     let seqs = Arc::new(Seqs::default());
     a.follow(seqs.clone()).await.expect("follows");
     let ctx = WriteContext::new("admin", 5);
@@ -389,10 +382,10 @@ async fn a_follower_learns_another_servers_writes_without_writing_itself() {
     // writing or syncing (the notification only wakes it: what it applies
     // is read from the log).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while seqs.0.lock().expect("lock").len() < 3 && std::time::Instant::now() < deadline {
+    while seqs.seqs().len() < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(*seqs.0.lock().expect("lock"), [4, 5, 6]);
+    assert_eq!(seqs.seqs(), [4, 5, 6]);
     a.close().await;
     b.close().await;
 }
