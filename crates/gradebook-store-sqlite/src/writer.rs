@@ -798,12 +798,13 @@ mod tests {
     async fn the_wal_starts_over_under_a_writer_that_never_pauses() {
         let (_dir, path) = database();
         let writer = Writer::open(&path, crate::flush::wal_flush).expect("writer");
-        // 16,000 pages written without a pause, four times the length at
+        // 32,000 pages written without a pause, eight times the length at
         // which the WAL starts over: a checkpointer that only copied would
-        // let it grow past 64 MB.
+        // let it grow past 128 MB.
+        const ROUNDS: usize = 320;
         let page = vec![7u8; 4000];
         let mut largest = 0;
-        for _ in 0..160 {
+        for _ in 0..ROUNDS {
             let queued: Vec<_> = (0..100)
                 .map(|_| {
                     let page = page.clone();
@@ -820,7 +821,10 @@ mod tests {
             }
             largest = largest.max(wal_bytes(&path));
         }
-        let limit = 2 * WAL_RESTART_PAGES as u64 * 4120;
+        // It starts over once the checkpointer has seen it past that
+        // length, and the writer adds pages meanwhile: on a machine
+        // loaded by other tests, 2.4 times that length was seen.
+        let limit = 4 * WAL_RESTART_PAGES as u64 * 4120;
         assert!(
             largest < limit,
             "the WAL reached {largest} bytes (limit {limit})"
@@ -831,6 +835,6 @@ mod tests {
         let n: i64 = conn
             .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
             .expect("counts");
-        assert_eq!(n, 16_000);
+        assert_eq!(n, ROUNDS as i64 * 100);
     }
 }
