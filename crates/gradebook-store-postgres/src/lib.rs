@@ -120,7 +120,7 @@ impl PostgresStore {
             migrate::run(&mut client).await?;
             log::head(&client).await?
         };
-        let delivery = Arc::new(Delivery::new(readers.clone()));
+        let delivery = Arc::new(Delivery::new(&config)?);
         Ok(PostgresStore {
             writer: Arc::new(Writer::start(writers, head, delivery.clone())),
             readers,
@@ -597,11 +597,7 @@ impl Store for PostgresStore {
         // snapshot and the first one the follower receives.
         self.writer.follow(follower).await?;
         // Then other servers' writes too, as they commit.
-        let tail = tail::spawn(
-            self.config.clone(),
-            self.delivery.clone(),
-            self.readers.clone(),
-        );
+        let tail = tail::spawn(self.config.clone(), self.delivery.clone());
         if let Ok(mut slot) = self.tail.lock()
             && let Some(old) = slot.replace(tail)
         {
@@ -789,6 +785,7 @@ impl Store for PostgresStore {
             tail.abort();
         }
         self.readers.close();
+        self.delivery.close();
         self.writer.close().await;
     }
 }

@@ -42,12 +42,34 @@ const RECONNECT: Duration = Duration::from_millis(500);
 /// Entries read from the log per query while catching up.
 const PAGE: i64 = 1000;
 
+/// Connections reading the log: two, since a check (one at a time) may
+/// hold one while it waits for the follower's lock, whose holder may then
+/// need the other.
+const LOG_READERS: usize = 2;
+
+/// The pool that reads the log, its connections set to plan each query
+/// once. PostgreSQL would otherwise plan `seq > $1 ORDER BY seq LIMIT $2`
+/// anew at every run, since a plan made for the values at hand always
+/// looks cheaper than one made for any: planning took 76 us where the
+/// query ran in 9, and every read on a shared database waits for that
+/// query. The plan made once walks the primary key from `$1`, which is
+/// the right plan for any value.
+fn log_readers(config: &tokio_postgres::Config) -> gradebook_store::Result<Pool> {
+    let mut config = config.clone();
+    let options = match config.get_options() {
+        Some(theirs) => format!("{theirs} -c plan_cache_mode=force_generic_plan"),
+        None => "-c plan_cache_mode=force_generic_plan".to_owned(),
+    };
+    config.options(&options);
+    crate::pool(&config, LOG_READERS)
+}
+
 /// The follower, and the last seq it was given.
 pub(crate) struct Delivery {
     given: Mutex<Given>,
     /// The last seq given, readable without the lock.
     seq: AtomicI64,
-    /// Connections to read the log with.
+    /// Connections to read the log with ([`log_readers`]).
     readers: Pool,
 }
 
@@ -65,15 +87,17 @@ impl std::fmt::Debug for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(readers: Pool) -> Self {
-        Delivery {
+    /// A delivery reading the log on connections of its own (see
+    /// [`log_readers`]).
+    pub(crate) fn new(config: &tokio_postgres::Config) -> gradebook_store::Result<Self> {
+        Ok(Delivery {
             given: Mutex::new(Given {
                 seq: 0,
                 follower: None,
             }),
             seq: AtomicI64::new(0),
-            readers,
-        }
+            readers: log_readers(config)?,
+        })
     }
 
     /// The last seq the follower was given.
@@ -180,6 +204,20 @@ impl Delivery {
         Ok(())
     }
 
+    /// Closes the connections that read the log.
+    pub(crate) fn close(&self) {
+        self.readers.close();
+    }
+
+    /// The highest seq committed, as a new statement sees it.
+    async fn highest(&self) -> Result<i64> {
+        let client = self.readers.get().await.map_err(error::from_pool)?;
+        let stmt = client
+            .prepare_cached("SELECT seq FROM changes_highest")
+            .await?;
+        Ok(client.query_one(&stmt, &[]).await?.try_get(0)?)
+    }
+
     fn give(&self, given: &mut Given, entries: &[ChangeRecord]) {
         let (Some(follower), Some(last)) = (&given.follower, entries.last()) else {
             return;
@@ -194,25 +232,15 @@ impl Delivery {
     }
 }
 
-/// The highest seq committed, as a new statement sees it.
-async fn highest(readers: &Pool) -> Result<i64> {
-    let client = readers.get().await.map_err(error::from_pool)?;
-    let row = client
-        .query_one("SELECT seq FROM changes_highest", &[])
-        .await?;
-    Ok(row.try_get(0)?)
-}
-
 /// Starts the tail: until aborted, it keeps `delivery` current with the
 /// entries other servers commit.
 pub(crate) fn spawn(
     config: tokio_postgres::Config,
     delivery: Arc<Delivery>,
-    readers: Pool,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(e) = listen(&config, &delivery, &readers).await {
+            if let Err(e) = listen(&config, &delivery).await {
                 tracing::warn!(error = %StoreError::from(e), "the change-log listener stopped; reconnecting");
             }
             tokio::time::sleep(RECONNECT).await;
@@ -221,11 +249,7 @@ pub(crate) fn spawn(
 }
 
 /// One connection's worth of listening: returns when it breaks.
-async fn listen(
-    config: &tokio_postgres::Config,
-    delivery: &Delivery,
-    readers: &Pool,
-) -> Result<()> {
+async fn listen(config: &tokio_postgres::Config, delivery: &Delivery) -> Result<()> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<i64>();
     let messages = tokio::spawn(async move {
@@ -244,16 +268,16 @@ async fn listen(
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     // Whatever was committed before LISTEN took effect.
-    delivery.catch_up(highest(readers).await?).await?;
+    delivery.catch_up(delivery.highest().await?).await?;
     loop {
         tokio::select! {
             seq = woken.recv() => match seq {
                 Some(seq) if seq <= delivery.seq() => {}
-                Some(_) => delivery.catch_up(highest(readers).await?).await?,
+                Some(_) => delivery.catch_up(delivery.highest().await?).await?,
                 None => break,
             },
             () = tokio::time::sleep(POLL) => {
-                delivery.catch_up(highest(readers).await?).await?;
+                delivery.catch_up(delivery.highest().await?).await?;
             }
         }
     }
@@ -313,5 +337,38 @@ impl Barrier {
         delivery.catch_up_all().await?;
         self.completed.store(number, Ordering::Release);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn setting(pool: &Pool, name: &str) -> String {
+        let client = pool.get().await.expect("a connection");
+        let row = client
+            .query_one(&format!("SHOW {name}"), &[])
+            .await
+            .expect("SHOW");
+        row.get(0)
+    }
+
+    #[tokio::test]
+    async fn the_log_is_read_with_plans_made_once_and_the_urls_own_options_kept() {
+        let url = crate::testing::admin_url();
+        let plain = log_readers(&crate::parse_url(&url).expect("a URL")).expect("a pool");
+        assert_eq!(
+            setting(&plain, "plan_cache_mode").await,
+            "force_generic_plan"
+        );
+
+        let mut theirs = crate::parse_url(&url).expect("a URL");
+        theirs.options("-c statement_timeout=4321");
+        let theirs = log_readers(&theirs).expect("a pool");
+        assert_eq!(
+            setting(&theirs, "plan_cache_mode").await,
+            "force_generic_plan"
+        );
+        assert_eq!(setting(&theirs, "statement_timeout").await, "4321ms");
     }
 }
