@@ -160,7 +160,7 @@ impl Decoder for FrameCodec {
 impl FrameCodec {
     fn decode_line(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
         loop {
-            let Some(offset) = src[self.scanned..].iter().position(|b| *b == b'\n') else {
+            let Some(offset) = memchr::memchr(b'\n', &src[self.scanned..]) else {
                 self.scanned = src.len();
                 // Without a newline yet, anything past the limit (plus room
                 // for "\r\n") can only be part of an over-long line.
