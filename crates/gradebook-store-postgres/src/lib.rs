@@ -191,6 +191,12 @@ fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
 
 /// A pool of at most `size` connections to the database `config` names.
 fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool> {
+    build_pool(pool_builder(config, size))
+}
+
+/// A pool's settings before it is built, for a pool that needs more (a
+/// hook run on each new connection, say).
+fn pool_builder(config: &tokio_postgres::Config, size: usize) -> deadpool_postgres::PoolBuilder {
     let manager = Manager::from_config(
         config.clone(),
         NoTls,
@@ -204,6 +210,10 @@ fn pool(config: &tokio_postgres::Config, size: usize) -> Result<Pool> {
         .wait_timeout(Some(WAIT))
         .create_timeout(Some(WAIT))
         .recycle_timeout(Some(WAIT))
+}
+
+fn build_pool(builder: deadpool_postgres::PoolBuilder) -> Result<Pool> {
+    builder
         .build()
         .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))
 }

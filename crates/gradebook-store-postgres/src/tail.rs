@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{ClientWrapper, Hook, HookError, Pool};
 use futures_util::StreamExt;
 use gradebook_store::{ChangeRecord, Follower, Snapshot, StoreError};
 use tokio::sync::Mutex;
@@ -47,21 +47,24 @@ const PAGE: i64 = 1000;
 /// need the other.
 const LOG_READERS: usize = 2;
 
-/// The pool that reads the log, its connections set to plan each query
-/// once. PostgreSQL would otherwise plan `seq > $1 ORDER BY seq LIMIT $2`
-/// anew at every run, since a plan made for the values at hand always
-/// looks cheaper than one made for any: planning took 76 us where the
-/// query ran in 9, and every read on a shared database waits for that
+/// The pool that reads the log, each of its connections set to plan a
+/// query once. PostgreSQL would otherwise plan `seq > $1 ORDER BY seq
+/// LIMIT $2` anew at every run, since a plan made for the values at hand
+/// always looks cheaper than one made for any: planning took 76 us where
+/// the query ran in 9, and every read on a shared database waits for that
 /// query. The plan made once walks the primary key from `$1`, which is
-/// the right plan for any value.
+/// the right plan for any value. A `SET` once connected rather than a
+/// startup option, which connection poolers and proxies may refuse.
 fn log_readers(config: &tokio_postgres::Config) -> gradebook_store::Result<Pool> {
-    let mut config = config.clone();
-    let options = match config.get_options() {
-        Some(theirs) => format!("{theirs} -c plan_cache_mode=force_generic_plan"),
-        None => "-c plan_cache_mode=force_generic_plan".to_owned(),
-    };
-    config.options(&options);
-    crate::pool(&config, LOG_READERS)
+    let plan_once = Hook::async_fn(|client: &mut ClientWrapper, _| {
+        Box::pin(async move {
+            client
+                .batch_execute("SET plan_cache_mode = force_generic_plan")
+                .await
+                .map_err(HookError::Backend)
+        })
+    });
+    crate::build_pool(crate::pool_builder(config, LOG_READERS).post_create(plan_once))
 }
 
 /// The follower, and the last seq it was given.
