@@ -1309,4 +1309,30 @@ mod tests {
         assert_eq!(p.map(|p| p.seq), Some(2));
         store.close().await;
     }
+
+    #[tokio::test]
+    async fn an_entry_stripped_of_its_hash_is_reported_not_sealed_again_at_start_up() {
+        let (_dir, path, store, student) = store_with_student().await;
+        let ctx = WriteContext::new("admin", 5);
+        for _ in 0..3 {
+            store.grade_add(&grade(student), ctx).await.expect("adds");
+        }
+        store.close().await;
+
+        // Only the entries moved over from the old audit table, first in
+        // the log, ever lack a hash; start-up seals those once. An entry
+        // edited and stripped of its hash later is tampering: the next
+        // start-up must leave it for the check to find, not hash it and
+        // everything after it anew.
+        raw(&path)
+            .execute(
+                "UPDATE changes SET username = 'mallory', hash = NULL WHERE seq = 4",
+                [],
+            )
+            .expect("edits");
+        let store = SqliteStore::open(&path).await.expect("reopens");
+        let p = store.verify_log().await.expect("verifies").problem;
+        assert_eq!(p.map(|p| p.seq), Some(4));
+        store.close().await;
+    }
 }

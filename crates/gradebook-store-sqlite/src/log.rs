@@ -9,8 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use gradebook_core::model::Grade;
 use gradebook_store::change::{
-    ChainReport, Change, ChangeRecord, Diff, EntityIds, GENESIS, Hash, Head, StoredEntry,
-    verify_chain,
+    ChainReport, Change, ChangeRecord, Diff, EntityIds, GENESIS, Head, StoredEntry, verify_chain,
 };
 use gradebook_store::{GrantRecord, PromotionRecord, Snapshot, StoreError, StudentRecord};
 
@@ -246,38 +245,40 @@ pub(crate) fn after(
         .collect()
 }
 
-/// Computes, in order, the hashes of entries that have none: those moved
-/// over from the audit table by migration 0004. Runs at start-up, before
-/// any write.
+/// Computes, in order, the hashes of the entries moved over from the audit
+/// table by migration 0004, which have none. They are the first entries
+/// of the log, and they are sealed at the first start-up after that
+/// migration, all in one transaction, before any write. So only a log
+/// whose first entry has no hash is sealed, and only the entries up to the
+/// first one that has a hash: an entry stripped of its hash anywhere else
+/// was tampered with, and is left for [`verify`] to report rather than
+/// hashed anew with everything after it. Checking the first entry alone
+/// also keeps start-up from reading the whole log.
 pub(crate) fn seal(conn: &mut Connection) -> Result<()> {
     let tx = conn.transaction()?;
-    let first: Option<i64> =
-        tx.query_row("SELECT MIN(seq) FROM changes WHERE hash IS NULL", [], |r| {
-            r.get(0)
-        })?;
-    let Some(first) = first else {
-        return Ok(());
-    };
-    let mut previous: Hash = match tx
+    let unsealed: Option<bool> = tx
         .query_row(
-            "SELECT hash FROM changes WHERE seq < $1 ORDER BY seq DESC LIMIT 1",
-            [first],
-            |r| r.get::<_, Option<Vec<u8>>>(0),
+            "SELECT hash IS NULL FROM changes ORDER BY seq LIMIT 1",
+            [],
+            |r| r.get(0),
         )
-        .optional()?
-        .flatten()
-    {
-        Some(h) => h
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("a change hash has the wrong length".into()))?,
-        None => GENESIS,
+        .optional()?;
+    if unsealed != Some(true) {
+        return Ok(());
+    }
+    let rows = {
+        let mut stmt = tx.prepare(&format!("SELECT {ROW_COLUMNS} FROM changes ORDER BY seq"))?;
+        let mut rows = Vec::new();
+        for r in stmt.query_map([], row)? {
+            let r = r?;
+            if r.hash.is_some() {
+                break;
+            }
+            rows.push(r);
+        }
+        rows
     };
-    let rows = tx
-        .prepare(&format!(
-            "SELECT {ROW_COLUMNS} FROM changes WHERE seq >= $1 ORDER BY seq"
-        ))?
-        .query_map([first], row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut previous = GENESIS;
     let mut update = tx.prepare("UPDATE changes SET hash = $1 WHERE seq = $2")?;
     for r in &rows {
         previous = r.entry().hash(&previous);
